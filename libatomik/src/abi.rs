@@ -1,0 +1,505 @@
+//! The atomik ABI, defined once.
+//!
+//! This file is the single source of truth shared by the library (`libatomik`, as
+//! `atomik::abi`) and the kernel module (`kmod/`, through `#[path]`). It must stay
+//! dependency-free and `no_std`: only `core` is used. `libatomik/include/atomik.h` mirrors it
+//! for C callers and a test checks the two against each other.
+//!
+//! It holds:
+//! - the ioctl numbers of `/dev/atomik` and their `#[repr(C)]` request structs,
+//! - the errno conventions of every ioctl,
+//! - the shared bank layout that both `/dev/atomik`'s mmap and the userspace default
+//!   (files under `/dev/shm/atomik`) use, with its concurrency protocol.
+//!
+//! # Bank layout
+//!
+//! A bank of `N` slots is one mapping made of page-aligned regions:
+//!
+//! | offset            | size                 | contents                                      |
+//! |-------------------|----------------------|-----------------------------------------------|
+//! | 0                 | 4096                 | [`BankHeader`]                                |
+//! | `seq_off`         | `8 N` (page-rounded) | per-slot sequence word (seqlock)              |
+//! | `ref_off`         | `8 N` (page-rounded) | per-slot reference                            |
+//! | `acc_off`         | `8 N` (page-rounded) | per-slot accumulator                          |
+//! | `shard_off`       | `8 N K` (rounded)    | `K` writer-private accumulator shards (K ≥ 0) |
+//! | `base_off`        | `8 N K` (rounded)    | per shard, the value already folded by SWAP   |
+//!
+//! All words are native-endian `u64` accessed only with atomic instructions. The offsets are
+//! a pure function of `(N, K)`: [`BankLayout::new`]. Readers must still validate the header's
+//! copy of them against that function before trusting it.
+//!
+//! # Concurrency protocol (per slot `i`, operator `∘`, identity `e`)
+//!
+//! - **ACCUM(d)**: one atomic read-modify-write `acc[i] ∘= d` (`lock xor` / `lock xadd`).
+//!   It never touches `seq[i]`: ACCUM is wait-free for any number of threads and processes.
+//! - **Writers (LOAD, SWAP)** serialise on `seq[i]`: compare-and-swap an even value `s` to
+//!   `s + 1` (acquire), do their work, store `s + 2` (release). The critical section is a few
+//!   instructions with no system call and no fault (the pages are mapped and populated).
+//!   - LOAD(v): `ref[i] = v`; `acc[i]` is exchanged with `e` (ACCUMs before the exchange are
+//!     discarded by the LOAD, those after it stay).
+//!   - SWAP: `a = exchange(acc[i], e)`, fold the shards (below), `ref[i] = ref[i] ∘ a ∘ f`,
+//!     return the new `ref[i]`. Every concurrent ACCUM hits `acc[i]` either before the
+//!     exchange (it is in the returned state, which became the reference) or after it (it is
+//!     in the new accumulator): exactly once, never lost.
+//! - **READ**: `s1 = seq[i]` (acquire; if odd, spin), load `ref[i]`, `acc[i]` and the shards,
+//!   acquire fence, `s2 = seq[i]`; retry unless `s1 == s2`. A READ therefore never sees a
+//!   LOAD or SWAP half done, and is linearised at its load of `acc[i]`.
+//! - **Shards** (when `K > 0`): a writer that leased shard `k` (CAS of `shard_owner[k]` from
+//!   0 to its pid) is the only one to store to `shard_k[i]`, so it may combine dense batches
+//!   into it with plain (vectorised) loads and stores of whole aligned words. Shards are never
+//!   reset: SWAP folds `f = Σ_k shard_k[i] ∘ base_k[i]⁻¹` and sets `base_k[i] = shard_k[i]`,
+//!   READ adds the same `f`. A delta in a shard is counted exactly once for the same reason as
+//!   in `acc`.
+//!
+//! A process killed inside a writer's critical section leaves `seq[i]` odd; readers and
+//! writers of that slot then spin. The window is a handful of instructions with no syscall,
+//! so this needs a `SIGKILL` landing exactly there; the kernel backend's LOAD and SWAP run in
+//! the kernel where this cannot happen.
+#![allow(dead_code)]
+
+use core::mem::{offset_of, size_of};
+
+/// Version of this ABI: ioctl structs and the bank layout. Bumped on any incompatible change.
+pub const ABI_VERSION: u32 = 1;
+
+/// The ioctl type byte of `/dev/atomik` (the legacy C module used `'A'`).
+pub const IOC_MAGIC: u32 = 0xA7;
+
+/// Path of the device node.
+pub const DEVICE_PATH: &str = "/dev/atomik";
+
+/// Bytes of a bank name, NUL included. Names are `[A-Za-z0-9._-]{1,63}`, not starting with `.`.
+pub const NAME_LEN: usize = 64;
+
+/// Largest number of entries in one BATCH ioctl (E2BIG above).
+pub const BATCH_MAX: u32 = 65_536;
+
+/// Largest number of writer-private shards per bank.
+pub const MAX_SHARDS: usize = 16;
+
+/// Page size the layout is aligned to (x86_64 and the kernel module's target).
+pub const PAGE_SIZE: u64 = 4096;
+
+// ---------------------------------------------------------------------------------------------
+// ioctl number encoding (asm-generic/ioctl.h: dir << 30 | size << 16 | type << 8 | nr)
+
+/// No data transfer.
+pub const IOC_NONE: u32 = 0;
+/// Userspace writes, the kernel reads.
+pub const IOC_WRITE: u32 = 1;
+/// The kernel writes, userspace reads.
+pub const IOC_READ: u32 = 2;
+
+/// Encodes an ioctl number like the kernel's `_IOC`.
+pub const fn ioc(dir: u32, nr: u32, size: usize) -> u32 {
+    (dir << 30) | ((size as u32) << 16) | (IOC_MAGIC << 8) | nr
+}
+
+/// Size field of an ioctl number (`_IOC_SIZE`).
+pub const fn ioc_size(cmd: u32) -> usize {
+    ((cmd >> 16) & 0x3fff) as usize
+}
+
+// ---------------------------------------------------------------------------------------------
+// Operators and op kinds
+
+/// Group operator of a bank.
+pub const OP_XOR: u32 = 0;
+/// Wrapping 64-bit addition.
+pub const OP_ADD: u32 = 1;
+
+/// Op kinds of a [`BatchEntry`] (and of statistics).
+pub const KIND_LOAD: u32 = 0;
+/// acc ∘= value
+pub const KIND_ACCUM: u32 = 1;
+/// value ← reference ∘ acc
+pub const KIND_READ: u32 = 2;
+/// value ← state; reference ← state; acc ← identity
+pub const KIND_SWAP: u32 = 3;
+
+// ---------------------------------------------------------------------------------------------
+// Feature bits of [`Info::features`]
+
+/// Banks can be mapped (`mmap` of the attached bank).
+pub const FEATURE_MMAP: u32 = 1 << 0;
+/// The BATCH ioctl is supported.
+pub const FEATURE_BATCH: u32 = 1 << 1;
+/// Per-bank statistics (BANK_STATS).
+pub const FEATURE_STATS: u32 = 1 << 2;
+/// Page-change region tracking (REGION_* ioctls).
+pub const FEATURE_REGION: u32 = 1 << 3;
+/// An FPGA accelerator is present and bound.
+pub const FEATURE_FPGA: u32 = 1 << 4;
+
+/// Access bits of [`BankOpen::access`].
+pub const ACCESS_READ: u32 = 1;
+/// Write access (LOAD/ACCUM/SWAP, writable mapping).
+pub const ACCESS_WRITE: u32 = 2;
+
+// ---------------------------------------------------------------------------------------------
+// ioctl request structs
+
+/// GET_INFO reply.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Info {
+    /// [`ABI_VERSION`] of the module.
+    pub abi_version: u32,
+    /// `FEATURE_*` bits.
+    pub features: u32,
+    /// Banks that exist now.
+    pub bank_count: u32,
+    /// Module parameter: banks one uid may own.
+    pub max_banks_per_user: u32,
+    /// Module parameter: slots in one bank.
+    pub max_slots: u64,
+    /// Module parameter: bytes of bank memory in all.
+    pub max_total_bytes: u64,
+    /// Bytes of bank memory in use.
+    pub used_bytes: u64,
+    /// [`BATCH_MAX`] as the module applies it.
+    pub max_batch: u32,
+    /// Reserved, zero.
+    pub reserved: u32,
+}
+
+/// BANK_CREATE request.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BankCreate {
+    /// NUL-terminated name.
+    pub name: [u8; NAME_LEN],
+    /// Number of slots (≥ 1).
+    pub slots: u64,
+    /// `OP_XOR` or `OP_ADD`.
+    pub op: u32,
+    /// Permission bits (like `chmod`, only 0o777 used).
+    pub mode: u32,
+    /// Writer-private shards, 0..=[`MAX_SHARDS`].
+    pub shards: u32,
+    /// Reserved, zero.
+    pub flags: u32,
+}
+
+/// BANK_OPEN request and reply: attaches the fd to a named bank.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BankOpen {
+    /// NUL-terminated name (in).
+    pub name: [u8; NAME_LEN],
+    /// `ACCESS_*` bits asked for (in); must be allowed by the fd's open mode and the bank mode.
+    pub access: u32,
+    /// Operator of the bank (out).
+    pub op: u32,
+    /// Slot count (out).
+    pub slots: u64,
+    /// Bytes to map for the whole bank (out).
+    pub map_size: u64,
+}
+
+/// BANK_DESTROY request.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BankName {
+    /// NUL-terminated name.
+    pub name: [u8; NAME_LEN],
+}
+
+/// LOAD / ACCUM / READ / SWAP request on the fd's bank.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SlotOp {
+    /// Slot index (< slot count, else EINVAL).
+    pub slot: u64,
+    /// LOAD: new reference; ACCUM: delta; READ/SWAP: the state (out).
+    pub value: u64,
+}
+
+/// One entry of a BATCH.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct BatchEntry {
+    /// `KIND_*`.
+    pub kind: u32,
+    /// 0, or a negative errno for this entry (out).
+    pub status: i32,
+    /// Slot index.
+    pub slot: u64,
+    /// In/out value as for [`SlotOp`].
+    pub value: u64,
+}
+
+/// BATCH request: `count` entries at user address `entries`, copied in once and out once.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Batch {
+    /// User address of `count` [`BatchEntry`]s.
+    pub entries: u64,
+    /// Number of entries (≤ [`BATCH_MAX`], else E2BIG).
+    pub count: u32,
+    /// Entries applied (out). Entries are validated before any is applied.
+    pub done: u32,
+}
+
+/// BANK_STATS reply: statistics of the fd's bank.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct BankStats {
+    /// LOAD ops through ioctls.
+    pub loads: u64,
+    /// ACCUM ops through ioctls.
+    pub accums: u64,
+    /// READ ops through ioctls.
+    pub reads: u64,
+    /// SWAP ops through ioctls.
+    pub swaps: u64,
+    /// BATCH ioctls.
+    pub batches: u64,
+    /// mmap calls.
+    pub mmaps: u64,
+    /// Slot count.
+    pub slots: u64,
+    /// Owner uid.
+    pub uid: u32,
+    /// Owner gid.
+    pub gid: u32,
+    /// Permission bits.
+    pub mode: u32,
+    /// Operator.
+    pub op: u32,
+}
+
+// ---------------------------------------------------------------------------------------------
+// ioctl numbers. Errors common to all: ENOTTY unknown command, EFAULT bad user pointer,
+// EINVAL malformed request (bad name, unknown op/kind, nonzero reserved field, slot out of
+// range), EBADFD (as EBADF) an op needing an attached bank on an fd without one.
+
+/// Reads [`Info`].
+pub const IOCTL_GET_INFO: u32 = ioc(IOC_READ, 0x00, size_of::<Info>());
+/// Creates a bank owned by the caller. EEXIST name taken, ENOSPC bank limit of the uid,
+/// ENOMEM slot or memory limit.
+pub const IOCTL_BANK_CREATE: u32 = ioc(IOC_WRITE, 0x01, size_of::<BankCreate>());
+/// Attaches the fd to a bank. ENOENT no such bank, EACCES mode denies the access,
+/// EBUSY fd already attached.
+pub const IOCTL_BANK_OPEN: u32 = ioc(IOC_READ | IOC_WRITE, 0x02, size_of::<BankOpen>());
+/// Destroys a bank (owner or CAP_SYS_ADMIN, else EPERM). Pages stay valid for existing
+/// mappings until they are unmapped.
+pub const IOCTL_BANK_DESTROY: u32 = ioc(IOC_WRITE, 0x03, size_of::<BankName>());
+/// LOAD. EACCES without write access.
+pub const IOCTL_LOAD: u32 = ioc(IOC_WRITE, 0x10, size_of::<SlotOp>());
+/// ACCUM. EACCES without write access.
+pub const IOCTL_ACCUM: u32 = ioc(IOC_WRITE, 0x11, size_of::<SlotOp>());
+/// READ.
+pub const IOCTL_READ: u32 = ioc(IOC_READ | IOC_WRITE, 0x12, size_of::<SlotOp>());
+/// SWAP. EACCES without write access.
+pub const IOCTL_SWAP: u32 = ioc(IOC_READ | IOC_WRITE, 0x13, size_of::<SlotOp>());
+/// BATCH. E2BIG above [`BATCH_MAX`].
+pub const IOCTL_BATCH: u32 = ioc(IOC_READ | IOC_WRITE, 0x14, size_of::<Batch>());
+/// Reads [`BankStats`] of the attached bank.
+pub const IOCTL_BANK_STATS: u32 = ioc(IOC_READ, 0x15, size_of::<BankStats>());
+
+// ---------------------------------------------------------------------------------------------
+// Shared bank layout
+
+/// `"ATOMIKBK"` little-endian: first word of every bank.
+pub const BANK_MAGIC: u64 = u64::from_le_bytes(*b"ATOMIKBK");
+
+/// Bytes of the header page.
+pub const BANK_HEADER_SIZE: u64 = PAGE_SIZE;
+
+/// The first page of every bank mapping.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct BankHeader {
+    /// [`BANK_MAGIC`].
+    pub magic: u64,
+    /// [`ABI_VERSION`].
+    pub abi_version: u32,
+    /// [`BANK_HEADER_SIZE`].
+    pub header_size: u32,
+    /// Slot count `N`.
+    pub slot_count: u64,
+    /// `OP_XOR` or `OP_ADD`.
+    pub op: u32,
+    /// Shard count `K`.
+    pub shard_count: u32,
+    /// Bytes of the whole mapping.
+    pub total_size: u64,
+    /// Offset of the seqlock words.
+    pub seq_off: u64,
+    /// Offset of the references.
+    pub ref_off: u64,
+    /// Offset of the accumulators.
+    pub acc_off: u64,
+    /// Offset of shard 0 (shard `k` at `shard_off + k * shard_stride`).
+    pub shard_off: u64,
+    /// Offset of base 0 (base `k` at `base_off + k * shard_stride`).
+    pub base_off: u64,
+    /// Bytes between consecutive shards (and bases).
+    pub shard_stride: u64,
+    /// Reserved, zero.
+    pub reserved0: [u64; 5],
+    /// Per shard, the pid holding its lease (0 = free). Accessed atomically.
+    pub shard_owner: [u64; MAX_SHARDS],
+    /// NUL-terminated bank name, informational.
+    pub name: [u8; NAME_LEN],
+    /// Reserved, zero: pads the header to one page.
+    pub reserved1: [u8; 3776],
+}
+
+/// Where each region of a bank lives: a pure function of the slot and shard counts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BankLayout {
+    /// Slot count `N`.
+    pub slots: u64,
+    /// Shard count `K`.
+    pub shards: u32,
+    /// Offset of the seqlock words.
+    pub seq_off: u64,
+    /// Offset of the references.
+    pub ref_off: u64,
+    /// Offset of the accumulators.
+    pub acc_off: u64,
+    /// Offset of shard 0.
+    pub shard_off: u64,
+    /// Offset of base 0.
+    pub base_off: u64,
+    /// Bytes of one slot array rounded up to whole pages.
+    pub shard_stride: u64,
+    /// Bytes of the whole mapping.
+    pub total_size: u64,
+}
+
+/// Largest slot count any bank may have (keeps every offset far from overflow: 2^40 slots).
+pub const MAX_SLOTS: u64 = 1 << 40;
+
+const fn page_round(bytes: u64) -> u64 {
+    (bytes + PAGE_SIZE - 1) & !(PAGE_SIZE - 1)
+}
+
+impl BankLayout {
+    /// The layout of a bank of `slots` slots and `shards` shards, or `None` when either is out
+    /// of range (0 slots, more than [`MAX_SLOTS`], more than [`MAX_SHARDS`] shards).
+    pub const fn new(slots: u64, shards: u32) -> Option<BankLayout> {
+        if slots == 0 || slots > MAX_SLOTS || shards as usize > MAX_SHARDS {
+            return None;
+        }
+        let array = page_round(slots * 8);
+        let seq_off = BANK_HEADER_SIZE;
+        let ref_off = seq_off + array;
+        let acc_off = ref_off + array;
+        let shard_off = acc_off + array;
+        let base_off = shard_off + array * shards as u64;
+        let total_size = base_off + array * shards as u64;
+        Some(BankLayout {
+            slots,
+            shards,
+            seq_off,
+            ref_off,
+            acc_off,
+            shard_off,
+            base_off,
+            shard_stride: array,
+            total_size,
+        })
+    }
+
+    /// A fresh header describing this layout.
+    pub const fn header(&self, op: u32, name: [u8; NAME_LEN]) -> BankHeader {
+        BankHeader {
+            magic: BANK_MAGIC,
+            abi_version: ABI_VERSION,
+            header_size: BANK_HEADER_SIZE as u32,
+            slot_count: self.slots,
+            op,
+            shard_count: self.shards,
+            total_size: self.total_size,
+            seq_off: self.seq_off,
+            ref_off: self.ref_off,
+            acc_off: self.acc_off,
+            shard_off: self.shard_off,
+            base_off: self.base_off,
+            shard_stride: self.shard_stride,
+            reserved0: [0; 5],
+            shard_owner: [0; MAX_SHARDS],
+            name,
+            reserved1: [0; 3776],
+        }
+    }
+}
+
+/// Why a header cannot be trusted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HeaderError {
+    /// The first word is not [`BANK_MAGIC`].
+    BadMagic,
+    /// The ABI version differs (the found version is carried).
+    Version(u32),
+    /// The operator is unknown.
+    BadOp(u32),
+    /// Slot or shard counts, offsets or sizes disagree with [`BankLayout::new`].
+    BadLayout,
+    /// The mapping is shorter than the header says (its length is carried).
+    Truncated(u64),
+}
+
+impl BankHeader {
+    /// Validates every field against the layout function and the length actually available.
+    pub fn validate(&self, available: u64) -> Result<BankLayout, HeaderError> {
+        if self.magic != BANK_MAGIC {
+            return Err(HeaderError::BadMagic);
+        }
+        if self.abi_version != ABI_VERSION {
+            return Err(HeaderError::Version(self.abi_version));
+        }
+        if self.op != OP_XOR && self.op != OP_ADD {
+            return Err(HeaderError::BadOp(self.op));
+        }
+        let layout = match BankLayout::new(self.slot_count, self.shard_count) {
+            Some(l) => l,
+            None => return Err(HeaderError::BadLayout),
+        };
+        if self.header_size as u64 != BANK_HEADER_SIZE
+            || self.total_size != layout.total_size
+            || self.seq_off != layout.seq_off
+            || self.ref_off != layout.ref_off
+            || self.acc_off != layout.acc_off
+            || self.shard_off != layout.shard_off
+            || self.base_off != layout.base_off
+            || self.shard_stride != layout.shard_stride
+        {
+            return Err(HeaderError::BadLayout);
+        }
+        if available < layout.total_size {
+            return Err(HeaderError::Truncated(available));
+        }
+        Ok(layout)
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Size and offset checks: every struct whose size is encoded in an ioctl number, and the layout.
+
+const _: () = assert!(size_of::<Info>() == 48);
+const _: () = assert!(size_of::<BankCreate>() == 88);
+const _: () = assert!(offset_of!(BankCreate, slots) == 64);
+const _: () = assert!(offset_of!(BankCreate, flags) == 84);
+const _: () = assert!(size_of::<BankOpen>() == 88);
+const _: () = assert!(offset_of!(BankOpen, access) == 64);
+const _: () = assert!(offset_of!(BankOpen, slots) == 72);
+const _: () = assert!(offset_of!(BankOpen, map_size) == 80);
+const _: () = assert!(size_of::<BankName>() == 64);
+const _: () = assert!(size_of::<SlotOp>() == 16);
+const _: () = assert!(size_of::<BatchEntry>() == 24);
+const _: () = assert!(offset_of!(BatchEntry, slot) == 8);
+const _: () = assert!(size_of::<Batch>() == 16);
+const _: () = assert!(offset_of!(Batch, done) == 12);
+const _: () = assert!(size_of::<BankStats>() == 72);
+const _: () = assert!(size_of::<BankHeader>() == BANK_HEADER_SIZE as usize);
+const _: () = assert!(offset_of!(BankHeader, slot_count) == 16);
+const _: () = assert!(offset_of!(BankHeader, total_size) == 32);
+const _: () = assert!(offset_of!(BankHeader, shard_stride) == 80);
+const _: () = assert!(offset_of!(BankHeader, shard_owner) == 128);
+const _: () = assert!(offset_of!(BankHeader, name) == 256);
+const _: () = assert!(IOCTL_GET_INFO == 0x8030_a700);
+const _: () = assert!(IOCTL_SWAP == 0xc010_a713);
