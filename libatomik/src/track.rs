@@ -4,3 +4,8 @@
 //! - [`fingerprint`]: a GF(2)-linear, position-dependent 64-bit page fingerprint.
 
 pub mod fingerprint;
+pub mod error;
+pub mod maps;
+pub mod pagemap;
+pub mod ranges;
+pub mod scan;
