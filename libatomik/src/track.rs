@@ -9,3 +9,6 @@ pub mod maps;
 pub mod pagemap;
 pub mod ranges;
 pub mod scan;
+pub mod bitset;
+pub mod memread;
+pub mod region;

@@ -52,6 +52,9 @@ pub enum TrackError {
         /// The cause.
         source: io::Error,
     },
+    /// The fingerprint bank failed.
+    #[error(transparent)]
+    Bank(#[from] crate::Error),
     /// A file did not have the expected format.
     #[error("{path}: cannot parse: {what}")]
     Parse {
