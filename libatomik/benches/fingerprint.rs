@@ -29,16 +29,12 @@ fn bench(c: &mut Criterion) {
         g.sample_size(10);
         for k in Kernel::available() {
             g.bench_function(format!("atomik_fp_{}", k.name()), |b| {
-                b.iter(|| {
-                    data.chunks_exact(PAGE_BYTES)
-                        .fold(0u64, |a, p| a ^ k.fingerprint(black_box(p)))
-                })
+                b.iter(|| data.chunks_exact(PAGE_BYTES).fold(0u64, |a, p| a ^ k.fingerprint(black_box(p))))
             });
         }
         g.bench_function("xxh3_64", |b| {
             b.iter(|| {
-                data.chunks_exact(PAGE_BYTES)
-                    .fold(0u64, |a, p| a ^ xxhash_rust::xxh3::xxh3_64(black_box(p)))
+                data.chunks_exact(PAGE_BYTES).fold(0u64, |a, p| a ^ xxhash_rust::xxh3::xxh3_64(black_box(p)))
             })
         });
         g.bench_function("xor_fold_original", |b| {

@@ -3,12 +3,12 @@
 //!
 //! - [`fingerprint`]: a GF(2)-linear, position-dependent 64-bit page fingerprint.
 
-pub mod fingerprint;
+pub mod bitset;
 pub mod error;
+pub mod fingerprint;
 pub mod maps;
+pub mod memread;
 pub mod pagemap;
 pub mod ranges;
-pub mod scan;
-pub mod bitset;
-pub mod memread;
 pub mod region;
+pub mod scan;

@@ -1,8 +1,6 @@
 //! The page fingerprint: linear over GF(2), position-dependent, identical across SIMD paths.
 
-use atomik::track::fingerprint::{
-    fingerprint, fingerprint_reference, Kernel, PAGE_BYTES, PAGE_WORDS,
-};
+use atomik::track::fingerprint::{fingerprint, fingerprint_reference, Kernel, PAGE_BYTES, PAGE_WORDS};
 use proptest::prelude::*;
 
 fn page_from_words(words: &[u64]) -> Vec<u8> {
@@ -86,24 +84,15 @@ fn weak_cases_of_the_xor_fold_all_differ() {
         }
     }
     // The plain XOR fold of the original maps these pairs to the same value.
-    let fold = |p: &[u8]| {
-        p.chunks_exact(8)
-            .fold(0u64, |a, w| a ^ u64::from_le_bytes(w.try_into().unwrap()))
-    };
+    let fold = |p: &[u8]| p.chunks_exact(8).fold(0u64, |a, w| a ^ u64::from_le_bytes(w.try_into().unwrap()));
     assert_eq!(fold(&zero), fold(&ones));
-    assert_eq!(
-        fold(&page_from_words(&two)),
-        fold(&page_from_words(&two_swapped))
-    );
+    assert_eq!(fold(&page_from_words(&two)), fold(&page_from_words(&two_swapped)));
 }
 
 #[test]
 fn reports_which_paths_run_here() {
     let names: Vec<_> = Kernel::available().iter().map(|k| k.name()).collect();
-    println!(
-        "fingerprint paths on this CPU: {names:?}, best {}",
-        Kernel::best().name()
-    );
+    println!("fingerprint paths on this CPU: {names:?}, best {}", Kernel::best().name());
     assert_eq!(Kernel::available()[0], Kernel::Portable);
 }
 

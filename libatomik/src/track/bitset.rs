@@ -10,10 +10,7 @@ pub struct PageSet {
 impl PageSet {
     /// Empty set over `0..len`.
     pub fn new(len: u64) -> PageSet {
-        PageSet {
-            words: vec![0; len.div_ceil(64) as usize],
-            count: 0,
-        }
+        PageSet { words: vec![0; len.div_ceil(64) as usize], count: 0 }
     }
 
     /// Inserts `i`; true if it was absent.

@@ -75,10 +75,7 @@ impl TrackError {
     /// [`NoProcess`]: TrackError::NoProcess
     /// [`Permission`]: TrackError::Permission
     pub fn io(path: impl Into<PathBuf>, source: io::Error) -> TrackError {
-        TrackError::Io {
-            path: path.into(),
-            source,
-        }
+        TrackError::Io { path: path.into(), source }
     }
 
     /// Like [`TrackError::io`] for a file of process `pid`: names the missing right on

@@ -117,8 +117,7 @@ impl Kernel {
         let mut v = vec![Kernel::Portable];
         #[cfg(target_arch = "x86_64")]
         {
-            if std::arch::is_x86_feature_detected!("pclmulqdq")
-                && std::arch::is_x86_feature_detected!("sse2")
+            if std::arch::is_x86_feature_detected!("pclmulqdq") && std::arch::is_x86_feature_detected!("sse2")
             {
                 v.push(Kernel::Pclmul);
             }
@@ -134,11 +133,7 @@ impl Kernel {
     /// The fastest implementation on this CPU (detected once).
     pub fn best() -> Kernel {
         static BEST: OnceLock<Kernel> = OnceLock::new();
-        *BEST.get_or_init(|| {
-            *Kernel::available()
-                .last()
-                .expect("Portable is always there")
-        })
+        *BEST.get_or_init(|| *Kernel::available().last().expect("Portable is always there"))
     }
 
     /// Short name for reports.
@@ -168,10 +163,7 @@ impl Kernel {
             }
             #[cfg(target_arch = "x86_64")]
             Kernel::Avx512 => {
-                assert!(
-                    Kernel::available().contains(&self),
-                    "CPU lacks avx512f/vpclmulqdq"
-                );
+                assert!(Kernel::available().contains(&self), "CPU lacks avx512f/vpclmulqdq");
                 // SAFETY: the CPU supports avx512f and vpclmulqdq (checked above); the page
                 // is PAGE_BYTES long (asserted above).
                 unsafe { x86::fingerprint_avx512(page) }
@@ -207,11 +199,7 @@ pub fn fingerprint(page: &[u8]) -> u64 {
 /// # Panics
 /// If `data.len() != out.len() * PAGE_BYTES`.
 pub fn fingerprint_pages(data: &[u8], out: &mut [u64]) {
-    assert_eq!(
-        data.len(),
-        out.len() * PAGE_BYTES,
-        "one fingerprint per page"
-    );
+    assert_eq!(data.len(), out.len() * PAGE_BYTES, "one fingerprint per page");
     for (page, fp) in data.chunks_exact(PAGE_BYTES).zip(out.iter_mut()) {
         *fp = fingerprint(page);
     }

@@ -37,10 +37,7 @@ impl Mapping {
 
 /// Parses the text of a maps file; `path` is only used in errors.
 pub fn parse_maps(text: &str, path: &Path) -> Result<Vec<Mapping>> {
-    let bad = |what: String| TrackError::Parse {
-        path: path.to_owned(),
-        what,
-    };
+    let bad = |what: String| TrackError::Parse { path: path.to_owned(), what };
     let mut out = Vec::new();
     for line in text.lines().filter(|l| !l.trim().is_empty()) {
         let mut f = line.splitn(6, char::is_whitespace);
@@ -48,9 +45,7 @@ pub fn parse_maps(text: &str, path: &Path) -> Result<Vec<Mapping>> {
         let (Some(addr), Some(perms), Some(inode)) = (addr, perms, inode) else {
             return Err(bad(format!("short line {line:?}")));
         };
-        let (s, e) = addr
-            .split_once('-')
-            .ok_or_else(|| bad(format!("address {addr:?}")))?;
+        let (s, e) = addr.split_once('-').ok_or_else(|| bad(format!("address {addr:?}")))?;
         let hex = |v: &str| u64::from_str_radix(v, 16).map_err(|_| bad(format!("address {v:?}")));
         let name = f.next().map(str::trim).filter(|n| !n.is_empty());
         let p = perms.as_bytes();
@@ -62,9 +57,7 @@ pub fn parse_maps(text: &str, path: &Path) -> Result<Vec<Mapping>> {
             read: p[0] == b'r',
             write: p[1] == b'w',
             shared: p[3] == b's',
-            inode: inode
-                .parse()
-                .map_err(|_| bad(format!("inode {inode:?}")))?,
+            inode: inode.parse().map_err(|_| bad(format!("inode {inode:?}")))?,
             name: name.map(str::to_owned),
         });
     }
@@ -74,9 +67,8 @@ pub fn parse_maps(text: &str, path: &Path) -> Result<Vec<Mapping>> {
 /// Reads `<proc_root>/PID/maps`.
 pub fn read_maps(proc_root: &Path, pid: i32) -> Result<Vec<Mapping>> {
     let path = proc_root.join(pid.to_string()).join("maps");
-    let text = std::fs::read_to_string(&path).map_err(|e| {
-        TrackError::proc_io(pid, &path, e, "reading maps", RIGHT_PTRACE_READ)
-    })?;
+    let text = std::fs::read_to_string(&path)
+        .map_err(|e| TrackError::proc_io(pid, &path, e, "reading maps", RIGHT_PTRACE_READ))?;
     parse_maps(&text, &path)
 }
 

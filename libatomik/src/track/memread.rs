@@ -18,10 +18,7 @@ pub struct MemReader {
 impl MemReader {
     /// A reader for `pid`; nothing is checked until the first read.
     pub fn new(pid: i32) -> MemReader {
-        MemReader {
-            pid,
-            buf: vec![0; (CHUNK_PAGES * PAGE) as usize],
-        }
+        MemReader { pid, buf: vec![0; (CHUNK_PAGES * PAGE) as usize] }
     }
 
     /// The process.
@@ -47,14 +44,9 @@ impl MemReader {
     fn read_into(&mut self, addr: u64, bytes: usize) -> Result<()> {
         let mut done = 0usize;
         while done < bytes {
-            let local = libc::iovec {
-                iov_base: self.buf[done..].as_mut_ptr().cast(),
-                iov_len: bytes - done,
-            };
-            let remote = libc::iovec {
-                iov_base: (addr + done as u64) as *mut libc::c_void,
-                iov_len: bytes - done,
-            };
+            let local = libc::iovec { iov_base: self.buf[done..].as_mut_ptr().cast(), iov_len: bytes - done };
+            let remote =
+                libc::iovec { iov_base: (addr + done as u64) as *mut libc::c_void, iov_len: bytes - done };
             // SAFETY: `local` describes bytes - done writable bytes inside self.buf (which
             // is CHUNK_PAGES pages long and bytes ≤ that); the remote iovec is only
             // dereferenced by the kernel in the target's address space, with its checks.
@@ -69,11 +61,7 @@ impl MemReader {
                     },
                     Some(libc::ESRCH) => TrackError::NoProcess { pid: self.pid },
                     Some(libc::EFAULT) => self.unmapped(addr + done as u64),
-                    _ => TrackError::Sys {
-                        pid: self.pid,
-                        call: "process_vm_readv",
-                        source: e,
-                    },
+                    _ => TrackError::Sys { pid: self.pid, call: "process_vm_readv", source: e },
                 });
             }
             if n == 0 {
@@ -104,23 +92,14 @@ mod tests {
         let a = (buf.as_ptr() as u64).div_ceil(PAGE) * PAGE;
         let mut r = MemReader::new(std::process::id() as i32);
         let mut seen = Vec::new();
-        r.for_each_page(Range::new(a, a + 3 * PAGE), |addr, p| {
-            seen.push((addr, p[0], p[4095]))
-        })
-        .unwrap();
+        r.for_each_page(Range::new(a, a + 3 * PAGE), |addr, p| seen.push((addr, p[0], p[4095]))).unwrap();
         assert_eq!(seen.len(), 3);
         for (addr, first, last) in seen {
             let want = ((addr - buf.as_ptr() as u64) / PAGE) as u8;
             assert_eq!(first, want);
             assert!(last == want || last == want + 1);
         }
-        let e = r
-            .for_each_page(Range::new(PAGE, 2 * PAGE), |_, _| {})
-            .unwrap_err();
-        assert!(
-            e.to_string()
-                .contains(&format!("pid {}", std::process::id())),
-            "{e}"
-        );
+        let e = r.for_each_page(Range::new(PAGE, 2 * PAGE), |_, _| {}).unwrap_err();
+        assert!(e.to_string().contains(&format!("pid {}", std::process::id())), "{e}");
     }
 }

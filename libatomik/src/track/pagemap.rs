@@ -64,9 +64,8 @@ impl Pagemap {
     /// Opens `<proc_root>/PID/pagemap`.
     pub fn open_in(proc_root: &Path, pid: i32) -> Result<Pagemap> {
         let path = proc_root.join(pid.to_string()).join("pagemap");
-        let file = File::open(&path).map_err(|e| {
-            TrackError::proc_io(pid, &path, e, "opening pagemap", RIGHT_PTRACE_READ)
-        })?;
+        let file = File::open(&path)
+            .map_err(|e| TrackError::proc_io(pid, &path, e, "opening pagemap", RIGHT_PTRACE_READ))?;
         Ok(Pagemap { file, path, pid })
     }
 

@@ -25,7 +25,7 @@ impl Range {
 
     /// True if both ends are page aligned and the range is not empty.
     pub const fn is_page_aligned(&self) -> bool {
-        self.start % PAGE == 0 && self.end % PAGE == 0 && self.start < self.end
+        self.start.is_multiple_of(PAGE) && self.end.is_multiple_of(PAGE) && self.start < self.end
     }
 }
 
@@ -61,11 +61,7 @@ mod tests {
         let r = coalesce([0x1000, 0x2000, 0x4000, 0x5000, 0x9000]);
         assert_eq!(
             r,
-            vec![
-                Range::new(0x1000, 0x3000),
-                Range::new(0x4000, 0x6000),
-                Range::new(0x9000, 0xa000)
-            ]
+            vec![Range::new(0x1000, 0x3000), Range::new(0x4000, 0x6000), Range::new(0x9000, 0xa000)]
         );
         assert_eq!(total_pages(&r), 5);
     }

@@ -240,12 +240,8 @@ impl Tracker {
         for w in &todo {
             // PAGEMAP_SCAN ranges never straddle our ranges (we scan each separately).
             let first = self.slot_of(w.start);
-            let (bank, written, changed, det) = (
-                &self.bank,
-                &mut self.written,
-                &mut self.changed,
-                self.detector,
-            );
+            let (bank, written, changed, det) =
+                (&self.bank, &mut self.written, &mut self.changed, self.detector);
             self.reader.for_each_page(*w, |addr, page| {
                 pages_read += 1;
                 let slot = first + (addr - w.start) / PAGE;
@@ -288,12 +284,7 @@ impl Tracker {
             written: coalesce(self.written.iter().map(addr)),
             changed: coalesce(self.changed.iter().map(addr)),
             silent: if silent_observable {
-                coalesce(
-                    self.written
-                        .iter()
-                        .filter(|&s| !self.changed.contains(s))
-                        .map(addr),
-                )
+                coalesce(self.written.iter().filter(|&s| !self.changed.contains(s)).map(addr))
             } else {
                 Vec::new()
             },
@@ -363,19 +354,9 @@ impl Drop for Tracker {
 }
 
 fn validate(pid: i32, ranges: &[Range]) -> Result<()> {
-    let bad = |r: &Range, why| TrackError::BadRange {
-        pid,
-        start: r.start,
-        end: r.end,
-        why,
-    };
+    let bad = |r: &Range, why| TrackError::BadRange { pid, start: r.start, end: r.end, why };
     if ranges.is_empty() {
-        return Err(TrackError::BadRange {
-            pid,
-            start: 0,
-            end: 0,
-            why: "no range to watch",
-        });
+        return Err(TrackError::BadRange { pid, start: 0, end: 0, why: "no range to watch" });
     }
     let maps = read_maps(Path::new("/proc"), pid)?;
     for (i, r) in ranges.iter().enumerate() {
@@ -419,9 +400,7 @@ fn choose_detector(
                 "this kernel has no CONFIG_MEM_SOFT_DIRTY",
             ),
         }),
-        Some(Detector::UffdWp) if pid == me && !armed() => {
-            Ok((Detector::UffdWp, Some(WpArm::arm(ranges)?)))
-        }
+        Some(Detector::UffdWp) if pid == me && !armed() => Ok((Detector::UffdWp, Some(WpArm::arm(ranges)?))),
         Some(Detector::UffdWp) if armed() => Ok((Detector::UffdWp, None)),
         Some(Detector::UffdWp) => Err(TrackError::Sys {
             pid,

@@ -95,11 +95,7 @@ const UFFDIO_REGISTER_MODE_WP: u64 = 1 << 1;
 const UFFDIO_WRITEPROTECT_MODE_WP: u64 = 1 << 0;
 
 fn sys(pid: i32, call: &'static str) -> TrackError {
-    TrackError::Sys {
-        pid,
-        call,
-        source: io::Error::last_os_error(),
-    }
+    TrackError::Sys { pid, call, source: io::Error::last_os_error() }
 }
 
 /// Asynchronous write-protection of some of this process's own memory. Keep it alive for
@@ -117,10 +113,7 @@ impl WpArm {
         let me = std::process::id() as i32;
         // SAFETY: plain syscall with integer flags; the result is checked below.
         let fd = unsafe {
-            libc::syscall(
-                libc::SYS_userfaultfd,
-                libc::O_CLOEXEC | libc::O_NONBLOCK | UFFD_USER_MODE_ONLY,
-            )
+            libc::syscall(libc::SYS_userfaultfd, libc::O_CLOEXEC | libc::O_NONBLOCK | UFFD_USER_MODE_ONLY)
         };
         if fd < 0 {
             return Err(sys(me, "userfaultfd"));
@@ -146,10 +139,7 @@ impl WpArm {
                 });
             }
             let mut reg = UffdioRegister {
-                range: UffdioRange {
-                    start: r.start,
-                    len: r.end - r.start,
-                },
+                range: UffdioRange { start: r.start, len: r.end - r.start },
                 mode: UFFDIO_REGISTER_MODE_WP,
                 ioctls: 0,
             };
@@ -158,10 +148,7 @@ impl WpArm {
                 return Err(sys(me, "UFFDIO_REGISTER(WP)"));
             }
             let mut wp = UffdioWriteprotect {
-                range: UffdioRange {
-                    start: r.start,
-                    len: r.end - r.start,
-                },
+                range: UffdioRange { start: r.start, len: r.end - r.start },
                 mode: UFFDIO_WRITEPROTECT_MODE_WP,
             };
             // SAFETY: UFFDIO_WRITEPROTECT takes a pointer to a live uffdio_writeprotect.
@@ -169,10 +156,7 @@ impl WpArm {
                 return Err(sys(me, "UFFDIO_WRITEPROTECT"));
             }
         }
-        Ok(WpArm {
-            fd,
-            ranges: ranges.to_vec(),
-        })
+        Ok(WpArm { fd, ranges: ranges.to_vec() })
     }
 
     /// The armed ranges.
@@ -227,9 +211,7 @@ pub fn scan_written(pm: &Pagemap, range: Range, rearm: bool, out: &mut Vec<Range
 /// write-protection, so that [`scan_written`] works there.
 pub fn is_armed(pm: &Pagemap, ranges: &[Range]) -> bool {
     let mut sink = Vec::new();
-    ranges
-        .iter()
-        .all(|r| scan_written(pm, *r, false, &mut sink).is_ok())
+    ranges.iter().all(|r| scan_written(pm, *r, false, &mut sink).is_ok())
 }
 
 #[cfg(test)]
