@@ -12,3 +12,6 @@ pub mod pagemap;
 pub mod ranges;
 pub mod region;
 pub mod scan;
+pub mod cgroup;
+pub mod ksm;
+pub mod procfs;
