@@ -4,14 +4,15 @@
 //! - [`fingerprint`]: a GF(2)-linear, position-dependent 64-bit page fingerprint.
 
 pub mod bitset;
+pub mod cgroup;
+pub mod cow;
 pub mod error;
 pub mod fingerprint;
+pub mod ksm;
 pub mod maps;
 pub mod memread;
 pub mod pagemap;
+pub mod procfs;
 pub mod ranges;
 pub mod region;
 pub mod scan;
-pub mod cgroup;
-pub mod ksm;
-pub mod procfs;

@@ -33,10 +33,7 @@ pub fn read_membership(cgroup_root: &Path) -> Result<BTreeMap<String, Vec<i32>>>
         };
         let rel = dir.strip_prefix(cgroup_root).expect("walk stays under the root");
         let name = format!("/{}", rel.to_string_lossy());
-        let pids = text
-            .lines()
-            .filter_map(|l| l.trim().parse().ok())
-            .collect::<Vec<i32>>();
+        let pids = text.lines().filter_map(|l| l.trim().parse().ok()).collect::<Vec<i32>>();
         out.insert(name, pids);
         let rd = std::fs::read_dir(&dir).map_err(|e| TrackError::io(&dir, e))?;
         for e in rd.flatten() {

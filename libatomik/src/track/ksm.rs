@@ -19,13 +19,7 @@ pub struct KsmGlobal {
 
 /// Reads the counters under `dir` (normally `/sys/kernel/mm/ksm`).
 pub fn read_ksm(dir: &Path) -> KsmGlobal {
-    let n = |f: &str| -> Option<i64> {
-        std::fs::read_to_string(dir.join(f))
-            .ok()?
-            .trim()
-            .parse()
-            .ok()
-    };
+    let n = |f: &str| -> Option<i64> { std::fs::read_to_string(dir.join(f)).ok()?.trim().parse().ok() };
     KsmGlobal {
         run: n("run").map(|v| v as u64),
         pages_shared: n("pages_shared").map(|v| v as u64),

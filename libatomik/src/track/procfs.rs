@@ -28,9 +28,7 @@ pub struct ProcInfo {
 /// The numeric entries of the proc root: every process id.
 pub fn list_pids(proc_root: &Path) -> Result<Vec<i32>> {
     let rd = std::fs::read_dir(proc_root).map_err(|e| TrackError::io(proc_root, e))?;
-    let mut pids: Vec<i32> = rd
-        .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
-        .collect();
+    let mut pids: Vec<i32> = rd.filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok()).collect();
     pids.sort_unstable();
     Ok(pids)
 }
@@ -45,9 +43,7 @@ fn field<'a>(text: &'a str, key: &str) -> Option<&'a str> {
 
 /// The cgroup v2 path in the text of `/proc/PID/cgroup`.
 pub fn parse_cgroup_file(text: &str) -> Option<String> {
-    text.lines()
-        .find_map(|l| l.strip_prefix("0::"))
-        .map(|p| p.trim().to_owned())
+    text.lines().find_map(|l| l.strip_prefix("0::")).map(|p| p.trim().to_owned())
 }
 
 /// Reads one process. `Ok(None)` when it vanished meanwhile.

@@ -21,6 +21,8 @@ pub const PAGE_IS_WPALLOWED: u64 = 1 << 0;
 pub const PAGE_IS_WRITTEN: u64 = 1 << 1;
 /// Category: page is present.
 pub const PAGE_IS_PRESENT: u64 = 1 << 3;
+/// Category: page maps the shared zero page.
+pub const PAGE_IS_PFNZERO: u64 = 1 << 5;
 /// Flag: write-protect the matched pages.
 pub const PM_SCAN_WP_MATCHING: u64 = 1 << 0;
 /// Flag: fail with EPERM on a page without async write-protection.
@@ -199,6 +201,37 @@ pub fn scan_written(pm: &Pagemap, range: Range, rearm: bool, out: &mut Vec<Range
         for r in &regions[..n as usize] {
             out.push(Range::new(r.start, r.end));
         }
+        if arg.walk_end <= start {
+            break;
+        }
+        start = arg.walk_end;
+    }
+    Ok(())
+}
+
+/// Pages of `range` in any of the `categories` (e.g. [`PAGE_IS_PFNZERO`]), appended to
+/// `out` as ranges. Needs no write-protection. Fails with ENOTTY (as [`TrackError::Sys`])
+/// on kernels before 6.7.
+pub fn scan_category(pm: &Pagemap, range: Range, categories: u64, out: &mut Vec<Range>) -> Result<()> {
+    let mut regions = vec![PageRegion::default(); 512];
+    let mut start = range.start;
+    while start < range.end {
+        let mut arg = PmScanArg {
+            size: size_of::<PmScanArg>() as u64,
+            start,
+            end: range.end,
+            vec: regions.as_mut_ptr() as u64,
+            vec_len: regions.len() as u64,
+            category_anyof_mask: categories,
+            return_mask: categories,
+            ..Default::default()
+        };
+        // SAFETY: as in scan_written: `arg` is live and sized, `regions` has vec_len entries.
+        let n = unsafe { libc::ioctl(pm.file().as_raw_fd(), PAGEMAP_SCAN as _, &mut arg) };
+        if n < 0 {
+            return Err(sys(pm.pid(), "PAGEMAP_SCAN"));
+        }
+        out.extend(regions[..n as usize].iter().map(|r| Range::new(r.start, r.end)));
         if arg.walk_end <= start {
             break;
         }
