@@ -6,6 +6,7 @@
 pub mod bitset;
 pub mod cgroup;
 pub mod cow;
+pub mod dups;
 pub mod error;
 pub mod fingerprint;
 pub mod ksm;
