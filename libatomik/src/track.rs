@@ -12,6 +12,7 @@ pub mod fingerprint;
 pub mod ksm;
 pub mod maps;
 pub mod memread;
+pub mod monitor;
 pub mod pagemap;
 pub mod procfs;
 pub mod ranges;

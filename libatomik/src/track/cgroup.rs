@@ -1,5 +1,4 @@
-//! cgroup v2: where it is mounted, which processes each cgroup holds, and grouping of
-//! per-process figures into per-cgroup rows (recursive, like systemd-cgtop).
+//! cgroup v2: where it is mounted, which processes each cgroup holds, subtrees.
 
 use super::error::{Result, TrackError};
 use std::collections::BTreeMap;
@@ -65,26 +64,6 @@ pub fn ancestors(cgroup: &str) -> Vec<String> {
         cur.push('/');
         cur.push_str(part);
         out.push(cur.clone());
-    }
-    out
-}
-
-/// Sums per-process values into every cgroup that contains the process (recursively),
-/// keeping only cgroups inside `subtree`; each row also counts its processes.
-pub fn roll_up<T: Default + Clone, F: FnMut(&mut T, &T)>(
-    members: &[(i32, String, T)],
-    subtree: &str,
-    mut add: F,
-) -> BTreeMap<String, (u64, T)> {
-    let mut out: BTreeMap<String, (u64, T)> = BTreeMap::new();
-    for (_, cg, v) in members {
-        for a in ancestors(cg) {
-            if in_subtree(&a, subtree) {
-                let e = out.entry(a).or_default();
-                e.0 += 1;
-                add(&mut e.1, v);
-            }
-        }
     }
     out
 }
