@@ -142,15 +142,56 @@ fn watch_a_busy_process() {
     let _ = child.wait();
     let lines: Vec<Value> =
         String::from_utf8(out).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
-    assert_eq!(lines.len(), 4, "a header and 3 intervals");
-    assert!(lines[0]["pages"].as_u64().unwrap() > 0);
-    let det = lines[0]["detector"].as_str().unwrap().to_owned();
-    let changed: u64 = lines[1..].iter().map(|l| l["changed"].as_u64().unwrap()).sum();
+    // Header lines (one more each time the mappings change), then one line per interval.
+    let (headers, intervals): (Vec<&Value>, Vec<&Value>) =
+        lines.iter().partition(|l| l.get("detector").is_some());
+    assert_eq!(intervals.len(), 3, "{lines:?}");
+    assert!(headers[0]["pages"].as_u64().unwrap() > 0);
+    let det = headers[0]["detector"].as_str().unwrap().to_owned();
+    let changed: u64 = intervals.iter().map(|l| l["changed"].as_u64().unwrap()).sum();
     assert!(changed > 0, "the shell's variables changed its heap ({det}): {lines:?}");
-    for l in &lines[1..] {
+    for l in &intervals {
         assert!(l["written"].as_u64().unwrap() >= l["changed"].as_u64().unwrap());
         if det == "full-rescan" {
             assert!(l["silent"].is_null(), "silent writes are not observable by a rescan");
         }
     }
+}
+
+/// atomikctl as an unprivileged user (nobody, when the tests run as root).
+fn unprivileged(dir: &tempfile::TempDir) -> Command {
+    let mut c = std::process::Command::new(assert_cmd::cargo::cargo_bin("atomikctl"));
+    std::fs::set_permissions(dir.path(), std::os::unix::fs::PermissionsExt::from_mode(0o777)).unwrap();
+    c.env("ATOMIK_SHM_DIR", dir.path()).env("ATOMIK_BACKEND", "soft");
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } == 0 {
+        use std::os::unix::process::CommandExt;
+        c.uid(65534).gid(65534);
+    }
+    Command::from_std(c)
+}
+
+#[test]
+fn unprivileged_top_shows_own_processes_and_names_missing_columns() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = stdout(unprivileged(&dir).args(["--json", "top", "--once", "--interval", "0.1"]));
+    let v: Value = serde_json::from_str(out.trim()).unwrap();
+    let root = v["rows"].as_array().unwrap().iter().find(|r| r["cgroup"] == "/").cloned();
+    let root = root.expect("a root row");
+    assert!(root["processes"].as_f64().unwrap() >= 1.0, "at least atomikctl itself: {v}");
+    assert!(root["cow_shared_pages"].is_number(), "pagemap of its own processes is readable: {v}");
+    let missing: Vec<&str> = v["missing"].as_array().unwrap().iter().map(|m| m.as_str().unwrap()).collect();
+    assert!(
+        missing.iter().any(|m| m.contains("CAP_SYS_ADMIN")),
+        "says that COW copies need page frame numbers: {missing:?}"
+    );
+}
+
+#[test]
+fn unprivileged_watch_of_init_names_pid_and_right() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = unprivileged(&dir).args(["watch", "--pid", "1", "--count", "1"]).assert().code(3);
+    let err = String::from_utf8(out.get_output().stderr.clone()).unwrap();
+    assert!(err.contains("pid 1") && err.contains("permission denied"), "{err}");
+    assert!(err.contains("ptrace"), "names the missing right: {err}");
 }

@@ -58,34 +58,23 @@ pub fn run(args: WatchArgs, json: bool) -> Result<()> {
     if !(args.interval.is_finite() && args.interval > 0.0) {
         return Err(BadInput(format!("--interval {} must be a positive number", args.interval)).into());
     }
-    let ranges = if args.ranges.is_empty() {
-        default_ranges(Path::new("/proc"), args.pid)?
-    } else {
-        args.ranges.clone()
-    };
     let detector = match args.detector {
         DetectorArg::Auto => None,
         DetectorArg::PagemapScan => Some(Detector::UffdWp),
         DetectorArg::SoftDirty => Some(Detector::SoftDirty),
         DetectorArg::FullRescan => Some(Detector::FullRescan),
     };
-    let mut t = Tracker::watch(args.pid, &ranges, TrackerOptions { detector, ..Default::default() })?;
-    let pages = t.pages();
-    if json {
-        println!(
-            "{}",
-            json!({"pid": args.pid, "pages": pages, "ranges": ranges.len(),
-                   "detector": t.detector().name(), "note": t.detector().note()})
-        );
-    } else {
-        eprintln!(
-            "watching pid {}: {} pages in {} ranges; detector {} ({})",
-            args.pid,
-            pages,
-            ranges.len(),
-            t.detector().name(),
-            t.detector().note()
-        );
+    let follow = args.ranges.is_empty();
+    let ranges_now = || -> Result<Vec<Range>> {
+        Ok(if follow { default_ranges(Path::new("/proc"), args.pid)? } else { args.ranges.clone() })
+    };
+    let mut ranges = ranges_now()?;
+    let watch = |ranges: &[Range]| {
+        Tracker::watch(args.pid, ranges, TrackerOptions { detector, ..Default::default() })
+    };
+    let mut t = watch(&ranges)?;
+    announce(&args, &t, ranges.len(), json);
+    if !json {
         println!("{:>8}  {:>9}  {:>9}  {:>9}  {:>9}", "TIME_S", "WRITTEN", "CHANGED", "SILENT", "READ");
     }
     let start = Instant::now();
@@ -94,9 +83,16 @@ pub fn run(args: WatchArgs, json: bool) -> Result<()> {
         std::thread::sleep(Duration::from_secs_f64(args.interval));
         let r = match t.check() {
             Ok(r) => r,
-            Err(TrackError::NoProcess { .. }) | Err(TrackError::BadRange { .. }) if n > 0 => {
-                eprintln!("pid {} exited or unmapped its memory", args.pid);
+            Err(TrackError::NoProcess { .. }) if n > 0 => {
+                eprintln!("pid {} exited", args.pid);
                 return Ok(());
+            }
+            // Mappings went away: follow the process's new layout with a new baseline.
+            Err(TrackError::BadRange { .. }) if follow => {
+                ranges = ranges_now()?;
+                t = watch(&ranges)?;
+                announce(&args, &t, ranges.len(), json);
+                continue;
             }
             Err(e) => return Err(e).with_context(|| format!("watching pid {}", args.pid)),
         };
@@ -134,5 +130,33 @@ pub fn run(args: WatchArgs, json: bool) -> Result<()> {
         if args.count > 0 && n >= args.count {
             return Ok(());
         }
+        // New mappings (a grown heap, a new arena): watch them from now on.
+        if follow {
+            let now = ranges_now()?;
+            if now != ranges {
+                ranges = now;
+                t = watch(&ranges)?;
+                announce(&args, &t, ranges.len(), json);
+            }
+        }
+    }
+}
+
+fn announce(args: &WatchArgs, t: &Tracker, ranges: usize, json: bool) {
+    if json {
+        println!(
+            "{}",
+            json!({"pid": args.pid, "pages": t.pages(), "ranges": ranges,
+                   "detector": t.detector().name(), "note": t.detector().note()})
+        );
+    } else {
+        eprintln!(
+            "watching pid {}: {} pages in {} ranges; detector {} ({})",
+            args.pid,
+            t.pages(),
+            ranges,
+            t.detector().name(),
+            t.detector().note()
+        );
     }
 }

@@ -302,7 +302,10 @@ impl Monitor {
             if let Some(cg) = cg_of.as_ref().and_then(|m| m.get(&pid)) {
                 info.cgroup = cg.clone();
             }
-            out.push(info);
+            // Processes outside the subtree cost nothing: no pagemap, no tracker.
+            if in_subtree(&info.cgroup, &self.opts.subtree) {
+                out.push(info);
+            }
         }
         Ok(out)
     }
