@@ -129,13 +129,16 @@ fn real_cgroup_tree_when_writable() {
     }
     let rel = format!("/{}", base.strip_prefix(&root).unwrap().display());
     let result = if moved {
-        let snap = Monitor::new(MonitorOptions {
+        let mut snap = Monitor::new(MonitorOptions {
             cgroup_root: Some(root.clone()),
             subtree: rel.clone(),
+            writes: true,
             ..MonitorOptions::default()
-        })
-        .sample();
-        Some(snap)
+        });
+        let first = snap.sample();
+        // The first sample only takes the baselines; the second has rates.
+        let a_fill = first.map(|_| a.fill(0, 0xfeed));
+        Some(a_fill.and_then(|_| snap.sample()))
     } else {
         println!("SKIP: cannot move processes between cgroups here");
         None
@@ -158,7 +161,11 @@ fn real_cgroup_tree_when_writable() {
         assert_eq!(row(rel.clone()).map(|r| r.processes), Some(2), "{:?}", snap.rows);
         assert_eq!(row(format!("{rel}/a")).map(|r| r.processes), Some(1));
         assert_eq!(row(format!("{rel}/b")).map(|r| r.processes), Some(1));
-        let shared = row(format!("{rel}/a")).unwrap().cow_shared_pages.unwrap();
-        assert!(shared >= 4, "the forked child shares its region copy-on-write: {shared}");
+        let a = row(format!("{rel}/a")).unwrap();
+        let shared = a.cow_shared_pages.unwrap();
+        assert!(shared >= 3, "the forked child shares its region copy-on-write: {shared}");
+        assert!(a.changed_per_s.unwrap() > 0.0, "child a changed a page: {a:?}");
+        assert_eq!(row(format!("{rel}/b")).unwrap().changed_per_s, Some(0.0));
+        assert!(snap.detectors.values().sum::<u64>() >= 2, "{:?}", snap.detectors);
     }
 }

@@ -66,7 +66,8 @@ pub struct CgroupRow {
     pub written_per_s: Option<f64>,
     /// Pages whose content changed per second.
     pub changed_per_s: Option<f64>,
-    /// Silent writes per second (written, content unchanged).
+    /// Silent writes per second (written, content unchanged); None when not tracked or not
+    /// observable for some process of the row (full-rescan mode).
     pub silent_per_s: Option<f64>,
     /// Present anonymous pages shared copy-on-write (per mapping: a page shared by two
     /// processes counts twice). Includes KSM-merged pages.
@@ -123,6 +124,8 @@ struct ProcFigures {
     cow_copies: Option<u64>,
     ksm_merged: Option<u64>,
     ksm_profit: Option<i64>,
+    /// Processes whose silent writes are not observable.
+    silent_unknown: u64,
 }
 
 fn add_opt<T: std::ops::Add<Output = T> + Copy>(a: &mut Option<T>, b: Option<T>) {
@@ -204,13 +207,15 @@ impl Monitor {
                     }
                 }
             }
-            if self.opts.writes && info.rss_bytes > 0 {
+            // Not ourselves: our own reads would be the activity we measure.
+            if self.opts.writes && info.rss_bytes > 0 && info.pid != std::process::id() as i32 {
                 match track_writes(&self.opts, info.pid, st) {
                     Some((det, w, c, s)) => {
                         *snap.detectors.entry(det.name().to_owned()).or_default() += 1;
                         f.written = Some(w);
                         f.changed = Some(c);
                         f.silent = s;
+                        f.silent_unknown = s.is_none() as u64;
                     }
                     None => no_writes += 1,
                 }
@@ -234,6 +239,12 @@ impl Monitor {
             snap.dups = Some(find_duplicates(&cands));
         }
 
+        if let Some(uid) = self.opts.uid {
+            snap.missing.push(format!(
+                "only processes of uid {uid} (other users' memory needs CAP_SYS_PTRACE; \
+                 atomikctl --all-users counts them without the pagemap columns)"
+            ));
+        }
         if no_pagemap > 0 {
             snap.missing.push(format!(
                 "COW and duplicate columns leave out {no_pagemap} processes whose pagemap is not \
@@ -328,6 +339,7 @@ impl Monitor {
                 add_opt(&mut s.written, f.written);
                 add_opt(&mut s.changed, f.changed);
                 add_opt(&mut s.silent, f.silent);
+                s.silent_unknown += f.silent_unknown;
                 add_opt(&mut s.cow_shared, f.cow_shared);
                 add_opt(&mut s.cow_breaks, f.cow_breaks);
                 add_opt(&mut s.cow_copies, f.cow_copies);
@@ -347,7 +359,8 @@ impl Monitor {
                     rss_bytes: s.rss,
                     written_per_s: rate(s.written),
                     changed_per_s: rate(s.changed),
-                    silent_per_s: rate(s.silent),
+                    // A sum that leaves out processes would understate: unknown instead.
+                    silent_per_s: if s.silent_unknown > 0 { None } else { rate(s.silent) },
                     cow_shared_pages: s.cow_shared,
                     cow_breaks_per_s: rate(s.cow_breaks),
                     cow_copies_per_s: rate(s.cow_copies),
