@@ -91,10 +91,9 @@ impl Owner {
         }
     }
 
-    /// The owner uid and gid as seen from the caller's user namespace.
+    /// The owner uid as seen from the caller's user namespace, and the owner gid (as the
+    /// initial namespace sees it: the kernel exports no gid mapping to Rust modules).
     pub(crate) fn ids(&self) -> (u32, u32) {
-        // SAFETY: plain FFI conversions of ids; current_user_ns is valid in process context.
-        let gid = unsafe { bindings::from_kgid_munged(bindings::current_user_ns(), self.gid) };
-        (self.uid.into_uid_in_current_ns(), gid)
+        (self.uid.into_uid_in_current_ns(), self.gid.val)
     }
 }

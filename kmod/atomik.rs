@@ -7,6 +7,8 @@
 
 use kernel::prelude::*;
 
+// The shared file is written for a library (pub items, docs); here it is crate-private.
+#[allow(unreachable_pub)]
 #[path = "../libatomik/src/abi.rs"]
 mod abi;
 mod uapi;

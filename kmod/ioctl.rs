@@ -10,6 +10,7 @@ use crate::{
     limits::Limits,
     registry,
 };
+use core::mem::size_of;
 use kernel::{
     fs::File,
     ioctl::_IOC_SIZE,
@@ -24,6 +25,7 @@ pub(crate) fn dispatch(me: &AtomikFile, file: &File, cmd: u32, arg: usize) -> Re
         IOCTL_BANK_CREATE => create(file, user.reader()),
         IOCTL_BANK_OPEN => open(me, file, user),
         IOCTL_BANK_DESTROY => destroy(file, user.reader()),
+        IOCTL_BANK_LIST => list(user),
         IOCTL_LOAD => slot_op(me, KIND_LOAD, user),
         IOCTL_ACCUM => slot_op(me, KIND_ACCUM, user),
         IOCTL_READ => slot_op(me, KIND_READ, user),
@@ -107,6 +109,23 @@ fn open(me: &AtomikFile, file: &File, user: UserSlice) -> Result<isize> {
 fn destroy(file: &File, mut r: UserSliceReader) -> Result<isize> {
     let req: BankName = r.read()?;
     registry::destroy(&req.name, |bank| bank.owner.check_destroy(file))?;
+    Ok(0)
+}
+
+fn list(user: UserSlice) -> Result<isize> {
+    let (mut r, mut w) = user.reader_writer();
+    let mut req: BankList = r.read()?;
+    if req.capacity > BATCH_MAX {
+        return Err(E2BIG);
+    }
+    let (entries, count) = registry::list(req.capacity as usize)?;
+    let addr = usize::try_from(req.entries).map_err(|_| EFAULT)?;
+    let mut out = UserSlice::new(UserPtr::from_addr(addr), entries.len() * size_of::<BankListEntry>()).writer();
+    for e in entries.iter() {
+        out.write(e)?;
+    }
+    req.count = count;
+    w.write(&req)?;
     Ok(0)
 }
 

@@ -6,7 +6,7 @@
 //! until the last of them is gone; the memory limit counts a bank until it is destroyed.
 
 use crate::{abi, access::Owner, bank::Bank, limits::Limits};
-use kernel::{prelude::*, sync::Arc};
+use kernel::{alloc::KVVec, prelude::*, sync::Arc};
 
 /// All banks and the memory they hold.
 pub(crate) struct Banks {
@@ -109,7 +109,7 @@ pub(crate) fn destroy(raw_name: &[u8; abi::NAME_LEN], allowed: impl FnOnce(&Bank
         let mut banks = BANKS.lock();
         let idx = banks.list.iter().position(|b| same_name(&b.name, name)).ok_or(ENOENT)?;
         allowed(&banks.list[idx])?;
-        let bank = banks.list.swap_remove(idx)?;
+        let bank = banks.list.remove(idx)?;
         banks.used_bytes -= bank.bytes();
         bank
     };
@@ -122,4 +122,27 @@ pub(crate) fn destroy(raw_name: &[u8; abi::NAME_LEN], allowed: impl FnOnce(&Bank
 pub(crate) fn usage() -> (u32, u64) {
     let banks = BANKS.lock();
     (banks.list.len() as u32, banks.used_bytes)
+}
+
+/// Describes up to `max` banks; returns them and how many exist.
+pub(crate) fn list(max: usize) -> Result<(KVVec<abi::BankListEntry>, u32)> {
+    // Allocate before taking the lock (the count may change meanwhile: cut at capacity).
+    let mut out = KVVec::with_capacity(max.min(BANKS.lock().list.len()), GFP_KERNEL)?;
+    let banks = BANKS.lock();
+    for bank in banks.list.iter().take(max.min(out.capacity())) {
+        let (uid, gid) = bank.owner.ids();
+        out.push_within_capacity(abi::BankListEntry {
+            name: bank.name,
+            slots: bank.layout.slots,
+            bytes: bank.bytes(),
+            op: bank.op,
+            mode: bank.owner.mode,
+            uid,
+            gid,
+            shards: bank.layout.shards,
+            reserved: 0,
+        })
+        .map_err(|_| ENOMEM)?;
+    }
+    Ok((out, banks.list.len() as u32))
 }

@@ -12,6 +12,7 @@ const _: () = assert!(IOCTL_GET_INFO == _IOR::<Info>(M, 0x00));
 const _: () = assert!(IOCTL_BANK_CREATE == _IOW::<BankCreate>(M, 0x01));
 const _: () = assert!(IOCTL_BANK_OPEN == _IOWR::<BankOpen>(M, 0x02));
 const _: () = assert!(IOCTL_BANK_DESTROY == _IOW::<BankName>(M, 0x03));
+const _: () = assert!(IOCTL_BANK_LIST == _IOWR::<BankList>(M, 0x04));
 const _: () = assert!(IOCTL_LOAD == _IOW::<SlotOp>(M, 0x10));
 const _: () = assert!(IOCTL_ACCUM == _IOW::<SlotOp>(M, 0x11));
 const _: () = assert!(IOCTL_READ == _IOWR::<SlotOp>(M, 0x12));
@@ -32,4 +33,4 @@ macro_rules! plain_bytes {
         unsafe impl kernel::transmute::AsBytes for $t {}
     )*};
 }
-plain_bytes!(Info, BankCreate, BankOpen, BankName, SlotOp, BatchEntry, Batch, BankStats);
+plain_bytes!(Info, BankCreate, BankOpen, BankName, SlotOp, BatchEntry, Batch, BankStats, BankList, BankListEntry);
