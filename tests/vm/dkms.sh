@@ -23,7 +23,15 @@ log "dkms: a tree without Rust build products is refused: ${msg%%$'\n'*}"
 VER=$(sed -n 's/^PACKAGE_VERSION="\(.*\)"/\1/p' "$REPO/dkms/dkms.conf")
 dkms remove "atomik/$VER" --all >/dev/null 2>&1 || true
 SRC=$("$REPO/dkms/install-source.sh")
-cleanup() { dkms remove "atomik/$VER" --all >/dev/null 2>&1 || true; rm -rf "$SRC" "$FAKE"; }
+# dkms installs only for a kernel that has /lib/modules/KREL: stand in for the installed kernel
+# (removed again afterwards when this script made it).
+MADE_MODDIR=0
+if [ ! -d "/lib/modules/$KREL" ]; then mkdir -p "/lib/modules/$KREL"; MADE_MODDIR=1; fi
+cleanup() {
+  dkms remove "atomik/$VER" --all >/dev/null 2>&1 || true
+  rm -rf "$SRC" "$FAKE"
+  if [ $MADE_MODDIR = 1 ]; then rm -rf "/lib/modules/$KREL"; fi
+}
 trap cleanup EXIT
 export ATOMIK_RUSTC=$RUSTC_BIN ATOMIK_BINDGEN=$BINDGEN_BIN
 dkms add "atomik/$VER" >/dev/null
