@@ -52,7 +52,11 @@ pub fn run(report: &mut Report) {
         in_child(
             || {
                 // SAFETY: credential syscalls in the child.
-                if unsafe { libc::setgroups(0, std::ptr::null()) != 0 || libc::setgid(0) != 0 || libc::setuid(1000) != 0 } {
+                if unsafe {
+                    libc::setgroups(0, std::ptr::null()) != 0
+                        || libc::setgid(0) != 0
+                        || libc::setuid(1000) != 0
+                } {
                     return Err("setuid".into());
                 }
                 Ok(())

@@ -24,7 +24,12 @@ pub fn run(report: &mut Report) {
         let d = ok!(Dev::open());
         let i = ok!(d.info());
         ensure!(i.abi_version == ABI_VERSION, "abi {}", i.abi_version);
-        ensure!(i.features & (FEATURE_MMAP | FEATURE_BATCH | FEATURE_STATS) == FEATURE_MMAP | FEATURE_BATCH | FEATURE_STATS, "features {:#x}", i.features);
+        ensure!(
+            i.features & (FEATURE_MMAP | FEATURE_BATCH | FEATURE_STATS)
+                == FEATURE_MMAP | FEATURE_BATCH | FEATURE_STATS,
+            "features {:#x}",
+            i.features
+        );
         ensure!(i.features & FEATURE_FPGA == 0, "FPGA bit set without FPGA");
         ensure!(i.max_batch == BATCH_MAX && i.max_slots > 0 && i.max_total_bytes > 0, "{i:?}");
         let before = i.bank_count;
@@ -68,7 +73,10 @@ pub fn run(report: &mut Report) {
         ensure!(ok!(d.swap(0)) == 0, "swap");
         let m = ok!(d.map(att.map_size as usize, 0, PROT_READ, MAP_SHARED));
         let l = BankLayout::new(4, 0).unwrap();
-        ensure!(m.word(l.acc_off).load(SeqCst) == 0 && m.word(l.ref_off).load(SeqCst) == 0, "acc reset, ref = state");
+        ensure!(
+            m.word(l.acc_off).load(SeqCst) == 0 && m.word(l.ref_off).load(SeqCst) == 0,
+            "acc reset, ref = state"
+        );
         Ok(())
     });
 
@@ -80,13 +88,15 @@ pub fn run(report: &mut Report) {
         for bad in ["", ".hidden", "a/b", "sp ace", "x\u{e9}"] {
             fails_with!(d.create(bad, 4, OP_XOR, 0o600, 0), libc::EINVAL);
         }
-        let mut unterminated = BankCreate { name: [b'a'; NAME_LEN], slots: 1, op: 0, mode: 0o600, shards: 0, flags: 0 };
+        let mut unterminated =
+            BankCreate { name: [b'a'; NAME_LEN], slots: 1, op: 0, mode: 0o600, shards: 0, flags: 0 };
         fails_with!(d.raw(IOCTL_BANK_CREATE, &mut unterminated as *mut _ as usize), libc::EINVAL);
         fails_with!(d.create("sem-e0", 0, OP_XOR, 0o600, 0), libc::EINVAL);
         fails_with!(d.create("sem-e1", 4, 7, 0o600, 0), libc::EINVAL);
         fails_with!(d.create("sem-e2", 4, OP_XOR, 0o1777, 0), libc::EINVAL);
         fails_with!(d.create("sem-e3", 4, OP_XOR, 0o600, MAX_SHARDS as u32 + 1), libc::EINVAL);
-        let mut flagged = BankCreate { name: name("sem-e4"), slots: 1, op: 0, mode: 0o600, shards: 0, flags: 1 };
+        let mut flagged =
+            BankCreate { name: name("sem-e4"), slots: 1, op: 0, mode: 0o600, shards: 0, flags: 1 };
         fails_with!(d.raw(IOCTL_BANK_CREATE, &mut flagged as *mut _ as usize), libc::EINVAL);
         fails_with!(d.attach("sem-none", RW), libc::ENOENT);
         fails_with!(d.destroy("sem-none"), libc::ENOENT);
@@ -113,13 +123,24 @@ pub fn run(report: &mut Report) {
     report.run("BATCH: results, validation before apply, E2BIG", || {
         let d = fresh("sem-batch", 16, OP_XOR, 0)?;
         let e = |kind, slot, value| BatchEntry { kind, status: 0, slot, value };
-        let mut b = vec![e(KIND_LOAD, 1, 0xF0), e(KIND_ACCUM, 1, 0x0F), e(KIND_READ, 1, 0), e(KIND_SWAP, 1, 0), e(KIND_ACCUM, 1, 1), e(KIND_READ, 1, 0)];
+        let mut b = vec![
+            e(KIND_LOAD, 1, 0xF0),
+            e(KIND_ACCUM, 1, 0x0F),
+            e(KIND_READ, 1, 0),
+            e(KIND_SWAP, 1, 0),
+            e(KIND_ACCUM, 1, 1),
+            e(KIND_READ, 1, 0),
+        ];
         ensure!(ok!(d.batch(&mut b)) == 6, "done");
         ensure!(b[2].value == 0xFF && b[3].value == 0xFF && b[5].value == 0xFE, "values {:?}", b);
         ensure!(b.iter().all(|x| x.status == 0), "statuses");
         let mut bad = vec![e(KIND_ACCUM, 2, 1), e(KIND_ACCUM, 16, 1), e(9, 2, 1)];
         fails_with!(d.batch(&mut bad), libc::EINVAL);
-        ensure!(bad[0].status == 0 && bad[1].status == -libc::EINVAL && bad[2].status == -libc::EINVAL, "statuses {:?}", bad);
+        ensure!(
+            bad[0].status == 0 && bad[1].status == -libc::EINVAL && bad[2].status == -libc::EINVAL,
+            "statuses {:?}",
+            bad
+        );
         ensure!(ok!(d.read(2)) == 0, "nothing applied from a rejected batch");
         let mut big = Batch { entries: b.as_mut_ptr() as u64, count: BATCH_MAX + 1, done: 0 };
         fails_with!(d.raw(IOCTL_BATCH, &mut big as *mut _ as usize), libc::E2BIG);
@@ -127,7 +148,8 @@ pub fn run(report: &mut Report) {
         fails_with!(d.raw(IOCTL_BATCH, &mut unmapped as *mut _ as usize), libc::EFAULT);
         let mut empty: Vec<BatchEntry> = Vec::new();
         ensure!(ok!(d.batch(&mut empty)) == 0, "empty batch");
-        let mut full: Vec<BatchEntry> = (0..BATCH_MAX as u64).map(|i| e(KIND_ACCUM, i % 16, 1 << (i % 64))).collect();
+        let mut full: Vec<BatchEntry> =
+            (0..BATCH_MAX as u64).map(|i| e(KIND_ACCUM, i % 16, 1 << (i % 64))).collect();
         ensure!(ok!(d.batch(&mut full)) == BATCH_MAX, "full batch");
         Ok(())
     });
@@ -192,13 +214,16 @@ pub fn run(report: &mut Report) {
 
     report.run("banks outlive their creator; destroy keeps live mappings valid", || {
         let _ = ok!(Dev::open()).destroy("sem-life");
-        in_child(|| Ok(()), || {
-            let d = ok!(Dev::open());
-            ok!(d.create("sem-life", 8, OP_XOR, 0o600, 0));
-            ok!(d.attach("sem-life", RW));
-            ok!(d.load(2, 77));
-            Ok(())
-        })?;
+        in_child(
+            || Ok(()),
+            || {
+                let d = ok!(Dev::open());
+                ok!(d.create("sem-life", 8, OP_XOR, 0o600, 0));
+                ok!(d.attach("sem-life", RW));
+                ok!(d.load(2, 77));
+                Ok(())
+            },
+        )?;
         let d = ok!(Dev::open());
         ok!(d.attach("sem-life", RW));
         ensure!(ok!(d.read(2)) == 77, "state kept after the creator exited");
@@ -238,7 +263,11 @@ pub fn run_limits(report: &mut Report) {
             ensure!(made.len() < 10_000, "no memory limit");
         }
         let used = ok!(d.info()).used_bytes;
-        ensure!(used <= i.max_total_bytes && used + per > i.max_total_bytes, "used {used} of {}", i.max_total_bytes);
+        ensure!(
+            used <= i.max_total_bytes && used + per > i.max_total_bytes,
+            "used {used} of {}",
+            i.max_total_bytes
+        );
         for n in &made {
             ok!(d.destroy(n));
         }
