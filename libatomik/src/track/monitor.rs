@@ -103,6 +103,7 @@ pub struct Snapshot {
 
 struct ProcState {
     anon: Option<AnonSample>,
+    /// The tracker and the mappings it was set up for.
     tracker: Option<(Vec<Range>, Tracker)>,
 }
 
@@ -134,13 +135,41 @@ fn add_opt<T: std::ops::Add<Output = T> + Copy>(a: &mut Option<T>, b: Option<T>)
     }
 }
 
-/// Private anonymous writable mappings: what `watch` and `top --writes` track by default.
-pub fn default_ranges(proc_root: &std::path::Path, pid: i32) -> super::error::Result<Vec<Range>> {
+/// The private anonymous writable mappings of `pid`: when they change, the default ranges
+/// are recomputed.
+pub fn anon_mappings(proc_root: &Path, pid: i32) -> super::error::Result<Vec<Range>> {
     Ok(read_maps(proc_root, pid)?
         .into_iter()
         .filter(|m| m.is_private_anon() && m.write && m.read)
         .map(|m| m.range)
         .collect())
+}
+
+/// What `watch` and `top --writes` track by default: the populated parts of the private
+/// anonymous writable mappings (spans of present or swapped pages, gaps under 1 MiB
+/// bridged). A mapping may reserve terabytes; only what is in use is watched.
+pub fn default_ranges(proc_root: &Path, pid: i32) -> super::error::Result<Vec<Range>> {
+    const BRIDGE: u64 = 256 * PAGE;
+    let pm = super::pagemap::Pagemap::open_in(proc_root, pid)?;
+    let mut out: Vec<Range> = Vec::new();
+    let mut spans = Vec::new();
+    for m in read_maps(proc_root, pid)?.into_iter().filter(|m| m.is_private_anon() && m.write && m.read) {
+        spans.clear();
+        super::scan::populated(&pm, m.range, &mut spans)?;
+        let mut cur: Option<Range> = None;
+        for s in &spans {
+            cur = match cur {
+                Some(c) if s.start - c.end <= BRIDGE => Some(Range::new(c.start, s.end)),
+                Some(c) => {
+                    out.push(c);
+                    Some(*s)
+                }
+                None => Some(*s),
+            };
+        }
+        out.extend(cur);
+    }
+    Ok(out)
 }
 
 impl Monitor {
@@ -380,16 +409,17 @@ fn track_writes(
     pid: i32,
     st: &mut ProcState,
 ) -> Option<(Detector, u64, u64, Option<u64>)> {
-    let ranges = default_ranges(&opts.proc_root, pid).ok()?;
-    if ranges.is_empty() {
-        return None;
-    }
-    let fresh = !matches!(&st.tracker, Some((r, _)) if *r == ranges);
+    let maps = anon_mappings(&opts.proc_root, pid).ok()?;
+    let fresh = !matches!(&st.tracker, Some((m, _)) if *m == maps);
     if fresh {
         st.tracker = None;
+        let ranges = default_ranges(&opts.proc_root, pid).ok()?;
+        if ranges.is_empty() {
+            return None;
+        }
         let t = Tracker::watch(pid, &ranges, TrackerOptions::default()).ok()?;
         let det = t.detector();
-        st.tracker = Some((ranges, t));
+        st.tracker = Some((maps, t));
         // A new baseline: nothing to report for this interval.
         return Some((det, 0, 0, (det != Detector::FullRescan).then_some(0)));
     }

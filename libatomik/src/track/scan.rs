@@ -11,7 +11,7 @@
 
 use super::error::{Result, TrackError};
 use super::pagemap::Pagemap;
-use super::ranges::Range;
+use super::ranges::{Range, PAGE};
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 
@@ -21,6 +21,8 @@ pub const PAGE_IS_WPALLOWED: u64 = 1 << 0;
 pub const PAGE_IS_WRITTEN: u64 = 1 << 1;
 /// Category: page is present.
 pub const PAGE_IS_PRESENT: u64 = 1 << 3;
+/// Category: page is swapped out.
+pub const PAGE_IS_SWAPPED: u64 = 1 << 4;
 /// Category: page maps the shared zero page.
 pub const PAGE_IS_PFNZERO: u64 = 1 << 5;
 /// Flag: write-protect the matched pages.
@@ -236,6 +238,35 @@ pub fn scan_category(pm: &Pagemap, range: Range, categories: u64, out: &mut Vec<
             break;
         }
         start = arg.walk_end;
+    }
+    Ok(())
+}
+
+/// Pages of `range` that are present or swapped (the populated ones), as ranges. Uses
+/// `PAGEMAP_SCAN` (compact even for terabyte-sized reservations); on kernels without it,
+/// reads pagemap in bounded chunks.
+pub fn populated(pm: &Pagemap, range: Range, out: &mut Vec<Range>) -> Result<()> {
+    if scan_category(pm, range, PAGE_IS_PRESENT | PAGE_IS_SWAPPED, out).is_ok() {
+        return Ok(());
+    }
+    const CHUNK: u64 = 1 << 16;
+    let mut entries = Vec::new();
+    let mut addr = range.start;
+    while addr < range.end {
+        let end = range.end.min(addr + CHUNK * PAGE);
+        pm.read(Range::new(addr, end), &mut entries)?;
+        let present = entries
+            .iter()
+            .enumerate()
+            .filter(|(_, e)| e.present() || e.swapped())
+            .map(|(i, _)| addr + i as u64 * PAGE);
+        for r in super::ranges::coalesce(present) {
+            match out.last_mut() {
+                Some(last) if last.end == r.start => last.end = r.end,
+                _ => out.push(r),
+            }
+        }
+        addr = end;
     }
     Ok(())
 }
