@@ -175,60 +175,22 @@ impl AsRawFd for WpArm {
     }
 }
 
-/// Scans `range` of the process behind `pm` for written pages, appending them to `out`.
-/// With `rearm`, write-protects them again in the same walk (so the next scan reports only
-/// newer writes). Fails with EPERM (as [`TrackError::Sys`]) when part of the range is not
-/// armed for async write-protection.
-pub fn scan_written(pm: &Pagemap, range: Range, rearm: bool, out: &mut Vec<Range>) -> Result<()> {
+/// Runs `PAGEMAP_SCAN` over `range` with `query` (flags and category masks), appending the
+/// matching pages to `out` as ranges.
+fn scan(pm: &Pagemap, range: Range, query: PmScanArg, out: &mut Vec<Range>) -> Result<()> {
     let mut regions = vec![PageRegion::default(); 512];
     let mut start = range.start;
     while start < range.end {
         let mut arg = PmScanArg {
             size: size_of::<PmScanArg>() as u64,
-            flags: PM_SCAN_CHECK_WPASYNC | if rearm { PM_SCAN_WP_MATCHING } else { 0 },
             start,
             end: range.end,
             vec: regions.as_mut_ptr() as u64,
             vec_len: regions.len() as u64,
-            category_mask: PAGE_IS_WRITTEN,
-            return_mask: PAGE_IS_WRITTEN,
-            ..Default::default()
+            ..query
         };
         // SAFETY: PAGEMAP_SCAN reads and writes `arg` (live, correctly sized) and writes at
         // most vec_len PageRegions into `regions`, which has that many.
-        let n = unsafe { libc::ioctl(pm.file().as_raw_fd(), PAGEMAP_SCAN as _, &mut arg) };
-        if n < 0 {
-            return Err(sys(pm.pid(), "PAGEMAP_SCAN"));
-        }
-        for r in &regions[..n as usize] {
-            out.push(Range::new(r.start, r.end));
-        }
-        if arg.walk_end <= start {
-            break;
-        }
-        start = arg.walk_end;
-    }
-    Ok(())
-}
-
-/// Pages of `range` in any of the `categories` (e.g. [`PAGE_IS_PFNZERO`]), appended to
-/// `out` as ranges. Needs no write-protection. Fails with ENOTTY (as [`TrackError::Sys`])
-/// on kernels before 6.7.
-pub fn scan_category(pm: &Pagemap, range: Range, categories: u64, out: &mut Vec<Range>) -> Result<()> {
-    let mut regions = vec![PageRegion::default(); 512];
-    let mut start = range.start;
-    while start < range.end {
-        let mut arg = PmScanArg {
-            size: size_of::<PmScanArg>() as u64,
-            start,
-            end: range.end,
-            vec: regions.as_mut_ptr() as u64,
-            vec_len: regions.len() as u64,
-            category_anyof_mask: categories,
-            return_mask: categories,
-            ..Default::default()
-        };
-        // SAFETY: as in scan_written: `arg` is live and sized, `regions` has vec_len entries.
         let n = unsafe { libc::ioctl(pm.file().as_raw_fd(), PAGEMAP_SCAN as _, &mut arg) };
         if n < 0 {
             return Err(sys(pm.pid(), "PAGEMAP_SCAN"));
@@ -240,6 +202,28 @@ pub fn scan_category(pm: &Pagemap, range: Range, categories: u64, out: &mut Vec<
         start = arg.walk_end;
     }
     Ok(())
+}
+
+/// Scans `range` of the process behind `pm` for written pages, appending them to `out`.
+/// With `rearm`, write-protects them again in the same walk (so the next scan reports only
+/// newer writes). Fails with EPERM (as [`TrackError::Sys`]) when part of the range is not
+/// armed for async write-protection.
+pub fn scan_written(pm: &Pagemap, range: Range, rearm: bool, out: &mut Vec<Range>) -> Result<()> {
+    let query = PmScanArg {
+        flags: PM_SCAN_CHECK_WPASYNC | if rearm { PM_SCAN_WP_MATCHING } else { 0 },
+        category_mask: PAGE_IS_WRITTEN,
+        return_mask: PAGE_IS_WRITTEN,
+        ..Default::default()
+    };
+    scan(pm, range, query, out)
+}
+
+/// Pages of `range` in any of the `categories` (e.g. [`PAGE_IS_PFNZERO`]), appended to
+/// `out` as ranges. Needs no write-protection. Fails with ENOTTY (as [`TrackError::Sys`])
+/// on kernels before 6.7.
+pub fn scan_category(pm: &Pagemap, range: Range, categories: u64, out: &mut Vec<Range>) -> Result<()> {
+    let query = PmScanArg { category_anyof_mask: categories, return_mask: categories, ..Default::default() };
+    scan(pm, range, query, out)
 }
 
 /// Pages of `range` that are present or swapped (the populated ones), as ranges. Uses
