@@ -5,7 +5,7 @@
 //! two samples into per-cgroup rows with rates.
 
 use super::cgroup::{ancestors, in_subtree, read_membership};
-use super::cow::{cow_breaks, sample_anon, AnonSample};
+use super::cow::{cow_breaks, identical_copies, sample_anon, AnonSample};
 use super::dups::{find_duplicates, DupProcess, DupReport};
 use super::error::TrackError;
 use super::ksm::{read_ksm, KsmGlobal};
@@ -76,6 +76,9 @@ pub struct CgroupRow {
     pub cow_breaks_per_s: Option<f64>,
     /// Of those, copies made in these processes (needs PFNs), per second.
     pub cow_copies_per_s: Option<f64>,
+    /// Of those, copies whose bytes equal the origin still mapped by the parent at the same
+    /// address (writes that did not need a copy), per second (needs PFNs).
+    pub cow_identical_per_s: Option<f64>,
     /// Reclaimable duplicate bytes (extra copies of content kept elsewhere).
     pub dup_bytes: Option<u64>,
     /// KSM-merged bytes (Σ ksm_merging_pages).
@@ -123,6 +126,7 @@ struct ProcFigures {
     cow_shared: Option<u64>,
     cow_breaks: Option<u64>,
     cow_copies: Option<u64>,
+    cow_identical: Option<u64>,
     ksm_merged: Option<u64>,
     ksm_profit: Option<i64>,
     /// Processes whose silent writes are not observable.
@@ -221,6 +225,21 @@ impl Monitor {
                             if let Ok(b) = cow_breaks(&self.opts.proc_root, prev) {
                                 f.cow_breaks = Some(b.became_exclusive);
                                 f.cow_copies = b.copied;
+                                // A fork child's copies can be compared with the parent's
+                                // page at the same address while it is still the origin.
+                                if b.copied.is_some() {
+                                    f.cow_identical = Some(0);
+                                }
+                                if !b.copied_pages.is_empty() && info.ppid > 0 {
+                                    if let Ok(c) = identical_copies(
+                                        &self.opts.proc_root,
+                                        info.pid,
+                                        info.ppid,
+                                        &b.copied_pages,
+                                    ) {
+                                        f.cow_identical = Some(c.identical);
+                                    }
+                                }
                             }
                         }
                         st.anon = Some(a);
@@ -372,6 +391,7 @@ impl Monitor {
                 add_opt(&mut s.cow_shared, f.cow_shared);
                 add_opt(&mut s.cow_breaks, f.cow_breaks);
                 add_opt(&mut s.cow_copies, f.cow_copies);
+                add_opt(&mut s.cow_identical, f.cow_identical);
                 add_opt(&mut s.ksm_merged, f.ksm_merged);
                 add_opt(&mut s.ksm_profit, f.ksm_profit);
             }
@@ -393,6 +413,7 @@ impl Monitor {
                     cow_shared_pages: s.cow_shared,
                     cow_breaks_per_s: rate(s.cow_breaks),
                     cow_copies_per_s: rate(s.cow_copies),
+                    cow_identical_per_s: rate(s.cow_identical),
                     dup_bytes,
                     ksm_merged_bytes: s.ksm_merged,
                     ksm_profit_bytes: s.ksm_profit,
