@@ -201,6 +201,7 @@ impl Monitor {
         let mut snap = Snapshot { interval_s: dt, ksm: read_ksm(&self.opts.ksm_dir), ..Default::default() };
         let procs = self.processes(&mut snap)?;
         let mut no_pagemap = 0u64;
+        let mut pagemap_error: Option<String> = None;
         let mut no_pfn = false;
         let mut no_zero = false;
         let mut no_writes = 0u64;
@@ -250,6 +251,7 @@ impl Monitor {
                             && Path::new(&self.opts.proc_root).join(info.pid.to_string()).exists()
                         {
                             no_pagemap += 1;
+                            pagemap_error.get_or_insert_with(|| e.to_string());
                         }
                         st.anon = None;
                     }
@@ -295,8 +297,10 @@ impl Monitor {
         }
         if no_pagemap > 0 {
             snap.missing.push(format!(
-                "COW and duplicate columns leave out {no_pagemap} processes whose pagemap is not \
-                 readable (needs ptrace read access: your own processes, or CAP_SYS_PTRACE)"
+                "COW and duplicate columns leave out {no_pagemap} processes whose pagemap could \
+                 not be read (ptrace read access is needed: your own processes, or \
+                 CAP_SYS_PTRACE); first: {}",
+                pagemap_error.as_deref().unwrap_or("?")
             ));
         }
         if no_pfn {

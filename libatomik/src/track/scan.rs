@@ -234,6 +234,17 @@ pub fn populated(pm: &Pagemap, range: Range, out: &mut Vec<Range>) -> Result<()>
         return Ok(());
     }
     const CHUNK: u64 = 1 << 16;
+    // Without PAGEMAP_SCAN every page costs 8 bytes of pagemap: refuse reservations too big
+    // to read that way rather than stall.
+    const MAX_FALLBACK: u64 = 64 << 30;
+    if range.end - range.start > MAX_FALLBACK {
+        return Err(TrackError::BadRange {
+            pid: pm.pid(),
+            start: range.start,
+            end: range.end,
+            why: "mapping over 64 GiB and no PAGEMAP_SCAN (Linux < 6.7) to find its used pages",
+        });
+    }
     let mut entries = Vec::new();
     let mut addr = range.start;
     while addr < range.end {
