@@ -204,3 +204,31 @@ fn unprivileged_watch_of_init_names_pid_and_right() {
     assert!(err.contains("pid 1") && err.contains("permission denied"), "{err}");
     assert!(err.contains("ptrace"), "names the missing right: {err}");
 }
+
+/// Ctrl-C ends `watch` cleanly: its fingerprint bank is removed.
+#[test]
+fn interrupted_watch_removes_its_bank() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut target = std::process::Command::new("sleep").arg("30").spawn().unwrap();
+    let mut watch = std::process::Command::new(assert_cmd::cargo::cargo_bin("atomikctl"))
+        .env("ATOMIK_SHM_DIR", dir.path())
+        .env("ATOMIK_BACKEND", "soft")
+        .args(["watch", "--pid", &target.id().to_string(), "--interval", "0.1"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let banks = || fs::read_dir(dir.path()).map(|d| d.count()).unwrap_or(0);
+    let t0 = std::time::Instant::now();
+    while banks() == 0 && t0.elapsed().as_secs() < 10 {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert_eq!(banks(), 1, "watch keeps one bank while it runs");
+    // SAFETY: signals a child this test started.
+    unsafe { libc::kill(watch.id() as i32, libc::SIGINT) };
+    let status = watch.wait().unwrap();
+    let _ = target.kill();
+    let _ = target.wait();
+    assert!(status.success(), "{status:?}");
+    assert_eq!(banks(), 0, "the bank is removed on Ctrl-C");
+}

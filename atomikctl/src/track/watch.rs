@@ -2,7 +2,7 @@
 //! written without a change.
 
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use anyhow::{Context, Result};
 use clap::{Args, ValueEnum};
@@ -79,10 +79,13 @@ pub fn run(args: WatchArgs, json: bool) -> Result<()> {
     if !json {
         println!("{:>8}  {:>9}  {:>9}  {:>9}  {:>9}", "TIME_S", "WRITTEN", "CHANGED", "SILENT", "READ");
     }
+    super::stop_on_signals();
     let start = Instant::now();
     let mut n = 0;
     loop {
-        std::thread::sleep(Duration::from_secs_f64(args.interval));
+        if !super::sleep(args.interval) {
+            return Ok(());
+        }
         let r = match t.check() {
             Ok(r) => r,
             Err(TrackError::NoProcess { .. }) if n > 0 => {
