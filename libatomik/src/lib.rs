@@ -7,3 +7,4 @@
 //! `/dev/atomik`, with one layout for both: see [`abi`].
 
 pub mod abi;
+pub mod replica;
