@@ -8,6 +8,8 @@
 
 pub mod model;
 pub mod op;
+pub mod persist;
+pub mod sim;
 pub mod varint;
 pub mod wire;
 
