@@ -1,0 +1,196 @@
+//! Where banks live: the userspace shared-memory default, `/dev/atomik`, or an FPGA.
+//!
+//! Every backend hands back the same thing for an open bank: a mapping of the shared layout
+//! ([`BankMemory`]) used directly for ACCUM and READ, and optionally a [`Control`] that
+//! performs LOAD and SWAP elsewhere (the kernel).
+
+use std::path::PathBuf;
+
+use crate::bank::BankMemory;
+use crate::error::{Error, Result};
+use crate::name::BankName;
+use crate::Op;
+
+pub mod soft;
+
+/// Which backend serves banks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BackendKind {
+    /// Files in shared memory (`/dev/shm/atomik`), no kernel module needed.
+    Soft,
+    /// The `/dev/atomik` kernel module.
+    Device,
+    /// An FPGA behind `/dev/atomik`.
+    Fpga,
+}
+
+impl BackendKind {
+    /// Lower-case name as `ATOMIK_BACKEND` spells it.
+    pub const fn name(self) -> &'static str {
+        match self {
+            BackendKind::Soft => "soft",
+            BackendKind::Device => "device",
+            BackendKind::Fpga => "fpga",
+        }
+    }
+}
+
+impl std::fmt::Display for BackendKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Parameters of a new bank.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CreateOptions {
+    /// Number of slots (≥ 1).
+    pub slots: u64,
+    /// Group operator.
+    pub op: Op,
+    /// Permission bits (0o600 by default).
+    pub mode: u32,
+    /// Writer-private shards for dense batches (0 by default).
+    pub shards: u32,
+}
+
+impl CreateOptions {
+    /// `slots` slots, XOR, mode 0600, no shards.
+    pub const fn new(slots: u64) -> CreateOptions {
+        CreateOptions { slots, op: Op::Xor, mode: 0o600, shards: 0 }
+    }
+
+    /// With operator `op`.
+    pub const fn op(mut self, op: Op) -> CreateOptions {
+        self.op = op;
+        self
+    }
+
+    /// With permission bits `mode`.
+    pub const fn mode(mut self, mode: u32) -> CreateOptions {
+        self.mode = mode;
+        self
+    }
+
+    /// With `shards` writer-private shards.
+    pub const fn shards(mut self, shards: u32) -> CreateOptions {
+        self.shards = shards;
+        self
+    }
+}
+
+/// Access wanted when opening a bank.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Access {
+    /// READ only; the mapping is read-only.
+    ReadOnly,
+    /// All operations.
+    ReadWrite,
+}
+
+/// What is known of a bank without opening it for use.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BankInfo {
+    /// Name.
+    pub name: String,
+    /// Slot count.
+    pub slots: u64,
+    /// Operator.
+    pub op: Op,
+    /// Writer shards.
+    pub shards: u32,
+    /// Permission bits.
+    pub mode: u32,
+    /// Owner uid.
+    pub uid: u32,
+    /// Owner gid.
+    pub gid: u32,
+    /// Bytes of memory the bank takes.
+    pub bytes: u64,
+    /// Where it lives (file path or device).
+    pub location: PathBuf,
+}
+
+/// LOAD and SWAP done outside the mapping (by the kernel), for backends that want it.
+pub trait Control: Send + Sync {
+    /// LOAD `v` into `slot` (already range-checked).
+    fn load(&self, slot: u64, v: u64) -> Result<()>;
+    /// SWAP `slot` (already range-checked), returning the state.
+    fn swap(&self, slot: u64) -> Result<u64>;
+}
+
+/// An opened bank as a backend hands it over.
+pub struct Opened {
+    /// The mapped shared layout.
+    pub memory: BankMemory,
+    /// Where LOAD/SWAP go when not through the mapping.
+    pub control: Option<Box<dyn Control>>,
+    /// Description.
+    pub info: BankInfo,
+}
+
+/// A place banks live.
+pub trait Backend: Send + Sync {
+    /// Which kind this is.
+    fn kind(&self) -> BackendKind;
+    /// Creates a bank (error if the name is taken) and opens it read-write.
+    fn create(&self, name: &BankName, opts: &CreateOptions) -> Result<Opened>;
+    /// Opens an existing bank.
+    fn open(&self, name: &BankName, access: Access) -> Result<Opened>;
+    /// Destroys a bank. Existing mappings stay valid until dropped.
+    fn destroy(&self, name: &BankName) -> Result<()>;
+    /// Describes every bank; an unreadable one gives its error in place.
+    fn list(&self) -> Result<Vec<Result<BankInfo>>>;
+}
+
+/// The backend in use and why it was chosen.
+pub struct Selection {
+    /// The backend.
+    pub backend: Box<dyn Backend>,
+    /// One line: why this one.
+    pub reason: String,
+}
+
+/// Environment variable forcing a backend.
+pub const ENV_BACKEND: &str = "ATOMIK_BACKEND";
+
+/// Chooses the backend: `ATOMIK_BACKEND` when set, else `/dev/atomik` when it exists,
+/// else the userspace default.
+pub fn select() -> Result<Selection> {
+    match std::env::var(ENV_BACKEND) {
+        Ok(v) if !v.is_empty() => match v.as_str() {
+            "soft" => Ok(Selection {
+                backend: Box::new(soft::SoftBackend::from_env()),
+                reason: format!("{ENV_BACKEND}=soft"),
+            }),
+            "device" => Ok(Selection { backend: device(true)?, reason: format!("{ENV_BACKEND}=device") }),
+            "fpga" => Err(Error::BackendUnavailable {
+                backend: "fpga",
+                reason: format!("{} reports no FPGA", crate::abi::DEVICE_PATH),
+            }),
+            _ => Err(Error::BadBackend { value: v }),
+        },
+        _ => {
+            if std::path::Path::new(crate::abi::DEVICE_PATH).exists() {
+                if let Ok(b) = device(false) {
+                    return Ok(Selection {
+                        backend: b,
+                        reason: format!("{} is present", crate::abi::DEVICE_PATH),
+                    });
+                }
+            }
+            Ok(Selection {
+                backend: Box::new(soft::SoftBackend::from_env()),
+                reason: format!("{} is absent; using shared memory", crate::abi::DEVICE_PATH),
+            })
+        }
+    }
+}
+
+/// The device backend, when this build has one.
+fn device(_forced: bool) -> Result<Box<dyn Backend>> {
+    Err(Error::BackendUnavailable {
+        backend: "device",
+        reason: "this build has no /dev/atomik backend yet".to_owned(),
+    })
+}

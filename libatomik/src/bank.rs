@@ -1,0 +1,248 @@
+//! [`Bank`]: a named bank of slots, whatever backend serves it.
+
+mod memory;
+mod shard;
+
+pub use memory::BankMemory;
+pub use shard::ShardWriter;
+
+use crate::backend::{self, Access, Backend, BackendKind, BankInfo, Control, CreateOptions, Opened};
+use crate::error::{Error, Result};
+use crate::name::BankName;
+use crate::Op;
+
+/// An open bank. Cheap operations (ACCUM, READ) go straight to the shared mapping; all are
+/// safe to call from many threads and processes at once.
+pub struct Bank {
+    name: BankName,
+    memory: BankMemory,
+    control: Option<Box<dyn Control>>,
+    info: BankInfo,
+    backend: BackendKind,
+}
+
+impl std::fmt::Debug for Bank {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Bank").field("info", &self.info).field("backend", &self.backend).finish()
+    }
+}
+
+impl Bank {
+    /// Creates bank `name` on the selected backend (see [`backend::select`]).
+    pub fn create(name: &str, opts: CreateOptions) -> Result<Bank> {
+        Bank::create_on(backend::select()?.backend.as_ref(), name, opts)
+    }
+
+    /// Opens bank `name` read-write, or read-only when only reading is permitted.
+    pub fn open(name: &str) -> Result<Bank> {
+        Bank::open_on(backend::select()?.backend.as_ref(), name)
+    }
+
+    /// Opens bank `name` with exactly `access`.
+    pub fn open_with(name: &str, access: Access) -> Result<Bank> {
+        Bank::open_with_on(backend::select()?.backend.as_ref(), name, access)
+    }
+
+    /// Destroys bank `name`.
+    pub fn destroy(name: &str) -> Result<()> {
+        backend::select()?.backend.destroy(&BankName::new(name)?)
+    }
+
+    /// Describes every bank on the selected backend.
+    pub fn list() -> Result<Vec<Result<BankInfo>>> {
+        backend::select()?.backend.list()
+    }
+
+    /// [`Bank::create`] on a given backend.
+    pub fn create_on(backend: &dyn Backend, name: &str, opts: CreateOptions) -> Result<Bank> {
+        let name = BankName::new(name)?;
+        let opened = backend.create(&name, &opts)?;
+        Ok(Bank::from_opened(name, opened, backend.kind()))
+    }
+
+    /// [`Bank::open`] on a given backend.
+    pub fn open_on(backend: &dyn Backend, name: &str) -> Result<Bank> {
+        match Bank::open_with_on(backend, name, Access::ReadWrite) {
+            Err(Error::PermissionDenied { .. }) => Bank::open_with_on(backend, name, Access::ReadOnly),
+            other => other,
+        }
+    }
+
+    /// [`Bank::open_with`] on a given backend.
+    pub fn open_with_on(backend: &dyn Backend, name: &str, access: Access) -> Result<Bank> {
+        let name = BankName::new(name)?;
+        let opened = backend.open(&name, access)?;
+        Ok(Bank::from_opened(name, opened, backend.kind()))
+    }
+
+    fn from_opened(name: BankName, opened: Opened, backend: BackendKind) -> Bank {
+        Bank { name, memory: opened.memory, control: opened.control, info: opened.info, backend }
+    }
+
+    /// The bank's name.
+    pub fn name(&self) -> &str {
+        self.name.as_str()
+    }
+
+    /// Slot count.
+    pub fn slots(&self) -> u64 {
+        self.memory.slots()
+    }
+
+    /// The operator.
+    pub fn op(&self) -> Op {
+        self.memory.op()
+    }
+
+    /// Which backend serves it.
+    pub fn backend(&self) -> BackendKind {
+        self.backend
+    }
+
+    /// Description as of opening.
+    pub fn info(&self) -> &BankInfo {
+        &self.info
+    }
+
+    /// Whether LOAD/ACCUM/SWAP are allowed.
+    pub fn writable(&self) -> bool {
+        self.memory.writable()
+    }
+
+    /// The mapped shared layout, for code that works on it directly.
+    pub fn memory(&self) -> &BankMemory {
+        &self.memory
+    }
+
+    fn check(&self, slot: u64) -> Result<()> {
+        if slot < self.slots() {
+            Ok(())
+        } else {
+            Err(Error::SlotOutOfRange { bank: self.name.to_string(), slot, slots: self.slots() })
+        }
+    }
+
+    fn check_writable(&self) -> Result<()> {
+        if self.writable() {
+            Ok(())
+        } else {
+            Err(Error::ReadOnly { name: self.name.to_string() })
+        }
+    }
+
+    fn check_all<'a>(&self, slots: impl IntoIterator<Item = &'a u64>) -> Result<()> {
+        slots.into_iter().try_for_each(|&s| self.check(s))
+    }
+
+    /// LOAD: reference = `v`, accumulator = identity.
+    pub fn load(&self, slot: u64, v: u64) -> Result<()> {
+        self.check(slot)?;
+        self.check_writable()?;
+        match &self.control {
+            Some(c) => c.load(slot, v),
+            None => {
+                self.memory.load(slot, v);
+                Ok(())
+            }
+        }
+    }
+
+    /// ACCUM: accumulator ∘= `d`. Lock-free.
+    #[inline]
+    pub fn accum(&self, slot: u64, d: u64) -> Result<()> {
+        self.check(slot)?;
+        self.check_writable()?;
+        self.memory.accum(slot, d);
+        Ok(())
+    }
+
+    /// ACCUM of `d`'s inverse: cancels an earlier `accum(slot, d)`.
+    pub fn undo(&self, slot: u64, d: u64) -> Result<()> {
+        self.accum(slot, self.op().inverse(d))
+    }
+
+    /// READ: reference ∘ accumulator.
+    #[inline]
+    pub fn read(&self, slot: u64) -> Result<u64> {
+        self.check(slot)?;
+        Ok(self.memory.read(slot))
+    }
+
+    /// True when the accumulator is the identity.
+    pub fn is_clean(&self, slot: u64) -> Result<bool> {
+        self.check(slot)?;
+        Ok(self.memory.is_clean(slot))
+    }
+
+    /// SWAP: returns the current state and makes it the reference.
+    pub fn swap(&self, slot: u64) -> Result<u64> {
+        self.check(slot)?;
+        self.check_writable()?;
+        match &self.control {
+            Some(c) => c.swap(slot),
+            None => Ok(self.memory.swap(slot)),
+        }
+    }
+
+    /// ACCUMs every `(slot, delta)`; all slots are checked first, so a bad one changes nothing.
+    pub fn accum_batch(&self, ops: &[(u64, u64)]) -> Result<()> {
+        self.check_all(ops.iter().map(|(s, _)| s))?;
+        self.check_writable()?;
+        for &(s, d) in ops {
+            self.memory.accum(s, d);
+        }
+        Ok(())
+    }
+
+    /// LOADs every `(slot, value)`; all slots are checked first.
+    pub fn load_batch(&self, ops: &[(u64, u64)]) -> Result<()> {
+        self.check_all(ops.iter().map(|(s, _)| s))?;
+        self.check_writable()?;
+        ops.iter().try_for_each(|&(s, v)| self.load(s, v))
+    }
+
+    /// ACCUMs `deltas[i]` into slot `start + i`, with atomic read-modify-writes.
+    pub fn accum_dense(&self, start: u64, deltas: &[u64]) -> Result<()> {
+        self.check_range(start, deltas.len())?;
+        self.check_writable()?;
+        for (i, &d) in deltas.iter().enumerate() {
+            self.memory.accum(start + i as u64, d);
+        }
+        Ok(())
+    }
+
+    fn check_range(&self, start: u64, len: usize) -> Result<()> {
+        if len == 0 {
+            return Ok(());
+        }
+        let last = start.checked_add(len as u64 - 1).unwrap_or(u64::MAX);
+        self.check(start)?;
+        self.check(last)
+    }
+
+    /// READs slots `start..start + out.len()` into `out`.
+    pub fn read_range(&self, start: u64, out: &mut [u64]) -> Result<()> {
+        self.check_range(start, out.len())?;
+        for (i, o) in out.iter_mut().enumerate() {
+            *o = self.memory.read(start + i as u64);
+        }
+        Ok(())
+    }
+
+    /// READs every slot.
+    pub fn read_all(&self) -> Vec<u64> {
+        (0..self.slots()).map(|i| self.memory.read(i)).collect()
+    }
+
+    /// SWAPs every slot, returning the states.
+    pub fn swap_all(&self) -> Result<Vec<u64>> {
+        self.check_writable()?;
+        (0..self.slots()).map(|i| self.swap(i)).collect()
+    }
+
+    /// Leases a writer-private shard for dense batches (banks created with shards only).
+    pub fn shard_writer(&self) -> Result<ShardWriter<'_>> {
+        self.check_writable()?;
+        ShardWriter::lease(&self.memory, self.name.as_str())
+    }
+}

@@ -1,0 +1,117 @@
+//! Errors of the library: each names the bank, file or ioctl it concerns.
+
+use std::path::PathBuf;
+
+/// Result with the library's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// What went wrong, and where.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The bank name is not `[A-Za-z0-9._-]{1,63}` or starts with a dot.
+    #[error("invalid bank name {name:?}: use 1 to 63 of A-Z a-z 0-9 . _ -, not starting with '.'")]
+    BadName {
+        /// The rejected name.
+        name: String,
+    },
+    /// No bank of that name.
+    #[error("bank {name:?} does not exist")]
+    NotFound {
+        /// Bank name.
+        name: String,
+    },
+    /// A bank of that name exists already.
+    #[error("bank {name:?} already exists")]
+    Exists {
+        /// Bank name.
+        name: String,
+    },
+    /// The slot index is not below the bank's slot count.
+    #[error("slot {slot} is out of range for bank {bank:?} ({slots} slots)")]
+    SlotOutOfRange {
+        /// Bank name.
+        bank: String,
+        /// Rejected index.
+        slot: u64,
+        /// Slot count.
+        slots: u64,
+    },
+    /// A create request with bad parameters.
+    #[error("cannot create bank {name:?}: {reason}")]
+    BadParams {
+        /// Bank name.
+        name: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The bank file is not a valid atomik bank of this ABI.
+    #[error("{}: not a usable atomik bank: {reason}", path.display())]
+    Corrupt {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The caller lacks the access it asked for.
+    #[error("bank {name:?}: permission denied ({what})")]
+    PermissionDenied {
+        /// Bank name.
+        name: String,
+        /// Which access was refused.
+        what: String,
+    },
+    /// The bank was opened read-only.
+    #[error("bank {name:?} is open read-only")]
+    ReadOnly {
+        /// Bank name.
+        name: String,
+    },
+    /// A system call on a file failed.
+    #[error("{op} {}: {source}", path.display())]
+    Io {
+        /// What was being done.
+        op: &'static str,
+        /// The file.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// An ioctl on `/dev/atomik` failed.
+    #[error("ioctl {ioctl} on {} (bank {bank:?}): {source}", crate::abi::DEVICE_PATH)]
+    Ioctl {
+        /// Name of the ioctl.
+        ioctl: &'static str,
+        /// Bank name, empty when none.
+        bank: String,
+        /// The errno.
+        source: std::io::Error,
+    },
+    /// The asked-for backend is not available.
+    #[error("backend {backend} is not available: {reason}")]
+    BackendUnavailable {
+        /// Backend name.
+        backend: &'static str,
+        /// Why.
+        reason: String,
+    },
+    /// `ATOMIK_BACKEND` holds an unknown value.
+    #[error("ATOMIK_BACKEND={value:?} is not one of soft, device, fpga")]
+    BadBackend {
+        /// The value found.
+        value: String,
+    },
+    /// No free writer shard in the bank.
+    #[error("bank {name:?}: all {shards} writer shards are leased")]
+    NoFreeShard {
+        /// Bank name.
+        name: String,
+        /// Shard count.
+        shards: u32,
+    },
+}
+
+impl Error {
+    pub(crate) fn io(op: &'static str, path: impl Into<PathBuf>, source: std::io::Error) -> Error {
+        Error::Io { op, path: path.into(), source }
+    }
+}
