@@ -10,29 +10,9 @@ fn fault_models() -> Vec<(&'static str, Faults)> {
         ("none", none),
         ("loss", Faults { loss: 0.2, ..none }),
         ("dup", Faults { dup: 0.3, ..none }),
-        (
-            "reorder",
-            Faults {
-                reorder: 20,
-                ..none
-            },
-        ),
-        (
-            "partition",
-            Faults {
-                partition_every: 300,
-                partition_len: 120,
-                ..none
-            },
-        ),
-        (
-            "crash",
-            Faults {
-                crash_every: 200,
-                crash_down: 40,
-                ..none
-            },
-        ),
+        ("reorder", Faults { reorder: 20, ..none }),
+        ("partition", Faults { partition_every: 300, partition_len: 120, ..none }),
+        ("crash", Faults { crash_every: 200, crash_down: 40, ..none }),
         ("all", Faults::all()),
     ]
 }
@@ -45,11 +25,7 @@ fn every_fault_model_and_bank_count_gives_one_digest() {
         let expected = sim::expected_digest(&base);
         for (name, faults) in fault_models() {
             for banks in [1, 2, 4, 8] {
-                let cfg = SimConfig {
-                    faults,
-                    banks,
-                    ..base
-                };
+                let cfg = SimConfig { faults, banks, ..base };
                 let rep = sim::run(&cfg);
                 assert!(
                     rep.converged(),

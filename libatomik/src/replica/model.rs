@@ -48,14 +48,7 @@ pub struct Config {
 impl Config {
     /// Defaults for `width` slots under `op`.
     pub fn new(width: u32, op: Op) -> Config {
-        Config {
-            width,
-            op,
-            max_origins: 4096,
-            max_retired: 1 << 20,
-            log_len: 64,
-            max_pending: 64,
-        }
+        Config { width, op, max_origins: 4096, max_retired: 1 << 20, log_len: 64, max_pending: 64 }
     }
 }
 
@@ -72,9 +65,7 @@ pub enum ReplicaError {
     OpMismatch { ours: Op, theirs: Op },
     #[error("width mismatch: bank has {ours} slots, peer has {theirs}")]
     WidthMismatch { ours: u32, theirs: u32 },
-    #[error(
-        "cannot retire origin {origin:#x}: this replica holds version {have}, not the final {want}"
-    )]
+    #[error("cannot retire origin {origin:#x}: this replica holds version {have}, not the final {want}")]
     NotFinal { origin: u64, have: u64, want: u64 },
     #[error("origin {0:#x} is this replica's own id or is not held")]
     NotAdoptable(u64),
@@ -240,19 +231,9 @@ impl Replica {
             return None;
         }
         let from = self.version();
-        let delta = Delta {
-            origin: self.id,
-            from,
-            to: from + 1,
-            replace: false,
-            slots,
-            retired,
-        };
+        let delta = Delta { origin: self.id, from, to: from + 1, replace: false, slots, retired };
         // The values are already in `state`: only the accumulator and log move.
-        let own = self
-            .origins
-            .get_mut(&self.id)
-            .expect("own origin always present");
+        let own = self.origins.get_mut(&self.id).expect("own origin always present");
         for &(s, v) in &delta.slots {
             own.acc[s as usize] = op.combine(own.acc[s as usize], v);
         }
@@ -275,11 +256,7 @@ impl Replica {
         }
         let have = self.version_of(origin);
         if have != final_version || !self.origins.contains_key(&origin) {
-            return Err(ReplicaError::NotFinal {
-                origin,
-                have,
-                want: final_version,
-            });
+            return Err(ReplicaError::NotFinal { origin, have, want: final_version });
         }
         self.check_retired_room(origin)?;
         let gone = self.origins.remove(&origin).expect("checked above");
@@ -300,19 +277,12 @@ impl Replica {
     }
 
     fn slot_error(&self, origin: u64, slot: u32) -> ReplicaError {
-        ReplicaError::Slot {
-            origin,
-            slot,
-            width: self.cfg.width,
-        }
+        ReplicaError::Slot { origin, slot, width: self.cfg.width }
     }
 
     fn check_retired_room(&self, origin: u64) -> Result<(), ReplicaError> {
         if !self.retired.contains_key(&origin) && self.retired.len() >= self.cfg.max_retired {
-            return Err(ReplicaError::TooManyRetired {
-                origin,
-                max: self.cfg.max_retired,
-            });
+            return Err(ReplicaError::TooManyRetired { origin, max: self.cfg.max_retired });
         }
         Ok(())
     }
@@ -332,10 +302,7 @@ impl Replica {
     /// Checks that a peer's operator matches.
     pub fn check_op(&self, op: Op) -> Result<(), ReplicaError> {
         if op != self.cfg.op {
-            return Err(ReplicaError::OpMismatch {
-                ours: self.cfg.op,
-                theirs: op,
-            });
+            return Err(ReplicaError::OpMismatch { ours: self.cfg.op, theirs: op });
         }
         Ok(())
     }
@@ -353,10 +320,7 @@ impl Replica {
         }
         if !self.origins.contains_key(&d.origin) {
             if self.origins.len() >= self.cfg.max_origins {
-                return Err(ReplicaError::TooManyOrigins {
-                    origin: d.origin,
-                    max: self.cfg.max_origins,
-                });
+                return Err(ReplicaError::TooManyOrigins { origin: d.origin, max: self.cfg.max_origins });
             }
             self.origins.insert(d.origin, Origin::new(self.cfg.width));
         }
@@ -484,33 +448,30 @@ impl Replica {
 
     /// This replica's version of every origin it holds, as a `Summary` message.
     pub fn summary(&self) -> Message {
-        Message::Summary {
-            op: self.cfg.op,
-            width: self.cfg.width,
-            versions: self.versions(),
-        }
+        Message::Summary { op: self.cfg.op, width: self.cfg.width, versions: self.versions() }
     }
 
     /// `(origin, version)` for every live origin, sorted by origin.
     pub fn versions(&self) -> Vec<(u64, u64)> {
-        self.origins
-            .iter()
-            .filter(|(_, o)| o.version > 0)
-            .map(|(&id, o)| (id, o.version))
-            .collect()
+        self.origins.iter().filter(|(_, o)| o.version > 0).map(|(&id, o)| (id, o.version)).collect()
     }
 
     /// What a peer whose versions are `peer` lacks: per origin, one delta-interval combined
     /// from the log when it reaches back to the peer's version, else a snapshot.
     pub fn missing_for(&self, peer: &[(u64, u64)]) -> Vec<Delta> {
-        let peer_version = |origin: u64| {
-            peer.binary_search_by_key(&origin, |p| p.0)
-                .map_or(0, |i| peer[i].1)
-        };
+        self.missing_for_lagging(peer, 1)
+    }
+
+    /// Like [`Replica::missing_for`], but only for origins the peer lags by at least
+    /// `min_lag` versions: with eager pushes in flight, a lag of one is usually a delta about
+    /// to arrive, and answering it would send it twice. A lost delta still gets repaired once
+    /// its origin moves on (or by a final `min_lag = 1` round).
+    pub fn missing_for_lagging(&self, peer: &[(u64, u64)], min_lag: u64) -> Vec<Delta> {
+        let peer_version = |origin: u64| peer.binary_search_by_key(&origin, |p| p.0).map_or(0, |i| peer[i].1);
         let mut out = Vec::new();
         for (&id, o) in &self.origins {
             let pv = peer_version(id);
-            if o.version > pv {
+            if o.version >= pv.saturating_add(min_lag.max(1)) {
                 out.push(self.interval(id, o, pv));
             }
         }
@@ -543,10 +504,7 @@ impl Replica {
                     from: since,
                     to: o.version,
                     replace: false,
-                    slots: slots
-                        .into_iter()
-                        .filter(|&(_, v)| v != op.identity())
-                        .collect(),
+                    slots: slots.into_iter().filter(|&(_, v)| v != op.identity()).collect(),
                     retired,
                 }
             }
@@ -571,11 +529,7 @@ impl Replica {
 
     /// Snapshots of every live origin (for persistence and full-state sync).
     pub fn snapshots(&self) -> Vec<Delta> {
-        self.origins
-            .iter()
-            .filter(|(_, o)| o.version > 0)
-            .map(|(&id, o)| self.snapshot_of(id, o))
-            .collect()
+        self.origins.iter().filter(|(_, o)| o.version > 0).map(|(&id, o)| self.snapshot_of(id, o)).collect()
     }
 
     /// Restores tombstones (used when loading persisted state).

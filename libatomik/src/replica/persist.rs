@@ -30,10 +30,7 @@ pub const WAL_CHECKPOINT_BYTES: u64 = 4 << 20;
 #[derive(Debug, thiserror::Error)]
 pub enum PersistError {
     #[error("{path}: {source}")]
-    Io {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Io { path: PathBuf, source: std::io::Error },
     #[error("{path}: corrupt replica image: {why}")]
     Corrupt { path: PathBuf, why: String },
     #[error("{path}: replica directory is locked by another process")]
@@ -49,15 +46,8 @@ pub fn encode_image(r: &Replica) -> Vec<u8> {
     out.extend_from_slice(&cfg.width.to_le_bytes());
     out.extend_from_slice(&cfg.op.code().to_le_bytes());
     let frames = [
-        Message::Deltas {
-            op: cfg.op,
-            deltas: r.snapshots(),
-        },
-        Message::Summary {
-            op: cfg.op,
-            width: cfg.width,
-            versions: r.retired().collect(),
-        },
+        Message::Deltas { op: cfg.op, deltas: r.snapshots() },
+        Message::Summary { op: cfg.op, width: cfg.width, versions: r.retired().collect() },
     ];
     for f in &frames {
         put_record(&mut out, f);
@@ -105,14 +95,9 @@ pub fn decode_image(image: &[u8], wal: &[u8], cfg: Config) -> Result<Replica, St
     }
     let id = u64::from_le_bytes(image[8..16].try_into().expect("8 bytes"));
     let width = u32::from_le_bytes(image[16..20].try_into().expect("4 bytes"));
-    let op = Op::from_code(u32::from_le_bytes(
-        image[20..24].try_into().expect("4 bytes"),
-    ));
+    let op = Op::from_code(u32::from_le_bytes(image[20..24].try_into().expect("4 bytes")));
     if width != cfg.width || op != Some(cfg.op) {
-        return Err(format!(
-            "image is {width} slots {op:?}, bank is {} slots {:?}",
-            cfg.width, cfg.op
-        ));
+        return Err(format!("image is {width} slots {op:?}, bank is {} slots {:?}", cfg.width, cfg.op));
     }
     let (frames, used) = read_records(&image[header..]);
     if frames.len() != 2 || header + used != image.len() {
@@ -154,9 +139,7 @@ impl Store {
             .open(&lock_path)
             .map_err(io(&lock_path))?;
         let lock = nix::fcntl::Flock::lock(lock, nix::fcntl::FlockArg::LockExclusiveNonblock)
-            .map_err(|_| PersistError::Locked {
-                path: dir.to_path_buf(),
-            })?;
+            .map_err(|_| PersistError::Locked { path: dir.to_path_buf() })?;
         let snap_path = dir.join("snapshot");
         let wal_path = dir.join("wal");
         let mut wal_bytes = Vec::new();
@@ -164,12 +147,8 @@ impl Store {
             f.read_to_end(&mut wal_bytes).map_err(io(&wal_path))?;
         }
         let replica = match fs::read(&snap_path) {
-            Ok(image) => {
-                decode_image(&image, &wal_bytes, cfg).map_err(|why| PersistError::Corrupt {
-                    path: snap_path.clone(),
-                    why,
-                })?
-            }
+            Ok(image) => decode_image(&image, &wal_bytes, cfg)
+                .map_err(|why| PersistError::Corrupt { path: snap_path.clone(), why })?,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 let r = Replica::new(random_id().map_err(io(Path::new("/dev/urandom")))?, cfg);
                 write_atomic(dir, &snap_path, &encode_image(&r))?;
@@ -188,12 +167,7 @@ impl Store {
         // Cut off a torn tail so new records follow the last good one.
         wal.set_len(valid as u64).map_err(io(&wal_path))?;
         wal.sync_data().map_err(io(&wal_path))?;
-        let mut store = Store {
-            dir: dir.to_path_buf(),
-            wal,
-            wal_len: valid as u64,
-            _lock: lock,
-        };
+        let mut store = Store { dir: dir.to_path_buf(), wal, wal_len: valid as u64, _lock: lock };
         store.seek_end()?;
         Ok((store, replica))
     }
@@ -212,10 +186,7 @@ impl Store {
         let mut rec = Vec::new();
         put_record(&mut rec, msg);
         let path = self.dir.join("wal");
-        let io = |source| PersistError::Io {
-            path: path.clone(),
-            source,
-        };
+        let io = |source| PersistError::Io { path: path.clone(), source };
         self.wal.write_all(&rec).map_err(io)?;
         self.wal.sync_data().map_err(io)?;
         self.wal_len += rec.len() as u64;
@@ -232,10 +203,7 @@ impl Store {
         let snap = self.dir.join("snapshot");
         write_atomic(&self.dir, &snap, &encode_image(r))?;
         let path = self.dir.join("wal");
-        let io = |source| PersistError::Io {
-            path: path.clone(),
-            source,
-        };
+        let io = |source| PersistError::Io { path: path.clone(), source };
         self.wal.set_len(0).map_err(io)?;
         self.wal.sync_data().map_err(io)?;
         self.wal_len = 0;
@@ -262,9 +230,7 @@ fn write_atomic(dir: &Path, path: &Path, bytes: &[u8]) -> Result<(), PersistErro
     f.write_all(bytes).map_err(io(&tmp))?;
     f.sync_all().map_err(io(&tmp))?;
     fs::rename(&tmp, path).map_err(io(path))?;
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(io(dir))?;
+    File::open(dir).and_then(|d| d.sync_all()).map_err(io(dir))?;
     Ok(())
 }
 

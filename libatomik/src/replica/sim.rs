@@ -102,8 +102,10 @@ pub struct SimReport {
     pub expected: u64,
     /// Bytes handed to the network (including lost and duplicated copies).
     pub bytes: u64,
-    /// Of which: eager pushes of new local deltas.
+    /// Of which: eager pushes of new local deltas ...
     pub push_bytes: u64,
+    /// ... in this many messages (one delta each).
+    pub push_messages: u64,
     /// Of which: anti-entropy (summaries and their answers), heal rounds included.
     pub ae_bytes: u64,
     pub messages: u64,
@@ -216,41 +218,22 @@ pub fn run(cfg: &SimConfig) -> SimReport {
     assert!(cfg.nodes >= 1 && cfg.banks >= 1 && cfg.slots >= cfg.banks);
     let f = cfg.faults;
     let mut rng = Rng::new(cfg.seed ^ 0x5eed_fa17_0000_0001);
-    let bank_cfgs: Vec<Config> = (0..cfg.banks)
-        .map(|b| Config::new(bank_width(cfg, b), cfg.op))
-        .collect();
+    let bank_cfgs: Vec<Config> = (0..cfg.banks).map(|b| Config::new(bank_width(cfg, b), cfg.op)).collect();
     let mut nodes: Vec<Node> = (0..cfg.nodes)
         .map(|n| {
-            let banks: Vec<Replica> = bank_cfgs
-                .iter()
-                .map(|c| Replica::new(n as u64 + 1, *c))
-                .collect();
-            let disks = banks
-                .iter()
-                .map(|r| Disk {
-                    image: persist::encode_image(r),
-                    wal: Vec::new(),
-                })
-                .collect();
-            Node {
-                banks,
-                disks,
-                down_until: None,
-                deferred: Vec::new(),
-            }
+            let banks: Vec<Replica> = bank_cfgs.iter().map(|c| Replica::new(n as u64 + 1, *c)).collect();
+            let disks =
+                banks.iter().map(|r| Disk { image: persist::encode_image(r), wal: Vec::new() }).collect();
+            Node { banks, disks, down_until: None, deferred: Vec::new() }
         })
         .collect();
-    let mut net = Net {
-        queue: BinaryHeap::new(),
-        slots: Vec::new(),
-        free: Vec::new(),
-        seq: 0,
-    };
+    let mut net = Net { queue: BinaryHeap::new(), slots: Vec::new(), free: Vec::new(), seq: 0 };
     let mut rep = SimReport {
         digests: Vec::new(),
         expected: 0,
         bytes: 0,
         push_bytes: 0,
+        push_messages: 0,
         ae_bytes: 0,
         messages: 0,
         lost: 0,
@@ -307,17 +290,13 @@ pub fn run(cfg: &SimConfig) -> SimReport {
                 let Some(d) = nodes[n].banks[b].commit() else {
                     continue;
                 };
-                let msg = Message::Deltas {
-                    op: cfg.op,
-                    deltas: vec![d],
-                };
+                let msg = Message::Deltas { op: cfg.op, deltas: vec![d] };
                 persist::encode_record(&msg, &mut nodes[n].disks[b].wal);
                 let frame = wire::encode(&msg);
                 for peer in (0..cfg.nodes).filter(|&p| p != n) {
-                    let sent = send(
-                        &mut net, &mut rep, &mut rng, cfg, t, &side, n, peer, b, &frame,
-                    );
+                    let sent = send(&mut net, &mut rep, &mut rng, cfg, t, &side, n, peer, b, &frame);
                     rep.push_bytes += sent;
+                    rep.push_messages += 1;
                 }
             }
             if t % cfg.checkpoint_interval == 0 {
@@ -334,23 +313,16 @@ pub fn run(cfg: &SimConfig) -> SimReport {
                 let peer = (n + 1 + (round as usize % (cfg.nodes - 1))) % cfg.nodes;
                 for b in 0..cfg.banks as usize {
                     let frame = wire::encode(&nodes[n].banks[b].summary());
-                    rep.ae_bytes += send(
-                        &mut net, &mut rep, &mut rng, cfg, t, &side, n, peer, b, &frame,
-                    );
+                    rep.ae_bytes += send(&mut net, &mut rep, &mut rng, cfg, t, &side, n, peer, b, &frame);
                 }
             }
         }
-        deliver(
-            &mut net, &mut nodes, &mut rep, &mut rng, cfg, t, &side, false,
-        );
+        deliver(&mut net, &mut nodes, &mut rep, &mut rng, cfg, t, &side, false);
     }
 
     // Heal: no faults, everyone up, full anti-entropy rounds until quiet.
     let healed = vec![false; cfg.nodes];
-    let calm = SimConfig {
-        faults: Faults::default(),
-        ..*cfg
-    };
+    let calm = SimConfig { faults: Faults::default(), ..*cfg };
     for node in nodes.iter_mut() {
         if node.down_until.is_some() {
             restart(cfg, &bank_cfgs, node);
@@ -359,9 +331,7 @@ pub fn run(cfg: &SimConfig) -> SimReport {
     let mut t = cfg.ticks;
     // Drain what is still in flight, then run rounds.
     while !net.queue.is_empty() {
-        deliver(
-            &mut net, &mut nodes, &mut rep, &mut rng, &calm, t, &healed, true,
-        );
+        deliver(&mut net, &mut nodes, &mut rep, &mut rng, &calm, t, &healed, true);
         t += 1;
     }
     let mut deferred_left = true;
@@ -378,10 +348,7 @@ pub fn run(cfg: &SimConfig) -> SimReport {
             }
             for b in 0..cfg.banks as usize {
                 if let Some(d) = nodes[n].banks[b].commit() {
-                    let msg = Message::Deltas {
-                        op: cfg.op,
-                        deltas: vec![d],
-                    };
+                    let msg = Message::Deltas { op: cfg.op, deltas: vec![d] };
                     persist::encode_record(&msg, &mut nodes[n].disks[b].wal);
                 }
             }
@@ -390,32 +357,21 @@ pub fn run(cfg: &SimConfig) -> SimReport {
             for peer in (0..cfg.nodes).filter(|&p| p != n) {
                 for b in 0..cfg.banks as usize {
                     let frame = wire::encode(&nodes[n].banks[b].summary());
-                    rep.ae_bytes += send(
-                        &mut net, &mut rep, &mut rng, &calm, t, &healed, n, peer, b, &frame,
-                    );
+                    rep.ae_bytes += send(&mut net, &mut rep, &mut rng, &calm, t, &healed, n, peer, b, &frame);
                 }
             }
         }
         while !net.queue.is_empty() {
-            deliver(
-                &mut net, &mut nodes, &mut rep, &mut rng, &calm, t, &healed, true,
-            );
+            deliver(&mut net, &mut nodes, &mut rep, &mut rng, &calm, t, &healed, true);
             t += 1;
         }
         rep.heal_rounds += 1;
-        assert!(
-            rep.heal_rounds <= 4 * cfg.nodes as u64 + 8,
-            "anti-entropy did not converge"
-        );
+        assert!(rep.heal_rounds <= 4 * cfg.nodes as u64 + 8, "anti-entropy did not converge");
     }
 
     rep.digests = nodes.iter().map(|n| node_digest(cfg, n)).collect();
     rep.expected = expected_digest(cfg);
-    rep.snapshots = nodes
-        .iter()
-        .flat_map(|n| n.banks.iter())
-        .map(|r| r.stats().snapshots)
-        .sum();
+    rep.snapshots = nodes.iter().flat_map(|n| n.banks.iter()).map(|r| r.stats().snapshots).sum();
     rep
 }
 
@@ -499,17 +455,8 @@ fn send(
         1
     };
     for _ in 0..copies {
-        let delay = 1 + if f.reorder > 0 {
-            rng.below(f.reorder + 1)
-        } else {
-            0
-        };
-        let item = InFlight {
-            to,
-            from,
-            bank,
-            frame: frame.to_vec(),
-        };
+        let delay = 1 + if f.reorder > 0 { rng.below(f.reorder + 1) } else { 0 };
+        let item = InFlight { to, from, bank, frame: frame.to_vec() };
         let slot = match net.free.pop() {
             Some(i) => {
                 net.slots[i] = Some(item);
@@ -521,8 +468,7 @@ fn send(
             }
         };
         net.seq += 1;
-        net.queue
-            .push(Reverse((t + delay, (net.seq << 24) | slot as u64)));
+        net.queue.push(Reverse((t + delay, (net.seq << 24) | slot as u64)));
     }
     frame.len() as u64 * copies
 }
@@ -555,11 +501,11 @@ fn deliver(
         let r = &mut node.banks[m.bank];
         match &msg {
             Message::Summary { versions, .. } => {
-                let deltas = r.missing_for(versions);
+                // While pushes flow, skip what is probably in flight; heal rounds take all.
+                let deltas = r.missing_for_lagging(versions, if all { 1 } else { 3 });
                 if !deltas.is_empty() {
                     let answer = wire::encode(&Message::Deltas { op: cfg.op, deltas });
-                    rep.ae_bytes +=
-                        send(net, rep, rng, cfg, t, side, m.to, m.from, m.bank, &answer);
+                    rep.ae_bytes += send(net, rep, rng, cfg, t, side, m.to, m.from, m.bank, &answer);
                 }
             }
             Message::Deltas { .. } => {

@@ -61,11 +61,7 @@ pub enum Message {
     /// Deltas and snapshots under one operator.
     Deltas { op: Op, deltas: Vec<Delta> },
     /// The sender's version of every origin it holds: anti-entropy asks for what is missing.
-    Summary {
-        op: Op,
-        width: u32,
-        versions: Vec<(u64, u64)>,
-    },
+    Summary { op: Op, width: u32, versions: Vec<(u64, u64)> },
 }
 
 /// Why a frame was rejected.
@@ -114,11 +110,7 @@ pub fn encode_into(msg: &Message, out: &mut Vec<u8>) {
                 put_delta(out, *op, d);
             }
         }
-        Message::Summary {
-            op,
-            width,
-            versions,
-        } => {
+        Message::Summary { op, width, versions } => {
             out.push(WIRE_VERSION << 4 | KIND_SUMMARY);
             out.push(op_code(*op));
             varint::put_u64(out, u64::from(*width));
@@ -137,11 +129,7 @@ pub fn encode_into(msg: &Message, out: &mut Vec<u8>) {
 
 fn put_delta(out: &mut Vec<u8>, op: Op, d: &Delta) {
     let max_index = d.slots.last().map_or(0, |s| s.0 as usize);
-    let bitmap_len = if d.slots.is_empty() {
-        0
-    } else {
-        max_index / 8 + 1
-    };
+    let bitmap_len = if d.slots.is_empty() { 0 } else { max_index / 8 + 1 };
     let mut gaps_len = varint::len_u64(d.slots.len() as u64);
     let mut prev: i64 = -1;
     for &(i, _) in &d.slots {
@@ -278,17 +266,11 @@ pub fn decode(frame: &[u8]) -> Result<Message, WireError> {
                 if i > 0 && gap == 0 {
                     return Err(WireError::Malformed("summary origins not increasing"));
                 }
-                let origin = prev
-                    .checked_add(gap)
-                    .ok_or(WireError::Malformed("summary origin"))?;
+                let origin = prev.checked_add(gap).ok_or(WireError::Malformed("summary origin"))?;
                 versions.push((origin, r.varint("summary version")?));
                 prev = origin;
             }
-            Message::Summary {
-                op,
-                width,
-                versions,
-            }
+            Message::Summary { op, width, versions }
         }
         k => return Err(WireError::Kind(k)),
     };
@@ -307,9 +289,7 @@ fn get_delta(r: &mut Reader<'_>, op: Op) -> Result<Delta, WireError> {
     let origin = r.varint("delta origin")?;
     let from = r.varint("delta from")?;
     let span = r.varint("delta span")?;
-    let to = from
-        .checked_add(span)
-        .ok_or(WireError::Malformed("delta version overflows"))?;
+    let to = from.checked_add(span).ok_or(WireError::Malformed("delta version overflows"))?;
     if replace && from != 0 {
         return Err(WireError::Malformed("snapshot with a from-version"));
     }
@@ -357,10 +337,7 @@ fn get_delta(r: &mut Reader<'_>, op: Op) -> Result<Delta, WireError> {
         let v = match op {
             Op::Xor => {
                 let b = r.bytes(8, "slot value")?;
-                u64::from_le_bytes(
-                    b.try_into()
-                        .map_err(|_| WireError::Truncated("slot value"))?,
-                )
+                u64::from_le_bytes(b.try_into().map_err(|_| WireError::Truncated("slot value"))?)
             }
             Op::Add => varint::unzigzag(r.varint("slot value")?) as u64,
         };
@@ -377,14 +354,7 @@ fn get_delta(r: &mut Reader<'_>, op: Op) -> Result<Delta, WireError> {
             retired.push((r.varint("retired origin")?, r.varint("retired version")?));
         }
     }
-    Ok(Delta {
-        origin,
-        from,
-        to,
-        replace,
-        slots,
-        retired,
-    })
+    Ok(Delta { origin, from, to, replace, slots, retired })
 }
 
 #[cfg(test)]
@@ -408,11 +378,7 @@ mod tests {
     #[test]
     fn round_trip_gaps_and_bitmap() {
         for op in [Op::Xor, Op::Add] {
-            for idx in [
-                &[1u32, 5, 200][..],
-                &(0..128).collect::<Vec<_>>()[..],
-                &[][..],
-            ] {
+            for idx in [&[1u32, 5, 200][..], &(0..128).collect::<Vec<_>>()[..], &[][..]] {
                 let m = sample(op, idx);
                 assert_eq!(decode(&encode(&m)), Ok(m));
             }
