@@ -1,5 +1,6 @@
 //! atomikctl (temporary replica-branch entry point; the lead's CLI replaces it).
 mod converge;
+mod sync;
 
 use clap::{Parser, Subcommand};
 
@@ -15,6 +16,9 @@ struct Cli {
 enum Cmd {
     #[command(subcommand)]
     Bench(BenchCmd),
+    /// Replicate a bank with peers.
+    #[command(subcommand)]
+    Sync(sync::SyncCmd),
 }
 
 #[derive(Subcommand)]
@@ -27,6 +31,7 @@ fn main() {
     let cli = Cli::parse();
     let r = match &cli.cmd {
         Cmd::Bench(BenchCmd::Converge(a)) => converge::run(a, cli.json),
+        Cmd::Sync(c) => sync::run(c, cli.json),
     };
     match r {
         Ok(code) => std::process::exit(code),

@@ -6,10 +6,12 @@
 //! - [`sim`]: the deterministic convergence simulator behind `atomikctl bench converge`.
 //! - [`tcp`]: authenticated TCP anti-entropy; `nats` (feature `nats`): NATS JetStream.
 
+pub mod daemon;
 pub mod model;
 pub mod op;
 pub mod persist;
 pub mod sim;
+pub mod tcp;
 pub mod varint;
 pub mod wire;
 
