@@ -312,7 +312,11 @@ impl Replica {
         if let Some(&(slot, _)) = d.slots.iter().find(|s| s.0 >= self.cfg.width) {
             return Err(self.slot_error(d.origin, slot));
         }
-        if d.slots.windows(2).any(|w| w[0].0 >= w[1].0) || d.to <= d.from {
+        // Unsorted slots, an empty interval, or an origin retiring itself: malformed.
+        if d.slots.windows(2).any(|w| w[0].0 >= w[1].0)
+            || d.to <= d.from
+            || d.retired.iter().any(|r| r.0 == d.origin)
+        {
             return Ok(self.count(Joined::Dropped));
         }
         if self.retired.contains_key(&d.origin) {
