@@ -77,7 +77,7 @@ fn crdts_row() -> (f64, Vec<u64>) {
             let mut ops = Vec::new();
             for (s, v) in workload(&c, n, t) {
                 let dot = r[s as usize].inc_many(n as u64 + 1, v);
-                r[s as usize].apply(dot.clone());
+                r[s as usize].apply(dot);
                 ops.push((s as u16, dot));
             }
             let frame = bincode::serialize(&ops).unwrap();
@@ -91,7 +91,7 @@ fn crdts_row() -> (f64, Vec<u64>) {
                 for (n, r) in reps.iter_mut().enumerate() {
                     if n != from {
                         for (s, dot) in &ops {
-                            r[*s as usize].apply(dot.clone());
+                            r[*s as usize].apply(*dot);
                         }
                     }
                 }

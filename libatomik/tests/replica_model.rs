@@ -95,7 +95,7 @@ fn a_retired_origin_is_folded_into_its_adopter_everywhere() {
     assert_eq!(other.state(), server.state());
     assert_eq!(other.state(), &[10, 5, 0, 0]);
     assert_eq!(other.origin_count(), 2); // itself and the server, not the client
-    // A fresh replica fed a snapshot of the server also learns the tombstone.
+                                         // A fresh replica fed a snapshot of the server also learns the tombstone.
     let mut fresh = Replica::new(3, cfg);
     for s in server.snapshots() {
         fresh.join(&s).unwrap();

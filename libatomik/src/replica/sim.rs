@@ -306,13 +306,13 @@ pub fn run(cfg: &SimConfig) -> SimReport {
         // Anti-entropy: each node asks one peer, rotating.
         if cfg.nodes > 1 && t % cfg.ae_interval == 0 {
             let round = t / cfg.ae_interval;
-            for n in 0..cfg.nodes {
-                if nodes[n].down_until.is_some() {
+            for (n, node) in nodes.iter().enumerate() {
+                if node.down_until.is_some() {
                     continue;
                 }
                 let peer = (n + 1 + (round as usize % (cfg.nodes - 1))) % cfg.nodes;
                 for b in 0..cfg.banks as usize {
-                    let frame = wire::encode(&nodes[n].banks[b].summary());
+                    let frame = wire::encode(&node.banks[b].summary());
                     rep.ae_bytes += send(&mut net, &mut rep, &mut rng, cfg, t, &side, n, peer, b, &frame);
                 }
             }
@@ -353,10 +353,10 @@ pub fn run(cfg: &SimConfig) -> SimReport {
                 }
             }
         }
-        for n in 0..cfg.nodes {
+        for (n, node) in nodes.iter().enumerate() {
             for peer in (0..cfg.nodes).filter(|&p| p != n) {
                 for b in 0..cfg.banks as usize {
-                    let frame = wire::encode(&nodes[n].banks[b].summary());
+                    let frame = wire::encode(&node.banks[b].summary());
                     rep.ae_bytes += send(&mut net, &mut rep, &mut rng, &calm, t, &healed, n, peer, b, &frame);
                 }
             }
