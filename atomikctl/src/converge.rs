@@ -6,6 +6,15 @@
 //! workload computed directly.
 
 use anyhow::{bail, Result};
+
+use crate::BadInput;
+
+/// Named benchmarks under `atomikctl bench`.
+#[derive(Debug, clap::Subcommand)]
+pub enum BenchSub {
+    /// Replication convergence harness: N simulated replicas under faults.
+    Converge(ConvergeArgs),
+}
 use atomik::replica::sim::{self, Faults, SimConfig};
 use atomik::Op;
 
@@ -72,23 +81,28 @@ fn fault_model(name: &str, a: &ConvergeArgs) -> Result<Faults> {
         "partition" => Faults { partition_every: 997, partition_len: 200, ..none },
         "crash" => Faults { crash_every: 1499, crash_down: 50, ..none },
         "all" => Faults { loss, dup, reorder: a.reorder, ..Faults::all() },
-        other => bail!("unknown fault model {other:?} (none, loss, dup, reorder, partition, crash, all)"),
+        other => {
+            return Err(BadInput(format!(
+                "unknown fault model {other:?} (none, loss, dup, reorder, partition, crash, all)"
+            ))
+            .into())
+        }
     })
 }
 
-/// Runs the harness; returns the process exit code (0 converged, 1 diverged).
-pub fn run(a: &ConvergeArgs, json: bool) -> Result<i32> {
+/// Runs the harness: an error (exit 1) if any node diverged, exit 2 for bad options.
+pub fn run(a: &ConvergeArgs, json: bool) -> Result<()> {
     if a.nodes == 0 || a.ticks == 0 || a.slots == 0 || a.ae_interval == 0 {
-        bail!("--nodes, --ticks, --slots and --ae-interval must be positive");
+        return Err(BadInput("--nodes, --ticks, --slots and --ae-interval must be positive".into()).into());
     }
     if !(0.0..=1.0).contains(&a.density) {
-        bail!("--density must be within 0..=1, got {}", a.density);
+        return Err(BadInput(format!("--density must be within 0..=1, got {}", a.density)).into());
     }
     if !(0.0..=100.0).contains(&a.loss) || a.loss >= 100.0 || !(0.0..=100.0).contains(&a.dup) {
-        bail!("--loss must be in 0..100 and --dup in 0..=100 (percent)");
+        return Err(BadInput("--loss must be in 0..100 and --dup in 0..=100 (percent)".into()).into());
     }
     if let Some(b) = a.banks.iter().find(|&&b| b == 0 || b > a.slots) {
-        bail!("bank count {b} must be within 1..={}", a.slots);
+        return Err(BadInput(format!("bank count {b} must be within 1..={}", a.slots)).into());
     }
     let models: Vec<(String, Faults)> =
         a.faults.iter().map(|n| Ok((n.clone(), fault_model(n, a)?))).collect::<Result<_>>()?;
@@ -186,5 +200,8 @@ pub fn run(a: &ConvergeArgs, json: bool) -> Result<i32> {
     } else {
         println!("DIVERGED: some node's digest differs from {expected:016x}");
     }
-    Ok(if ok { 0 } else { 1 })
+    if !ok {
+        bail!("replicas diverged");
+    }
+    Ok(())
 }

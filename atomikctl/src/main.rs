@@ -1,43 +1,86 @@
-//! atomikctl (temporary replica-branch entry point; the lead's CLI replaces it).
+//! `atomikctl`: the command line for atomik banks.
+//!
+//! Exit codes: 0 success; 1 operational failure (I/O, a damaged bank, a backend that is not
+//! available); 2 bad input (malformed number, unknown bank, slot out of range, name taken,
+//! bad name or parameters), nothing changed; 3 permission denied.
+
+mod bank_cmd;
+mod bench;
+mod cli;
 mod converge;
+mod numbers;
+mod output;
+mod status;
 mod sync;
+mod track;
 
-use clap::{Parser, Subcommand};
+use std::process::ExitCode;
 
-#[derive(Parser)]
-struct Cli {
-    #[arg(long, global = true)]
-    json: bool,
-    #[command(subcommand)]
-    cmd: Cmd,
+use clap::Parser;
+
+use cli::{Cli, Command};
+
+/// Bad input found by the CLI itself (exit 2).
+#[derive(Debug)]
+pub struct BadInput(pub String);
+
+impl std::fmt::Display for BadInput {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
 }
 
-#[derive(Subcommand)]
-enum Cmd {
-    #[command(subcommand)]
-    Bench(BenchCmd),
-    /// Replicate a bank with peers.
-    #[command(subcommand)]
-    Sync(sync::SyncCmd),
+impl std::error::Error for BadInput {}
+
+/// The exit code for an error: see the module documentation.
+fn exit_code(e: &anyhow::Error) -> u8 {
+    use atomik::Error as E;
+    if e.downcast_ref::<BadInput>().is_some() {
+        return 2;
+    }
+    if let Some(code) = track::exit_code(e) {
+        return code;
+    }
+    match e.downcast_ref::<E>() {
+        Some(
+            E::BadName { .. }
+            | E::NotFound { .. }
+            | E::Exists { .. }
+            | E::SlotOutOfRange { .. }
+            | E::BadParams { .. }
+            | E::BadBackend { .. }
+            | E::ReadOnly { .. },
+        ) => 2,
+        Some(E::PermissionDenied { .. }) => 3,
+        _ => 1,
+    }
 }
 
-#[derive(Subcommand)]
-enum BenchCmd {
-    /// Replication convergence harness.
-    Converge(converge::ConvergeArgs),
-}
-
-fn main() {
+fn main() -> ExitCode {
     let cli = Cli::parse();
-    let r = match &cli.cmd {
-        Cmd::Bench(BenchCmd::Converge(a)) => converge::run(a, cli.json),
-        Cmd::Sync(c) => sync::run(c, cli.json),
+    let json = cli.json;
+    let result = match cli.command {
+        Command::Bank(cmd) => bank_cmd::bank(cmd, json),
+        Command::Load { name, slot, value } => bank_cmd::load(&name, &slot, &value, json),
+        Command::Accum { name, slot, delta } => bank_cmd::accum(&name, &slot, delta.as_deref(), json),
+        Command::Read { name, slot, all } => bank_cmd::read(&name, slot.as_deref(), all, json),
+        Command::Swap { name, slot } => bank_cmd::swap(&name, &slot, json),
+        Command::Status => status::status(json),
+        Command::Bench(args) => bench::run(args, json),
+        Command::Sync(cmd) => sync::run(&cmd, json),
+        Command::Watch(args) => track::watch::run(args, json),
+        Command::Top(args) => track::top::run(args, json),
+        Command::Report(args) => track::report::run(args, json),
     };
-    match r {
-        Ok(code) => std::process::exit(code),
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
+            let code = exit_code(&e);
+            if json {
+                println!("{}", serde_json::json!({ "error": format!("{e:#}"), "exit_code": code }));
+            }
             eprintln!("atomikctl: {e:#}");
-            std::process::exit(2);
+            ExitCode::from(code)
         }
     }
 }

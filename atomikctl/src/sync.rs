@@ -89,7 +89,7 @@ fn secret(c: &Common) -> Result<Vec<u8>> {
     Ok(s)
 }
 
-fn daemon(c: &Common, listen: Option<String>, peers: Vec<String>) -> Result<i32> {
+fn daemon(c: &Common, listen: Option<String>, peers: Vec<String>) -> Result<()> {
     let cfg = DaemonConfig {
         bank: c.bank.clone(),
         data: data_dir(&c.bank, &c.data),
@@ -116,11 +116,11 @@ fn daemon(c: &Common, listen: Option<String>, peers: Vec<String>) -> Result<i32>
         std::thread::sleep(Duration::from_millis(20));
     });
     d.run()?;
-    Ok(0)
+    Ok(())
 }
 
-/// Runs a `sync` subcommand; returns the exit code.
-pub fn run(cmd: &SyncCmd, json: bool) -> Result<i32> {
+/// Runs a `sync` subcommand.
+pub fn run(cmd: &SyncCmd, json: bool) -> Result<()> {
     match cmd {
         SyncCmd::Serve { common, listen, peer } => daemon(common, Some(listen.clone()), peer.clone()),
         SyncCmd::Join { common, peer } => daemon(common, None, peer.clone()),
@@ -140,7 +140,7 @@ pub fn run(cmd: &SyncCmd, json: bool) -> Result<i32> {
                     }
                 }
             }
-            Ok(0)
+            Ok(())
         }
     }
 }

@@ -49,7 +49,9 @@
 //!   into it with plain (vectorised) loads and stores of whole aligned words. Shards are never
 //!   reset: SWAP folds `f = Σ_k shard_k[i] ∘ base_k[i]⁻¹` and sets `base_k[i] = shard_k[i]`,
 //!   READ adds the same `f`. A delta in a shard is counted exactly once for the same reason as
-//!   in `acc`.
+//!   in `acc`. A READ takes `acc[i]` before the shards, so it is linearisable with respect to
+//!   each writer's own program order as long as a writer does not mix shard writes and atomic
+//!   ACCUMs on one slot while expecting a concurrent READ to see them in that order.
 //!
 //! A process killed inside a writer's critical section leaves `seq[i]` odd; readers and
 //! writers of that slot then spin. The window is a handful of instructions with no syscall,
@@ -269,6 +271,42 @@ pub struct BankStats {
     pub op: u32,
 }
 
+/// One bank as BANK_LIST describes it.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BankListEntry {
+    /// NUL-terminated name.
+    pub name: [u8; NAME_LEN],
+    /// Slot count.
+    pub slots: u64,
+    /// Bytes of memory the bank takes (its whole mapping).
+    pub bytes: u64,
+    /// Operator.
+    pub op: u32,
+    /// Permission bits.
+    pub mode: u32,
+    /// Owner uid.
+    pub uid: u32,
+    /// Owner gid.
+    pub gid: u32,
+    /// Writer-private shards.
+    pub shards: u32,
+    /// Reserved, zero.
+    pub reserved: u32,
+}
+
+/// BANK_LIST request: fills up to `capacity` [`BankListEntry`]s at user address `entries`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct BankList {
+    /// User address of `capacity` entries.
+    pub entries: u64,
+    /// Entries the buffer holds (in).
+    pub capacity: u32,
+    /// Banks that exist (out); more than `capacity` means the list was cut: ask again.
+    pub count: u32,
+}
+
 // ---------------------------------------------------------------------------------------------
 // ioctl numbers. Errors common to all: ENOTTY unknown command, EFAULT bad user pointer,
 // EINVAL malformed request (bad name, unknown op/kind, nonzero reserved field, slot out of
@@ -285,6 +323,9 @@ pub const IOCTL_BANK_OPEN: u32 = ioc(IOC_READ | IOC_WRITE, 0x02, size_of::<BankO
 /// Destroys a bank (owner or CAP_SYS_ADMIN, else EPERM). Pages stay valid for existing
 /// mappings until they are unmapped.
 pub const IOCTL_BANK_DESTROY: u32 = ioc(IOC_WRITE, 0x03, size_of::<BankName>());
+/// Lists every bank (like `ipcs`: names and owners are visible to all). E2BIG when `capacity`
+/// is above [`BATCH_MAX`].
+pub const IOCTL_BANK_LIST: u32 = ioc(IOC_READ | IOC_WRITE, 0x04, size_of::<BankList>());
 /// LOAD. EACCES without write access.
 pub const IOCTL_LOAD: u32 = ioc(IOC_WRITE, 0x10, size_of::<SlotOp>());
 /// ACCUM. EACCES without write access.
@@ -495,6 +536,9 @@ const _: () = assert!(offset_of!(BatchEntry, slot) == 8);
 const _: () = assert!(size_of::<Batch>() == 16);
 const _: () = assert!(offset_of!(Batch, done) == 12);
 const _: () = assert!(size_of::<BankStats>() == 72);
+const _: () = assert!(size_of::<BankListEntry>() == 104);
+const _: () = assert!(offset_of!(BankListEntry, reserved) == 100);
+const _: () = assert!(size_of::<BankList>() == 16);
 const _: () = assert!(size_of::<BankHeader>() == BANK_HEADER_SIZE as usize);
 const _: () = assert!(offset_of!(BankHeader, slot_count) == 16);
 const _: () = assert!(offset_of!(BankHeader, total_size) == 32);

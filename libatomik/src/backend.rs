@@ -11,6 +11,7 @@ use crate::error::{Error, Result};
 use crate::name::BankName;
 use crate::Op;
 
+pub mod device;
 pub mod soft;
 
 /// Which backend serves banks.
@@ -187,10 +188,11 @@ pub fn select() -> Result<Selection> {
     }
 }
 
-/// The device backend, when this build has one.
-fn device(_forced: bool) -> Result<Box<dyn Backend>> {
-    Err(Error::BackendUnavailable {
-        backend: "device",
-        reason: "this build has no /dev/atomik backend yet".to_owned(),
-    })
+/// The `/dev/atomik` backend; when forced, an unusable device is an error that says why.
+fn device(forced: bool) -> Result<Box<dyn Backend>> {
+    match device::DeviceBackend::open_default() {
+        Ok(b) => Ok(Box::new(b)),
+        Err(e) if forced => Err(Error::BackendUnavailable { backend: "device", reason: e.to_string() }),
+        Err(e) => Err(e),
+    }
 }

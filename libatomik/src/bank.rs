@@ -215,7 +215,7 @@ impl Bank {
         if len == 0 {
             return Ok(());
         }
-        let last = start.checked_add(len as u64 - 1).unwrap_or(u64::MAX);
+        let last = start.saturating_add(len as u64 - 1);
         self.check(start)?;
         self.check(last)
     }

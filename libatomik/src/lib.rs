@@ -23,6 +23,7 @@ mod name;
 mod op;
 pub mod replica;
 mod slot;
+pub mod track;
 
 pub use backend::{Access, BackendKind, BankInfo, CreateOptions};
 pub use bank::Bank;

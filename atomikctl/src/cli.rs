@@ -1,0 +1,82 @@
+//! Command-line definition.
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::bench::BenchArgs;
+
+/// Delta-state banks: create, accumulate, read, swap; benchmarks; status.
+///
+/// Numbers are decimal or 0x-hex; values print as hex unless --dec. Exit codes: 0 ok,
+/// 1 failure, 2 bad input (nothing changed), 3 permission denied.
+#[derive(Parser, Debug)]
+#[command(name = "atomikctl", version, about, long_about = None)]
+pub struct Cli {
+    /// Print machine-readable JSON instead of text.
+    #[arg(long, global = true)]
+    pub json: bool,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Create, list, describe and remove banks.
+    #[command(subcommand)]
+    Bank(BankCmd),
+    /// LOAD: set a slot's reference and clear its accumulator.
+    Load { name: String, slot: String, value: String },
+    /// ACCUM: combine a delta into a slot. With `-` as SLOT, reads `SLOT DELTA` lines from stdin
+    /// and applies them as one batch (all checked before any is applied).
+    Accum { name: String, slot: String, delta: Option<String> },
+    /// READ: a slot's state (reference ∘ accumulator), or every slot with --all.
+    Read {
+        name: String,
+        slot: Option<String>,
+        #[arg(long, conflicts_with = "slot")]
+        all: bool,
+    },
+    /// SWAP: print the state and make it the new reference.
+    Swap { name: String, slot: String },
+    /// Which backend is in use and why.
+    Status,
+    /// Measure ops/s of ACCUM, READ, SWAP against a mutex-per-bank design.
+    Bench(BenchArgs),
+    /// Replicate a bank with peers over authenticated TCP.
+    #[command(subcommand)]
+    Sync(crate::sync::SyncCmd),
+    /// Pages of a process written, changed and silently rewritten, per interval.
+    Watch(crate::track::watch::WatchArgs),
+    /// Live per-cgroup table: RSS, writes, COW sharing and breaks, duplicates, KSM.
+    Top(crate::track::top::TopArgs),
+    /// One per-cgroup snapshot as JSON, CSV or OpenMetrics.
+    Report(crate::track::report::ReportArgs),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum BankCmd {
+    /// Create a bank.
+    Create(CreateArgs),
+    /// List banks.
+    List,
+    /// Describe a bank.
+    Info { name: String },
+    /// Remove a bank.
+    Rm { name: String },
+}
+
+#[derive(Args, Debug)]
+pub struct CreateArgs {
+    pub name: String,
+    /// Number of slots.
+    #[arg(long)]
+    pub slots: String,
+    /// Group operator: xor (default) or add.
+    #[arg(long, default_value = "xor")]
+    pub op: String,
+    /// Permission bits, octal.
+    #[arg(long, default_value = "0600")]
+    pub mode: String,
+    /// Writer-private shards for dense batches.
+    #[arg(long, default_value = "0")]
+    pub shards: String,
+}

@@ -1,0 +1,25 @@
+#!/bin/sh
+# DKMS PRE_BUILD check: refuse, with a message that says what to do, kernel trees that cannot
+# build an out-of-tree Rust module.
+#   check-kernel-tree.sh KERNEL_TREE [RUSTC]
+tree=$1
+rustc=${2:-/usr/bin/rustc}
+fail() {
+  echo "atomik: cannot build against $tree: $*" >&2
+  exit 1
+}
+[ -f "$tree/.config" ] || fail "no .config (not a configured kernel build tree)"
+grep -q '^CONFIG_RUST=y' "$tree/.config" || fail "the kernel was built without CONFIG_RUST"
+if [ ! -f "$tree/rust/libkernel.rmeta" ] || [ ! -f "$tree/rust/libcore.rmeta" ]; then
+  fail "the tree lacks the Rust build products (rust/libkernel.rmeta, rust/libcore.rmeta).
+  Distribution header packages (e.g. Debian's linux-headers-*) ship none today, so no
+  out-of-tree Rust module can be built against them. Build the kernel yourself (or use a tree
+  that keeps its rust/ build output) and point DKMS at it with --kernelsourcedir."
+fi
+want=$(sed -n 's/^CONFIG_RUSTC_VERSION=//p' "$tree/.config")
+command -v "$rustc" >/dev/null 2>&1 || fail "no rustc at $rustc (set ATOMIK_RUSTC)"
+have=$("$rustc" --version | awk '{split($2, v, "."); printf "%d%02d%02d", v[1], v[2], v[3]}')
+[ -z "$want" ] || [ "$want" = "$have" ] ||
+  fail "the kernel's Rust crates were built by rustc $want, $rustc is $have (set ATOMIK_RUSTC
+  to the rustc that built the kernel)"
+exit 0

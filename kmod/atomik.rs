@@ -1,0 +1,78 @@
+// SPDX-License-Identifier: GPL-2.0
+//! `/dev/atomik`: named banks of delta-state slots, shared between processes through ioctls and
+//! mmap, with the same layout and concurrency protocol as libatomik's userspace default.
+//!
+//! The ABI (ioctl numbers, request structs, bank layout) is `libatomik/src/abi.rs`, compiled
+//! here as is so that the module and the library cannot disagree.
+
+use kernel::prelude::*;
+
+// The shared file is written for a library (pub items, docs); here it is crate-private.
+#[allow(unreachable_pub)]
+#[path = "../libatomik/src/abi.rs"]
+mod abi;
+mod uapi;
+mod access;
+mod bank;
+mod batch;
+mod device;
+mod ioctl;
+mod limits;
+mod mmap;
+mod registry;
+mod stats;
+
+module! {
+    type: AtomikModule,
+    name: "atomik",
+    authors: ["atomik developers"],
+    description: "atomik delta-state banks: /dev/atomik",
+    license: "GPL",
+    params: {
+        max_banks_per_user: u32 {
+            default: 64,
+            description: "Banks one uid may own (ENOSPC above)",
+        },
+        max_slots: u64 {
+            default: 1048576,
+            description: "Slots in one bank (ENOMEM above)",
+        },
+        max_total_bytes: u64 {
+            default: 268435456,
+            description: "Bytes of bank memory in all banks (ENOMEM above)",
+        },
+    },
+}
+
+#[pin_data(PinnedDrop)]
+struct AtomikModule {
+    #[pin]
+    _misc: kernel::miscdevice::MiscDeviceRegistration<device::AtomikFile>,
+}
+
+impl kernel::InPlaceModule for AtomikModule {
+    fn init(_module: &'static ThisModule) -> impl PinInit<Self, Error> {
+        registry::init();
+        let limits = limits::Limits::get();
+        pr_info!(
+            "atomik: abi {}, max_banks_per_user={} max_slots={} max_total_bytes={}\n",
+            abi::ABI_VERSION,
+            limits.banks_per_user,
+            limits.slots,
+            limits.total_bytes
+        );
+        try_pin_init!(Self {
+            _misc <- device::register(),
+        })
+    }
+}
+
+#[pinned_drop]
+impl PinnedDrop for AtomikModule {
+    fn drop(self: Pin<&mut Self>) {
+        // Open files and mappings hold a module reference, so only banks nobody has open are
+        // left here; their pages go with them.
+        registry::clear();
+        pr_info!("atomik: unloaded\n");
+    }
+}

@@ -1,0 +1,56 @@
+// SPDX-License-Identifier: GPL-2.0
+//! The misc device `/dev/atomik` and its per-file state: the bank the fd is attached to.
+
+use crate::{bank::Bank, ioctl, mmap};
+use kernel::{
+    fs::File,
+    miscdevice::{MiscDevice, MiscDeviceOptions, MiscDeviceRegistration},
+    mm::virt::VmaNew,
+    prelude::*,
+    sync::{Arc, SetOnce},
+};
+
+/// The bank an fd is attached to and the access BANK_OPEN granted it.
+pub(crate) struct Attachment {
+    pub(crate) bank: Arc<Bank>,
+    pub(crate) access: u32,
+}
+
+/// Private data of an open `/dev/atomik`.
+pub(crate) struct AtomikFile {
+    /// Set once by BANK_OPEN (EBUSY on a second one); read without a lock by every op.
+    pub(crate) attached: SetOnce<Attachment>,
+}
+
+pub(crate) fn register() -> impl PinInit<MiscDeviceRegistration<AtomikFile>, Error> {
+    MiscDeviceRegistration::register(MiscDeviceOptions { name: c"atomik" })
+}
+
+#[vtable]
+impl MiscDevice for AtomikFile {
+    type Ptr = Pin<KBox<Self>>;
+
+    fn open(_file: &File, _misc: &MiscDeviceRegistration<Self>) -> Result<Pin<KBox<Self>>> {
+        Ok(KBox::pin(
+            AtomikFile {
+                attached: SetOnce::new(),
+            },
+            GFP_KERNEL,
+        )?)
+    }
+
+    fn mmap(me: Pin<&AtomikFile>, _file: &File, vma: &VmaNew) -> Result {
+        mmap::map_bank(me.attached.as_ref().ok_or(EBADFD)?, vma)
+    }
+
+    fn ioctl(me: Pin<&AtomikFile>, file: &File, cmd: u32, arg: usize) -> Result<isize> {
+        ioctl::dispatch(&me, file, cmd, arg)
+    }
+
+    #[cfg(CONFIG_COMPAT)]
+    fn compat_ioctl(me: Pin<&AtomikFile>, file: &File, cmd: u32, arg: usize) -> Result<isize> {
+        // Every request struct has the same layout for 32-bit callers (u64 fields, no pointers
+        // but u64 addresses).
+        ioctl::dispatch(&me, file, cmd, arg)
+    }
+}

@@ -1,0 +1,161 @@
+// SPDX-License-Identifier: GPL-2.0
+//! ioctl dispatch: one small function per command. Every request is copied in whole, checked,
+//! then acted on; replies are copied out after every lock is released.
+
+use crate::{
+    abi::{self, *},
+    access::Owner,
+    batch,
+    device::{AtomikFile, Attachment},
+    limits::Limits,
+    registry,
+};
+use core::mem::size_of;
+use kernel::{
+    fs::File,
+    ioctl::_IOC_SIZE,
+    prelude::*,
+    uaccess::{UserPtr, UserSlice, UserSliceReader, UserSliceWriter},
+};
+
+pub(crate) fn dispatch(me: &AtomikFile, file: &File, cmd: u32, arg: usize) -> Result<isize> {
+    let user = UserSlice::new(UserPtr::from_addr(arg), _IOC_SIZE(cmd));
+    match cmd {
+        IOCTL_GET_INFO => get_info(user.writer()),
+        IOCTL_BANK_CREATE => create(file, user.reader()),
+        IOCTL_BANK_OPEN => open(me, file, user),
+        IOCTL_BANK_DESTROY => destroy(file, user.reader()),
+        IOCTL_BANK_LIST => list(user),
+        IOCTL_LOAD => slot_op(me, KIND_LOAD, user),
+        IOCTL_ACCUM => slot_op(me, KIND_ACCUM, user),
+        IOCTL_READ => slot_op(me, KIND_READ, user),
+        IOCTL_SWAP => slot_op(me, KIND_SWAP, user),
+        IOCTL_BATCH => batch::run(attached(me)?, user),
+        IOCTL_BANK_STATS => stats(attached(me)?, user.writer()),
+        _ => Err(ENOTTY),
+    }
+}
+
+/// The fd's bank: EBADFD before BANK_OPEN.
+pub(crate) fn attached(me: &AtomikFile) -> Result<&Attachment> {
+    me.attached.as_ref().ok_or(EBADFD)
+}
+
+/// The access an op of `kind` needs.
+pub(crate) fn needed_access(kind: u32) -> u32 {
+    if kind == KIND_READ {
+        ACCESS_READ
+    } else {
+        ACCESS_WRITE
+    }
+}
+
+fn get_info(mut w: UserSliceWriter) -> Result<isize> {
+    let limits = Limits::get();
+    let (bank_count, used_bytes) = registry::usage();
+    let info = Info {
+        abi_version: ABI_VERSION,
+        features: FEATURE_MMAP | FEATURE_BATCH | FEATURE_STATS,
+        bank_count,
+        max_banks_per_user: limits.banks_per_user,
+        max_slots: limits.slots,
+        max_total_bytes: limits.total_bytes,
+        used_bytes,
+        max_batch: BATCH_MAX,
+        reserved: 0,
+    };
+    w.write(&info)?;
+    Ok(0)
+}
+
+fn create(file: &File, mut r: UserSliceReader) -> Result<isize> {
+    let req: BankCreate = r.read()?;
+    if req.op != OP_XOR && req.op != OP_ADD {
+        return Err(EINVAL);
+    }
+    if req.flags != 0 || req.mode & !0o777 != 0 || req.slots == 0 {
+        return Err(EINVAL);
+    }
+    if req.shards as usize > MAX_SHARDS {
+        return Err(EINVAL);
+    }
+    if req.slots > Limits::get().slots {
+        return Err(ENOMEM);
+    }
+    let layout = BankLayout::new(req.slots, req.shards).ok_or(EINVAL)?;
+    registry::create(req.name, Owner::of(file, req.mode), req.op, layout)?;
+    Ok(0)
+}
+
+fn open(me: &AtomikFile, file: &File, user: UserSlice) -> Result<isize> {
+    let (mut r, mut w) = user.reader_writer();
+    let mut req: BankOpen = r.read()?;
+    if me.attached.as_ref().is_some() {
+        return Err(EBUSY);
+    }
+    let bank = registry::find(&req.name)?;
+    bank.owner.check(file, req.access)?;
+    req.op = bank.op;
+    req.slots = bank.layout.slots;
+    req.map_size = bank.bytes();
+    let access = req.access;
+    if !me.attached.populate(Attachment { bank, access }) {
+        return Err(EBUSY);
+    }
+    w.write(&req)?;
+    Ok(0)
+}
+
+fn destroy(file: &File, mut r: UserSliceReader) -> Result<isize> {
+    let req: BankName = r.read()?;
+    registry::destroy(&req.name, |bank| bank.owner.check_destroy(file))?;
+    Ok(0)
+}
+
+fn list(user: UserSlice) -> Result<isize> {
+    let (mut r, mut w) = user.reader_writer();
+    let mut req: BankList = r.read()?;
+    if req.capacity > BATCH_MAX {
+        return Err(E2BIG);
+    }
+    let (entries, count) = registry::list(req.capacity as usize)?;
+    let addr = usize::try_from(req.entries).map_err(|_| EFAULT)?;
+    let mut out = UserSlice::new(UserPtr::from_addr(addr), entries.len() * size_of::<BankListEntry>()).writer();
+    for e in entries.iter() {
+        out.write(e)?;
+    }
+    req.count = count;
+    w.write(&req)?;
+    Ok(0)
+}
+
+fn slot_op(me: &AtomikFile, kind: u32, user: UserSlice) -> Result<isize> {
+    let att = attached(me)?;
+    let (mut r, mut w) = user.reader_writer();
+    let mut req: SlotOp = r.read()?;
+    if att.access & needed_access(kind) == 0 {
+        return Err(EACCES);
+    }
+    let out = att.bank.apply(kind, req.slot, req.value)?;
+    if kind == KIND_READ || kind == KIND_SWAP {
+        req.value = out;
+        w.write(&req)?;
+    }
+    Ok(0)
+}
+
+fn stats(att: &Attachment, mut w: UserSliceWriter) -> Result<isize> {
+    let bank = &att.bank;
+    let (uid, gid) = bank.owner.ids();
+    let mut out = abi::BankStats {
+        slots: bank.layout.slots,
+        uid,
+        gid,
+        mode: bank.owner.mode,
+        op: bank.op,
+        ..Default::default()
+    };
+    bank.stats.fill(&mut out);
+    w.write(&out)?;
+    Ok(0)
+}

@@ -1,0 +1,44 @@
+// SPDX-License-Identifier: GPL-2.0
+//! mmap of the attached bank's pages into the caller, as they are (no copy).
+
+use crate::{abi, device::Attachment};
+use kernel::{mm::virt::VmaNew, prelude::*};
+
+/// Maps pages `[pgoff, pgoff + len)` of the bank. EINVAL past the bank's end or for a writable
+/// private mapping (writes would go to copies, not the bank); EACCES for a writable mapping
+/// without write access. Read-only mappings also lose the right to mprotect to writable.
+pub(crate) fn map_bank(att: &Attachment, vma: &VmaNew) -> Result {
+    let bank = &att.bank;
+    let len = (vma.end() - vma.start()) as u64;
+    // SAFETY: the vma is being set up by mmap and is valid for this call; vm_pgoff is a plain
+    // field nobody else writes now.
+    let pgoff = unsafe { (*vma.as_ptr()).vm_pgoff } as u64;
+    let first = pgoff.checked_mul(abi::PAGE_SIZE).ok_or(EINVAL)?;
+    let end = first.checked_add(len).ok_or(EINVAL)?;
+    if len == 0 || end > bank.bytes() {
+        return Err(EINVAL);
+    }
+    let shared = vma.flags() & kernel::mm::virt::flags::SHARED != 0;
+    if att.access & abi::ACCESS_WRITE == 0 && vma.writable() {
+        return Err(EACCES);
+    }
+    if !shared && vma.writable() {
+        // Writes to a private mapping would land in copies, not in the bank.
+        return Err(EINVAL);
+    }
+    if att.access & abi::ACCESS_WRITE == 0 || !shared {
+        // Read-only for good: no mprotect() upgrade, no private copies. (A MAP_SHARED mapping
+        // of an fd opened O_RDONLY arrives here without VM_SHARED, as the kernel clears it.)
+        vma.try_clear_maywrite()?;
+    }
+    vma.try_clear_mayexec().map_err(|_| EACCES)?;
+    vma.set_dontexpand();
+    let mixed = vma.set_mixedmap();
+    let first_page = (first / abi::PAGE_SIZE) as usize;
+    let count = (len / abi::PAGE_SIZE) as usize;
+    for (k, page) in bank.pages()[first_page..first_page + count].iter().enumerate() {
+        mixed.vm_insert_page(vma.start() + k * kernel::page::PAGE_SIZE, page)?;
+    }
+    bank.stats.count_mmap();
+    Ok(())
+}

@@ -1,0 +1,47 @@
+// SPDX-License-Identifier: GPL-2.0
+//! Per-bank operation counters (BANK_STATS).
+
+use crate::abi;
+use core::sync::atomic::{AtomicU64, Ordering::Relaxed};
+
+/// Ops by kind; counted with relaxed atomics since they are only reported.
+#[derive(Default)]
+pub(crate) struct Stats {
+    loads: AtomicU64,
+    accums: AtomicU64,
+    reads: AtomicU64,
+    swaps: AtomicU64,
+    batches: AtomicU64,
+    mmaps: AtomicU64,
+}
+
+impl Stats {
+    /// Counts one op of `kind` (`abi::KIND_*`).
+    pub(crate) fn count(&self, kind: u32) {
+        let counter = match kind {
+            abi::KIND_LOAD => &self.loads,
+            abi::KIND_ACCUM => &self.accums,
+            abi::KIND_READ => &self.reads,
+            _ => &self.swaps,
+        };
+        counter.fetch_add(1, Relaxed);
+    }
+
+    pub(crate) fn count_batch(&self) {
+        self.batches.fetch_add(1, Relaxed);
+    }
+
+    pub(crate) fn count_mmap(&self) {
+        self.mmaps.fetch_add(1, Relaxed);
+    }
+
+    /// Fills the counter fields of a BANK_STATS reply.
+    pub(crate) fn fill(&self, out: &mut abi::BankStats) {
+        out.loads = self.loads.load(Relaxed);
+        out.accums = self.accums.load(Relaxed);
+        out.reads = self.reads.load(Relaxed);
+        out.swaps = self.swaps.load(Relaxed);
+        out.batches = self.batches.load(Relaxed);
+        out.mmaps = self.mmaps.load(Relaxed);
+    }
+}

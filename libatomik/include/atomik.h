@@ -1,0 +1,147 @@
+/* SPDX-License-Identifier: Apache-2.0 OR GPL-2.0 */
+/*
+ * atomik.h — the /dev/atomik ABI and the shared bank layout for C callers.
+ *
+ * Mirrors libatomik/src/abi.rs, the single source of truth; a test
+ * (libatomik/tests/c_header.rs) compiles a program against this header and checks every
+ * size, offset and ioctl number against the Rust definitions. Read abi.rs for the
+ * concurrency protocol of the bank layout.
+ */
+#ifndef ATOMIK_H
+#define ATOMIK_H
+
+#include <stdint.h>
+#include <linux/ioctl.h>
+
+#define ATOMIK_ABI_VERSION 1u
+#define ATOMIK_IOC_MAGIC 0xA7
+#define ATOMIK_DEVICE_PATH "/dev/atomik"
+#define ATOMIK_NAME_LEN 64
+#define ATOMIK_BATCH_MAX 65536u
+#define ATOMIK_MAX_SHARDS 16
+#define ATOMIK_PAGE_SIZE 4096ull
+#define ATOMIK_MAX_SLOTS (1ull << 40)
+
+#define ATOMIK_OP_XOR 0u
+#define ATOMIK_OP_ADD 1u
+
+#define ATOMIK_KIND_LOAD 0u
+#define ATOMIK_KIND_ACCUM 1u
+#define ATOMIK_KIND_READ 2u
+#define ATOMIK_KIND_SWAP 3u
+
+#define ATOMIK_FEATURE_MMAP (1u << 0)
+#define ATOMIK_FEATURE_BATCH (1u << 1)
+#define ATOMIK_FEATURE_STATS (1u << 2)
+#define ATOMIK_FEATURE_REGION (1u << 3)
+#define ATOMIK_FEATURE_FPGA (1u << 4)
+
+#define ATOMIK_ACCESS_READ 1u
+#define ATOMIK_ACCESS_WRITE 2u
+
+struct atomik_info {
+	uint32_t abi_version;
+	uint32_t features;
+	uint32_t bank_count;
+	uint32_t max_banks_per_user;
+	uint64_t max_slots;
+	uint64_t max_total_bytes;
+	uint64_t used_bytes;
+	uint32_t max_batch;
+	uint32_t reserved;
+};
+
+struct atomik_bank_create {
+	char name[ATOMIK_NAME_LEN];
+	uint64_t slots;
+	uint32_t op;
+	uint32_t mode;
+	uint32_t shards;
+	uint32_t flags;
+};
+
+struct atomik_bank_open {
+	char name[ATOMIK_NAME_LEN];
+	uint32_t access;
+	uint32_t op;
+	uint64_t slots;
+	uint64_t map_size;
+};
+
+struct atomik_bank_name {
+	char name[ATOMIK_NAME_LEN];
+};
+
+struct atomik_slot_op {
+	uint64_t slot;
+	uint64_t value;
+};
+
+struct atomik_batch_entry {
+	uint32_t kind;
+	int32_t status;
+	uint64_t slot;
+	uint64_t value;
+};
+
+struct atomik_batch {
+	uint64_t entries; /* user pointer to count struct atomik_batch_entry */
+	uint32_t count;
+	uint32_t done;
+};
+
+struct atomik_bank_stats {
+	uint64_t loads, accums, reads, swaps, batches, mmaps, slots;
+	uint32_t uid, gid, mode, op;
+};
+
+struct atomik_bank_list_entry {
+	char name[ATOMIK_NAME_LEN];
+	uint64_t slots;
+	uint64_t bytes;
+	uint32_t op, mode, uid, gid, shards, reserved;
+};
+
+struct atomik_bank_list {
+	uint64_t entries; /* user pointer to capacity struct atomik_bank_list_entry */
+	uint32_t capacity;
+	uint32_t count; /* out: banks that exist (more than capacity: ask again) */
+};
+
+#define ATOMIK_IOCTL_GET_INFO _IOR(ATOMIK_IOC_MAGIC, 0x00, struct atomik_info)
+#define ATOMIK_IOCTL_BANK_CREATE _IOW(ATOMIK_IOC_MAGIC, 0x01, struct atomik_bank_create)
+#define ATOMIK_IOCTL_BANK_OPEN _IOWR(ATOMIK_IOC_MAGIC, 0x02, struct atomik_bank_open)
+#define ATOMIK_IOCTL_BANK_DESTROY _IOW(ATOMIK_IOC_MAGIC, 0x03, struct atomik_bank_name)
+#define ATOMIK_IOCTL_BANK_LIST _IOWR(ATOMIK_IOC_MAGIC, 0x04, struct atomik_bank_list)
+#define ATOMIK_IOCTL_LOAD _IOW(ATOMIK_IOC_MAGIC, 0x10, struct atomik_slot_op)
+#define ATOMIK_IOCTL_ACCUM _IOW(ATOMIK_IOC_MAGIC, 0x11, struct atomik_slot_op)
+#define ATOMIK_IOCTL_READ _IOWR(ATOMIK_IOC_MAGIC, 0x12, struct atomik_slot_op)
+#define ATOMIK_IOCTL_SWAP _IOWR(ATOMIK_IOC_MAGIC, 0x13, struct atomik_slot_op)
+#define ATOMIK_IOCTL_BATCH _IOWR(ATOMIK_IOC_MAGIC, 0x14, struct atomik_batch)
+#define ATOMIK_IOCTL_BANK_STATS _IOR(ATOMIK_IOC_MAGIC, 0x15, struct atomik_bank_stats)
+
+/* Shared bank layout: header page, then page-aligned arrays (see abi.rs). */
+#define ATOMIK_BANK_MAGIC 0x4b424b494d4f5441ull /* "ATOMIKBK" little-endian */
+#define ATOMIK_BANK_HEADER_SIZE 4096u
+
+struct atomik_bank_header {
+	uint64_t magic;
+	uint32_t abi_version;
+	uint32_t header_size;
+	uint64_t slot_count;
+	uint32_t op;
+	uint32_t shard_count;
+	uint64_t total_size;
+	uint64_t seq_off;
+	uint64_t ref_off;
+	uint64_t acc_off;
+	uint64_t shard_off;
+	uint64_t base_off;
+	uint64_t shard_stride;
+	uint64_t reserved0[5];
+	uint64_t shard_owner[ATOMIK_MAX_SHARDS];
+	char name[ATOMIK_NAME_LEN];
+	uint8_t reserved1[3776];
+};
+
+#endif /* ATOMIK_H */

@@ -1,0 +1,273 @@
+//! The `/dev/atomik` backend: the kernel module owns the banks.
+//!
+//! Create, open, destroy, list, LOAD and SWAP are ioctls; the opened bank's pages are mapped
+//! and ACCUM/READ run on them with the same [`BankMemory`] code as the userspace default, under
+//! the same protocol (the module's LOAD and SWAP follow it from the kernel side).
+
+use std::fs::{File, OpenOptions};
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+
+use memmap2::MmapOptions;
+
+use crate::abi::{self, BankLayout, MAX_SHARDS};
+use crate::backend::{Access, Backend, BackendKind, BankInfo, Control, CreateOptions, Opened};
+use crate::bank::BankMemory;
+use crate::error::{Error, Result};
+use crate::name::BankName;
+use crate::Op;
+
+/// The ioctls, generated from the ABI file's numbers; exposed through [`DeviceBackend`] only.
+mod sys {
+    use crate::abi::*;
+    nix::ioctl_read_bad!(get_info, IOCTL_GET_INFO, Info);
+    nix::ioctl_write_ptr_bad!(bank_create, IOCTL_BANK_CREATE, BankCreate);
+    nix::ioctl_readwrite_bad!(bank_open, IOCTL_BANK_OPEN, BankOpen);
+    nix::ioctl_write_ptr_bad!(bank_destroy, IOCTL_BANK_DESTROY, BankName);
+    nix::ioctl_readwrite_bad!(bank_list, IOCTL_BANK_LIST, BankList);
+    nix::ioctl_write_ptr_bad!(load, IOCTL_LOAD, SlotOp);
+    nix::ioctl_readwrite_bad!(swap, IOCTL_SWAP, SlotOp);
+    nix::ioctl_read_bad!(bank_stats, IOCTL_BANK_STATS, BankStats);
+}
+
+/// Banks held by the `/dev/atomik` kernel module.
+#[derive(Clone, Debug)]
+pub struct DeviceBackend {
+    path: PathBuf,
+}
+
+/// Turns an ioctl's errno into the library's error for bank `bank`.
+fn ioctl_error(ioctl: &'static str, bank: &str, errno: nix::errno::Errno) -> Error {
+    use nix::errno::Errno;
+    match errno {
+        Errno::ENOENT => Error::NotFound { name: bank.to_owned() },
+        Errno::EEXIST => Error::Exists { name: bank.to_owned() },
+        Errno::EACCES | Errno::EPERM => Error::PermissionDenied {
+            name: bank.to_owned(),
+            what: format!("{ioctl} refused by {}", abi::DEVICE_PATH),
+        },
+        e => {
+            Error::Ioctl { ioctl, bank: bank.to_owned(), source: std::io::Error::from_raw_os_error(e as i32) }
+        }
+    }
+}
+
+fn name_of(raw: &[u8; abi::NAME_LEN]) -> String {
+    let len = raw.iter().position(|&b| b == 0).unwrap_or(raw.len());
+    String::from_utf8_lossy(&raw[..len]).into_owned()
+}
+
+impl DeviceBackend {
+    /// The device at `path`, checked to speak this ABI version.
+    pub fn at(path: impl Into<PathBuf>) -> Result<DeviceBackend> {
+        let backend = DeviceBackend { path: path.into() };
+        let info = backend.info()?;
+        if info.abi_version != abi::ABI_VERSION {
+            return Err(Error::BackendUnavailable {
+                backend: "device",
+                reason: format!(
+                    "{} speaks ABI {}, this build speaks {}",
+                    backend.path.display(),
+                    info.abi_version,
+                    abi::ABI_VERSION
+                ),
+            });
+        }
+        Ok(backend)
+    }
+
+    /// `/dev/atomik`.
+    pub fn open_default() -> Result<DeviceBackend> {
+        DeviceBackend::at(abi::DEVICE_PATH)
+    }
+
+    /// The device node.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn open_device(&self, write: bool) -> Result<File> {
+        OpenOptions::new()
+            .read(true)
+            .write(write)
+            .custom_flags(libc::O_CLOEXEC)
+            .open(&self.path)
+            .map_err(|e| Error::io("open", &self.path, e))
+    }
+
+    /// GET_INFO: ABI version, features, limits and usage of the module.
+    pub fn info(&self) -> Result<abi::Info> {
+        let dev = self.open_device(false)?;
+        let mut info = abi::Info::default();
+        // SAFETY: `info` is a valid, writable Info; the fd is open for the call's duration.
+        unsafe { sys::get_info(dev.as_raw_fd(), &mut info) }.map_err(|e| ioctl_error("GET_INFO", "", e))?;
+        Ok(info)
+    }
+
+    fn bank_info(&self, dev: &File, name: &BankName, layout: BankLayout) -> Result<BankInfo> {
+        let mut st = abi::BankStats::default();
+        // SAFETY: `st` is a valid, writable BankStats; the fd is open.
+        unsafe { sys::bank_stats(dev.as_raw_fd(), &mut st) }
+            .map_err(|e| ioctl_error("BANK_STATS", name.as_str(), e))?;
+        Ok(BankInfo {
+            name: name.to_string(),
+            slots: layout.slots,
+            op: Op::from_code(st.op).unwrap_or(Op::Xor),
+            shards: layout.shards,
+            mode: st.mode,
+            uid: st.uid,
+            gid: st.gid,
+            bytes: layout.total_size,
+            location: self.path.clone(),
+        })
+    }
+}
+
+/// LOAD and SWAP through ioctls on the fd attached to the bank.
+struct DeviceControl {
+    dev: File,
+    name: String,
+}
+
+impl Control for DeviceControl {
+    fn load(&self, slot: u64, v: u64) -> Result<()> {
+        let op = abi::SlotOp { slot, value: v };
+        // SAFETY: `op` is a valid SlotOp; the fd is attached to the bank and open.
+        unsafe { sys::load(self.dev.as_raw_fd(), &op) }.map_err(|e| ioctl_error("LOAD", &self.name, e))?;
+        Ok(())
+    }
+
+    fn swap(&self, slot: u64) -> Result<u64> {
+        let mut op = abi::SlotOp { slot, value: 0 };
+        // SAFETY: `op` is a valid, writable SlotOp; the fd is attached to the bank and open.
+        unsafe { sys::swap(self.dev.as_raw_fd(), &mut op) }
+            .map_err(|e| ioctl_error("SWAP", &self.name, e))?;
+        Ok(op.value)
+    }
+}
+
+impl Backend for DeviceBackend {
+    fn kind(&self) -> BackendKind {
+        BackendKind::Device
+    }
+
+    fn create(&self, name: &BankName, opts: &CreateOptions) -> Result<Opened> {
+        let bad = |reason: String| Error::BadParams { name: name.to_string(), reason };
+        if opts.mode & !0o777 != 0 {
+            return Err(bad(format!("mode {:#o} has bits beyond 0777", opts.mode)));
+        }
+        if opts.shards as usize > MAX_SHARDS {
+            return Err(bad(format!("{} shards, at most {MAX_SHARDS}", opts.shards)));
+        }
+        BankLayout::new(opts.slots, opts.shards)
+            .ok_or_else(|| bad(format!("{} slots, must be 1 to {}", opts.slots, abi::MAX_SLOTS)))?;
+        let req = abi::BankCreate {
+            name: name.to_abi(),
+            slots: opts.slots,
+            op: opts.op.code(),
+            mode: opts.mode,
+            shards: opts.shards,
+            flags: 0,
+        };
+        let dev = self.open_device(true)?;
+        // SAFETY: `req` is a valid BankCreate; the fd is open.
+        unsafe { sys::bank_create(dev.as_raw_fd(), &req) }
+            .map_err(|e| ioctl_error("BANK_CREATE", name.as_str(), e))?;
+        self.open(name, Access::ReadWrite)
+    }
+
+    fn open(&self, name: &BankName, access: Access) -> Result<Opened> {
+        let writable = access == Access::ReadWrite;
+        let dev = self.open_device(writable)?;
+        let mut req = abi::BankOpen {
+            name: name.to_abi(),
+            access: if writable { abi::ACCESS_READ | abi::ACCESS_WRITE } else { abi::ACCESS_READ },
+            op: 0,
+            slots: 0,
+            map_size: 0,
+        };
+        // SAFETY: `req` is a valid, writable BankOpen; the fd is open.
+        unsafe { sys::bank_open(dev.as_raw_fd(), &mut req) }
+            .map_err(|e| ioctl_error("BANK_OPEN", name.as_str(), e))?;
+        let location = self.path.join(name.as_str());
+        let len = usize::try_from(req.map_size).map_err(|_| Error::Corrupt {
+            path: location.clone(),
+            reason: format!("size {}", req.map_size),
+        })?;
+        let mut opts = MmapOptions::new();
+        opts.len(len);
+        let map = if writable { opts.map_raw(&dev) } else { opts.map_raw_read_only(&dev) }
+            .map_err(|e| Error::io("mmap", &location, e))?;
+        let memory = BankMemory::from_map(map, &location, writable)?;
+        let info = self.bank_info(&dev, name, memory.layout())?;
+        Ok(Opened { memory, control: Some(Box::new(DeviceControl { dev, name: name.to_string() })), info })
+    }
+
+    fn destroy(&self, name: &BankName) -> Result<()> {
+        let dev = self.open_device(false)?;
+        let req = abi::BankName { name: name.to_abi() };
+        // SAFETY: `req` is a valid BankName; the fd is open.
+        unsafe { sys::bank_destroy(dev.as_raw_fd(), &req) }
+            .map_err(|e| ioctl_error("BANK_DESTROY", name.as_str(), e))?;
+        Ok(())
+    }
+
+    fn list(&self) -> Result<Vec<Result<BankInfo>>> {
+        let dev = self.open_device(false)?;
+        let empty = abi::BankListEntry {
+            name: [0; abi::NAME_LEN],
+            slots: 0,
+            bytes: 0,
+            op: 0,
+            mode: 0,
+            uid: 0,
+            gid: 0,
+            shards: 0,
+            reserved: 0,
+        };
+        let mut entries = vec![empty; 64];
+        loop {
+            let mut req = abi::BankList {
+                entries: entries.as_mut_ptr() as u64,
+                capacity: entries.len() as u32,
+                count: 0,
+            };
+            // SAFETY: `entries` holds `capacity` writable entries and outlives the call.
+            unsafe { sys::bank_list(dev.as_raw_fd(), &mut req) }
+                .map_err(|e| ioctl_error("BANK_LIST", "", e))?;
+            if req.count as usize > entries.len() && entries.len() < abi::BATCH_MAX as usize {
+                entries.resize((req.count as usize).next_power_of_two().min(abi::BATCH_MAX as usize), empty);
+                continue;
+            }
+            entries.truncate((req.count as usize).min(entries.len()));
+            break;
+        }
+        let mut out: Vec<Result<BankInfo>> = entries
+            .iter()
+            .map(|e| {
+                let name = name_of(&e.name);
+                let op = Op::from_code(e.op).ok_or_else(|| Error::Corrupt {
+                    path: self.path.join(&name),
+                    reason: format!("unknown operator code {}", e.op),
+                })?;
+                Ok(BankInfo {
+                    location: self.path.clone(),
+                    name,
+                    slots: e.slots,
+                    op,
+                    shards: e.shards,
+                    mode: e.mode,
+                    uid: e.uid,
+                    gid: e.gid,
+                    bytes: e.bytes,
+                })
+            })
+            .collect();
+        out.sort_by(|a, b| match (a, b) {
+            (Ok(a), Ok(b)) => a.name.cmp(&b.name),
+            _ => std::cmp::Ordering::Equal,
+        });
+        Ok(out)
+    }
+}

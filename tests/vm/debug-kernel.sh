@@ -1,0 +1,80 @@
+#!/bin/bash
+# The debug kernel: KASAN + lockdep (config-debug.fragment on top of config.fragment). With GCC
+# the kernel drops CONFIG_RUST when KASAN is on, and bookworm's clang is too old for 7.3, so it
+# is built with clang 19 and Debian trixie's rustc inside a trixie build root made by
+# debootstrap (cached under ~/.cache/atomik/trixie-root).
+#   debug-kernel.sh            -> prints the debug kernel build directory
+#   debug-kernel.sh --module   -> builds atomik.ko for it, prints the .ko path
+set -euo pipefail
+source "$(dirname "$0")/common.sh"
+ROOT=$ATOMIK_CACHE/trixie-root
+DEBIAN_SECURITY=${DEBIAN_SECURITY:-$(grep -hs '^URIs:' /etc/apt/sources.list.d/*.sources | awk '{print $2}' | grep security | head -1)}
+DEBIAN_SECURITY=${DEBIAN_SECURITY:-http://deb.debian.org/debian-security}
+ROOT_PKGS="build-essential bc flex bison libelf-dev libssl-dev python3 cpio kmod clang-19 lld-19 llvm-19 libclang-19-dev rustc rust-src bindgen"
+
+make_root() {
+  [ -f "$ROOT/.atomik-ready" ] && return 0
+  log "debug: making the trixie build root in $ROOT (debootstrap, ~1 min; packages ~2 min)"
+  command -v debootstrap >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends debootstrap >&2
+  rm -rf "$ROOT"
+  debootstrap --variant=minbase trixie "$ROOT" "$DEBIAN_MIRROR" >&2
+  cat >"$ROOT/etc/apt/sources.list" <<L
+deb $DEBIAN_MIRROR trixie main
+deb $DEBIAN_MIRROR trixie-updates main
+deb $DEBIAN_SECURITY trixie-security main
+deb $DEBIAN_MIRROR trixie-backports main
+L
+  # Only /proc is mounted: never bind the host's /dev into the root (debootstrap made the few
+  # device nodes apt needs).
+  mount -t proc proc "$ROOT/proc"
+  trap 'umount "$ROOT/proc" 2>/dev/null || true' EXIT
+  chroot "$ROOT" apt-get update -q >&2
+  DEBIAN_FRONTEND=noninteractive chroot "$ROOT" apt-get install -y -q --no-install-recommends \
+    -t trixie-backports $ROOT_PKGS >&2
+  umount "$ROOT/proc"; trap - EXIT
+  touch "$ROOT/.atomik-ready"
+}
+
+# Runs a command inside the root with the cache visible at the same path (and /proc, which
+# objtool reads).
+in_root() {
+  mkdir -p "$ROOT$ATOMIK_CACHE"
+  mountpoint -q "$ROOT$ATOMIK_CACHE" || mount --bind "$ATOMIK_CACHE" "$ROOT$ATOMIK_CACHE"
+  mountpoint -q "$ROOT/proc" || mount -t proc proc "$ROOT/proc"
+  local rc=0
+  chroot "$ROOT" env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root "$@" || rc=$?
+  umount "$ROOT/proc" "$ROOT$ATOMIK_CACHE"
+  return $rc
+}
+
+make_root
+KEY=$({ echo "$KPKG_VERSION"; cat "$VM_DIR/config.fragment" "$VM_DIR/config-debug.fragment"; cat "$ROOT/var/lib/dpkg/status" | grep -A1 -E '^Package: (rustc|clang-19|bindgen)$'; } | sha256sum | cut -c1-12)
+KB=$ATOMIK_CACHE/build/debug-linux-$KPKG_VERSION-$KEY
+LLVM=(LLVM=-19)
+
+if [ "${1:-}" = --module ]; then
+  OUT=$ATOMIK_CACHE/kmod-build/$(basename "$KB")
+  mkdir -p "$OUT/kmod" "$OUT/libatomik/src"
+  cp "$REPO"/kmod/Kbuild "$REPO"/kmod/Makefile "$REPO"/kmod/*.rs "$OUT/kmod/"
+  cp "$REPO/libatomik/src/abi.rs" "$OUT/libatomik/src/"
+  in_root make -s -C "$KB" M="$OUT/kmod" "${LLVM[@]}" modules >&2
+  echo "$OUT/kmod/atomik.ko"
+  exit 0
+fi
+
+if [ -f "$KB/.atomik-built" ]; then log "debug kernel: cached $KB"; echo "$KB"; exit 0; fi
+[ -f "$KSRC/Makefile" ] || die "no kernel source at $KSRC: run tests/vm/toolchain.sh"
+mkdir -p "$KB"
+in_root make -s -C "$KSRC" O="$KB" "${LLVM[@]}" tinyconfig >/dev/null
+"$KSRC/scripts/kconfig/merge_config.sh" -m -O "$KB" "$KB/.config" "$VM_DIR/config.fragment" "$VM_DIR/config-debug.fragment" >/dev/null
+in_root make -s -C "$KSRC" O="$KB" "${LLVM[@]}" olddefconfig >/dev/null
+for c in RUST KASAN PROVE_LOCKING SMP; do
+  grep -q "^CONFIG_$c=y" "$KB/.config" || die "CONFIG_$c was dropped from $KB/.config"
+done
+log "debug kernel: building in $KB (clang 19, -j$JOBS, ~10 min; log $KB/build.log)"
+start=$SECONDS
+in_root make -C "$KSRC" O="$KB" "${LLVM[@]}" -j"$JOBS" all >"$KB/build.log" 2>&1 ||
+  { tail -30 "$KB/build.log" >&2; die "debug kernel build failed (log $KB/build.log)"; }
+log "debug kernel: built in $((SECONDS - start)) s"
+touch "$KB/.atomik-built"
+echo "$KB"

@@ -1,0 +1,278 @@
+//! Bad input: over 100,000 random ioctls (random command numbers and sizes; null, unmapped,
+//! kernel-space, non-canonical and page-straddling pointers; random request contents with huge
+//! counts and out-of-range slots) plus random mmaps, as root and as another uid. Every atomik
+//! command must fail with one of the documented errnos or succeed; afterwards the device must
+//! still work (and the harness checks the kernel log stays clean).
+
+use crate::check::Report;
+use crate::dev::{Dev, Map};
+use crate::system::{become_user, in_child};
+use atomik::abi::*;
+
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+    fn pick<T: Copy>(&mut self, xs: &[T]) -> T {
+        xs[self.below(xs.len() as u64) as usize]
+    }
+}
+
+const CMDS: &[u32] = &[
+    IOCTL_GET_INFO,
+    IOCTL_BANK_CREATE,
+    IOCTL_BANK_OPEN,
+    IOCTL_BANK_DESTROY,
+    IOCTL_LOAD,
+    IOCTL_ACCUM,
+    IOCTL_READ,
+    IOCTL_SWAP,
+    IOCTL_BATCH,
+    IOCTL_BANK_STATS,
+];
+const NAMES: &[&str] = &["fuzz-bank", "fz-0", "fz-1", "fz-2", "fz-3", ".bad", "", "fz/4"];
+const ALLOWED: &[i32] = &[
+    libc::ENOTTY,
+    libc::EINVAL,
+    libc::EFAULT,
+    libc::EACCES,
+    libc::EPERM,
+    libc::ENOENT,
+    libc::EEXIST,
+    libc::EBUSY,
+    libc::EBADFD,
+    libc::E2BIG,
+    libc::ENOMEM,
+    libc::ENOSPC,
+];
+
+/// Two pages: the first read-write scratch for requests, the second PROT_NONE, so a request
+/// placed at the end of the first straddles into a faulting page.
+struct Scratch {
+    map: *mut u8,
+}
+
+impl Scratch {
+    fn new() -> Scratch {
+        // SAFETY: fresh anonymous mapping; the second page is then made inaccessible.
+        unsafe {
+            let p = libc::mmap(
+                std::ptr::null_mut(),
+                8192,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            ) as *mut u8;
+            assert!(p as *mut libc::c_void != libc::MAP_FAILED);
+            libc::mprotect(p.add(4096) as *mut _, 4096, libc::PROT_NONE);
+            Scratch { map: p }
+        }
+    }
+    fn bytes(&mut self) -> &mut [u8] {
+        // SAFETY: the first page is ours and read-write.
+        unsafe { std::slice::from_raw_parts_mut(self.map, 4096) }
+    }
+    fn put<T: Copy>(&mut self, at: usize, v: T) -> usize {
+        let at = at.min(4096 - std::mem::size_of::<T>()) & !7;
+        // SAFETY: `at + size_of::<T>()` is inside the first page; unaligned write allowed.
+        unsafe { std::ptr::write_unaligned(self.map.add(at) as *mut T, v) };
+        self.map as usize + at
+    }
+}
+
+fn some_slot(r: &mut Rng) -> u64 {
+    match r.below(4) {
+        0 => r.below(40),
+        1 => r.pick(&[u64::MAX, 1 << 40, 1 << 63, 32, 31, 1_000_000]),
+        _ => r.below(32),
+    }
+}
+
+/// A request for `cmd` with random but plausible contents, in the scratch page.
+fn structured(r: &mut Rng, s: &mut Scratch, cmd: u32, entries: &mut [BatchEntry]) -> usize {
+    let at = if r.below(8) == 0 { 4096 - r.below(80) as usize } else { 0 };
+    match cmd {
+        IOCTL_BANK_CREATE => {
+            let name = crate::dev::name(r.pick(NAMES));
+            let any = r.below(100_000);
+            let slots = r.pick(&[0, 1, 17, 4096, u64::MAX, 1 << 40, any]);
+            let c = BankCreate {
+                name,
+                slots,
+                op: r.below(3) as u32,
+                mode: r.below(0o2000) as u32,
+                shards: r.below(20) as u32,
+                flags: (r.below(4) == 0) as u32,
+            };
+            s.put(at, c)
+        }
+        IOCTL_BANK_OPEN => {
+            let o = BankOpen {
+                name: crate::dev::name(r.pick(NAMES)),
+                access: r.below(5) as u32,
+                op: 0,
+                slots: 0,
+                map_size: 0,
+            };
+            s.put(at, o)
+        }
+        IOCTL_BANK_DESTROY => {
+            // Never the bank the other fds use: keep that one alive.
+            let n = r.pick(&NAMES[1..]);
+            s.put(at, BankName { name: crate::dev::name(n) })
+        }
+        IOCTL_BATCH => {
+            for e in entries.iter_mut() {
+                *e = BatchEntry {
+                    kind: r.below(6) as u32,
+                    status: r.next() as i32,
+                    slot: some_slot(r),
+                    value: r.next(),
+                };
+            }
+            let ptr = match r.below(6) {
+                0 => 0,
+                1 => 0xffff_8880_0000_0000,
+                2 => s.map as u64 + 4096 - 24,
+                _ => entries.as_ptr() as u64,
+            };
+            let count = r.pick(&[
+                0,
+                1,
+                7,
+                entries.len() as u32,
+                (entries.len() + 1) as u32,
+                BATCH_MAX,
+                BATCH_MAX + 1,
+                u32::MAX,
+            ]);
+            s.put(at, Batch { entries: ptr, count, done: r.next() as u32 })
+        }
+        _ => s.put(at, SlotOp { slot: some_slot(r), value: r.next() }),
+    }
+}
+
+fn fuzz(seed: u64, calls: u32) -> Result<(), String> {
+    let mut r = Rng(seed);
+    let mut s = Scratch::new();
+    let attached = ok!(Dev::open());
+    ok!(attached.attach("fuzz-bank", ACCESS_READ | ACCESS_WRITE));
+    let loose = ok!(Dev::open());
+    let mut entries = vec![BatchEntry::default(); 64];
+    let mut outcomes = [0u32; 3];
+    for _ in 0..calls {
+        let cmd = match r.below(10) {
+            0..=3 => r.pick(CMDS),
+            4..=5 => ioc(r.below(4) as u32, r.below(0x20) as u32, r.below(0x4000) as usize),
+            6..=7 => {
+                let c = r.pick(CMDS);
+                (c & !(0x3fff << 16)) | ((r.below(200) as u32) << 16)
+            }
+            _ => r.next() as u32,
+        };
+        let arg = match r.below(12) {
+            0 => 0,
+            1 => 0x1000,
+            2 => 0xffff_8880_0000_0000,
+            3 => 0xffff_ffff_8100_0000,
+            4 => 0x8000_0000_0000_0000,
+            5 => r.next() as usize,
+            6 => {
+                for b in s.bytes().iter_mut() {
+                    *b = r.next() as u8;
+                }
+                s.map as usize + r.below(4096) as usize
+            }
+            _ => structured(&mut r, &mut s, cmd, &mut entries),
+        };
+        let dev = if r.below(3) == 0 { &loose } else { &attached };
+        let typed = (cmd >> 8) & 0xff == IOC_MAGIC;
+        // FIO* and other generic VFS ioctls are handled before the driver; only atomik's own
+        // command space has documented errnos.
+        match dev.raw(cmd, arg) {
+            Ok(_) => outcomes[0] += 1,
+            Err(_) if !typed => outcomes[1] += 1,
+            Err(e) => {
+                ensure!(
+                    ALLOWED.contains(&e),
+                    "ioctl {cmd:#x} arg {arg:#x}: unexpected {}",
+                    crate::check::errname(e)
+                );
+                outcomes[2] += 1;
+            }
+        }
+    }
+    // Random mmaps of the attached bank.
+    let size = ok!(attached.stats()).slots;
+    let pages = BankLayout::new(size, 0).unwrap().total_size / 4096;
+    let mut maps = 0;
+    for _ in 0..2_000 {
+        let len = (r.below(pages + 3) as usize) * 4096 + r.below(2) as usize;
+        let off = r.below(pages + 2) as usize;
+        let prot =
+            r.pick(&[libc::PROT_READ, libc::PROT_READ | libc::PROT_WRITE, libc::PROT_WRITE, libc::PROT_EXEC]);
+        let flags = r.pick(&[libc::MAP_SHARED, libc::MAP_PRIVATE]);
+        match attached.map(len, off, prot, flags) {
+            Ok(m) => {
+                maps += 1;
+                let writable = prot & libc::PROT_WRITE != 0;
+                ensure!(
+                    (flags == libc::MAP_SHARED || !writable)
+                        && prot != libc::PROT_EXEC
+                        && (off as u64) < pages,
+                    "bad mmap accepted: len {len} off {off} prot {prot} flags {flags}"
+                );
+                check_map(&m, off)?;
+            }
+            Err(e) => ensure!(
+                [libc::EINVAL, libc::EACCES].contains(&e),
+                "mmap len {len} off {off}: {}",
+                crate::check::errname(e)
+            ),
+        }
+    }
+    println!(
+        "fuzz seed {seed:#x}: {calls} ioctls: {} ok, {} atomik errors, {} other; {maps} mmaps accepted",
+        outcomes[0], outcomes[2], outcomes[1]
+    );
+    Ok(())
+}
+
+fn check_map(m: &Map, off: usize) -> Result<(), String> {
+    if off == 0 {
+        ensure!(m.header().magic == BANK_MAGIC, "header missing");
+    }
+    Ok(())
+}
+
+pub fn run(report: &mut Report) {
+    report.run("fuzz: 60,000 random ioctls as root + 50,000 as uid 1000, then the device works", || {
+        let d = ok!(Dev::open());
+        let _ = d.destroy("fuzz-bank");
+        ok!(d.create("fuzz-bank", 32, OP_ADD, 0o666, 0));
+        let before = ok!(d.info()).bank_count;
+        in_child(|| Ok(()), || fuzz(0x1234_5678_9abc_def1, 60_000))?;
+        in_child(become_user, || fuzz(0x0fed_cba9_8765_4321, 50_000))?;
+        // The device still works.
+        for n in NAMES {
+            let _ = d.destroy(n);
+        }
+        let info = ok!(d.info());
+        ensure!(info.bank_count == before - 1, "leftover banks: {info:?}");
+        ok!(d.create("fuzz-after", 8, OP_XOR, 0o600, 0));
+        ok!(d.attach("fuzz-after", ACCESS_READ | ACCESS_WRITE));
+        ok!(d.load(7, 0xAA));
+        ok!(d.accum(7, 0x0F));
+        ensure!(ok!(d.read(7)) == 0xA5, "device works after fuzzing");
+        ok!(d.destroy("fuzz-after"));
+        Ok(())
+    });
+}

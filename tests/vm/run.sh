@@ -1,0 +1,95 @@
+#!/bin/bash
+# The VM test of /dev/atomik, in one command:
+#   tests/vm/run.sh [--debug] [--suites a,b,...] [--bench] [--no-dkms]
+# Installs the toolchain from the registries (tests/vm/toolchain.sh), builds and caches the
+# kernel under ~/.cache/atomik (tests/vm/kernel.sh; --debug: the KASAN + lockdep kernel built
+# with clang 19 in a Debian trixie build root, tests/vm/debug-kernel.sh), builds atomik.ko and
+# the static test binaries, boots QEMU (TCG, 2 vCPUs), runs the suites, and fails on any test
+# failure or on any Oops/BUG/WARNING/KASAN/lockdep/panic line in the kernel log.
+# Without --no-dkms it also proves `dkms build` and `dkms install` against the built kernel
+# (tests/vm/dkms.sh). --bench runs only the in-VM benchmark and prints its ratios.
+set -euo pipefail
+source "$(dirname "$0")/common.sh"
+
+DEBUG=0; SUITES=""; BENCH=0; DKMS=1
+while [ $# -gt 0 ]; do
+  case $1 in
+    --debug) DEBUG=1 ;;
+    --suites) SUITES=$2; shift ;;
+    --bench) BENCH=1; SUITES=bench ;;
+    --no-dkms) DKMS=0 ;;
+    -h|--help) sed -n '2,12p' "$0"; exit 0 ;;
+    *) die "unknown argument $1 (see --help)" ;;
+  esac
+  shift
+done
+T0=$SECONDS
+
+"$VM_DIR/toolchain.sh"
+KBUILD_HOST=$("$VM_DIR/kernel.sh")    # gen_init_cpio comes from here in both routes
+if [ $DEBUG = 1 ]; then
+  KBUILD=$("$VM_DIR/debug-kernel.sh")
+  KO=$("$VM_DIR/debug-kernel.sh" --module)
+  MEM=1G; TIMEOUT=1500; FLAVOUR=debug
+else
+  KBUILD=$KBUILD_HOST
+  KO=$("$VM_DIR/module.sh" "$KBUILD" "$ATOMIK_CACHE/kmod-build/$(basename "$KBUILD")" "${KMAKE_FLAGS[@]}")
+  MEM=512M; TIMEOUT=900; FLAVOUR=normal
+fi
+log "module: $KO"
+
+# Static test binaries (host cargo; static glibc so they run as /init on a bare initramfs).
+export CARGO_TARGET_DIR=$ATOMIK_CACHE/target-vm
+STATIC=(env RUSTFLAGS="-C target-feature=+crt-static" cargo)
+TGT=x86_64-unknown-linux-gnu
+"${STATIC[@]}" build -q --release --target $TGT --manifest-path "$VM_DIR/guest/Cargo.toml"
+BIN=$CARGO_TARGET_DIR/$TGT/release
+EXTRA=()
+if [ -f "$VM_DIR/extras.sh" ]; then
+  # Library test binaries, atomikctl: one "file <dest> <src> 0755 0 0" line each.
+  mapfile -t EXTRA < <(CARGO_TARGET_DIR=$CARGO_TARGET_DIR "$VM_DIR/extras.sh")
+fi
+
+W=$ATOMIK_CACHE/vm-$FLAVOUR
+mkdir -p "$W"
+{
+  echo "dir /dev 0755 0 0"
+  echo "nod /dev/console 0600 0 0 c 5 1"
+  echo "dir /proc 0755 0 0"
+  echo "dir /sys 0755 0 0"
+  echo "dir /tmp 01777 0 0"
+  echo "dir /bin 0755 0 0"
+  echo "dir /libtests 0755 0 0"
+  echo "file /init $BIN/atomik-vmtest 0755 0 0"
+  echo "file /atomik.ko $KO 0644 0 0"
+  printf '%s\n' "${EXTRA[@]}"
+} >"$W/initramfs.list"
+"$KBUILD_HOST/usr/gen_init_cpio" "$W/initramfs.list" | gzip -1 >"$W/initramfs.cpio.gz"
+
+# Small limits, so the limit tests reach them quickly.
+APPEND="console=ttyS0 panic=-1 oops=panic loglevel=6 atomik.max_slots=65536 atomik.max_total_bytes=16777216 atomik.max_banks_per_user=32"
+[ -n "$SUITES" ] && APPEND="$APPEND vmtest.suites=$SUITES"
+LOGF=$W/serial.log
+rm -f "$LOGF"
+log "boot: QEMU TCG -smp 2 ($FLAVOUR kernel), serial log $LOGF"
+start=$SECONDS
+timeout "$TIMEOUT" qemu-system-x86_64 -accel tcg,thread=multi -cpu max -m "$MEM" -smp 2 \
+  -nographic -no-reboot -kernel "$KBUILD/arch/x86/boot/bzImage" -initrd "$W/initramfs.cpio.gz" \
+  -append "$APPEND" -serial file:"$LOGF" -monitor none -display none || log "qemu exited with $?"
+log "VM ran $((SECONDS - start)) s"
+
+grep -aE '^(ok |FAIL|ATOMIK-|vmtest:|fuzz |bench)' "$LOGF" || true
+BAD='Oops|BUG:|WARNING:|KASAN|lockdep|Kernel panic|Call Trace'
+if grep -aqE "$BAD" "$LOGF"; then
+  log "kernel log has problems:"; grep -aE -B2 -A20 "$BAD" "$LOGF" | head -80 >&2
+  echo "VM-VERDICT: FAIL (kernel log)"; exit 1
+fi
+if ! grep -aq '^ATOMIK-VM-RESULT: PASS' "$LOGF"; then
+  tail -30 "$LOGF" >&2
+  echo "VM-VERDICT: FAIL (tests)"; exit 1
+fi
+
+if [ $DKMS = 1 ] && [ $DEBUG = 0 ] && [ $BENCH = 0 ]; then
+  "$VM_DIR/dkms.sh" "$KBUILD"
+fi
+echo "VM-VERDICT: PASS ($FLAVOUR kernel, $((SECONDS - T0)) s in all)"
