@@ -325,7 +325,7 @@ impl Daemon {
             g.store.log(&Message::Deltas { op, deltas: vec![d] })?;
         }
         let versions = g.replica.versions();
-        let summary = (n % self.cfg.ae_every.max(1) == 0).then(|| g.replica.summary());
+        let summary = n.is_multiple_of(self.cfg.ae_every.max(1)).then(|| g.replica.summary());
         let mut dead = Vec::new();
         for (&id, p) in g.peers.iter_mut() {
             let deltas = g.replica.missing_for(&p.view);
