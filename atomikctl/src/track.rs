@@ -11,7 +11,6 @@ use clap::Args;
 
 use atomik::track::error::TrackError;
 use atomik::track::monitor::MonitorOptions;
-use atomik::track::pagemap::soft_dirty_supported;
 
 /// What `top` and `report` look at and compute.
 #[derive(Args, Debug, Clone)]
@@ -22,13 +21,11 @@ pub struct MonitorArgs {
     /// Scan for duplicate pages (reads all candidate anonymous memory once per sample).
     #[arg(long)]
     pub dups: bool,
-    /// Track written/changed/silent pages per process. On by default when the kernel has
-    /// soft-dirty; otherwise every tracked page is re-read each interval, so it is opt-in.
-    #[arg(long, overrides_with = "no_writes")]
-    pub writes: bool,
-    /// Do not track writes.
+    /// Track written/changed/silent pages per process. Opt-in: it keeps a fingerprint per
+    /// page, clears the processes' soft-dirty bits each interval (which disturbs other
+    /// soft-dirty users such as CRIU), and without soft-dirty re-reads every page.
     #[arg(long)]
-    pub no_writes: bool,
+    pub writes: bool,
     /// Include other users' processes (default: all as root, your own otherwise).
     #[arg(long)]
     pub all_users: bool,
@@ -60,7 +57,7 @@ impl MonitorArgs {
             ksm_dir: self.ksm_dir.clone().unwrap_or(d.ksm_dir),
             subtree: self.cgroup.clone(),
             dups: self.dups,
-            writes: if self.no_writes { false } else { self.writes || soft_dirty_supported() },
+            writes: self.writes,
             uid: (euid != 0 && !self.all_users).then_some(euid),
             cow: true,
         }
