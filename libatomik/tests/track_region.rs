@@ -156,3 +156,32 @@ fn errors_name_the_pid_and_the_range() {
     let e = Tracker::watch(me, &[unmapped], TrackerOptions::default()).unwrap_err();
     assert!(e.to_string().contains("not entirely mapped"), "{e}");
 }
+
+#[test]
+fn two_ranges_accumulate_until_checkpoint() {
+    let _serial = track_support::serial();
+    let (a, b) = (Region::new(8, 100), Region::new(8, 200));
+    let me = std::process::id() as i32;
+    let mut t = Tracker::watch(me, &[b.range(), a.range()], TrackerOptions::default()).unwrap();
+    if t.detector() == Detector::FullRescan {
+        println!("SKIP: no write tracking here");
+        return;
+    }
+    assert_eq!(t.pages(), 16);
+    a.fill(2, 1);
+    let r = t.check().unwrap();
+    assert_eq!((r.written_pages(), r.changed_pages()), (1, 1));
+    b.fill(7, 2);
+    let r = t.check().unwrap();
+    assert_eq!((r.written_pages(), r.changed_pages()), (2, 2), "since the checkpoint");
+    assert_eq!(r.pages_read, 1, "only the newly written page is re-read");
+    assert!(r.changed.contains(&Range::new(a.page_addr(2), a.page_addr(3))));
+    assert!(r.changed.contains(&Range::new(b.page_addr(7), b.page_addr(8))));
+    t.checkpoint().unwrap();
+    let r = t.check().unwrap();
+    assert_eq!((r.written_pages(), r.changed_pages()), (0, 0));
+    // After the checkpoint the new content is the baseline: restoring the old one is a change.
+    a.fill(2, 102);
+    let r = t.check().unwrap();
+    assert_eq!(r.changed_pages(), 1);
+}
