@@ -87,3 +87,37 @@ fn vanished_process_is_skipped_with_its_pid() {
     assert_eq!(rep.skipped.len(), 1);
     assert!(rep.skipped[0].1.contains(&format!("pid {}", i32::MAX - 3)), "{:?}", rep.skipped);
 }
+
+#[test]
+fn shared_pages_count_once_against_private_copies() {
+    let _serial = track_support::serial();
+    const N: usize = 12;
+    let seed = 0xd0b1_0000 + std::process::id() as u64 * 100;
+    let shared = Region::new(N, seed);
+    let child = Child::fork(&shared);
+    // Created after the fork: private to this process, same bytes as `shared`.
+    let private = Region::new(N, seed);
+    let me = std::process::id() as i32;
+    let root = Path::new("/proc");
+    let (sm, sc) = (sample_anon(root, me).unwrap(), sample_anon(root, child.pid).unwrap());
+    let keep = |s: &atomik::track::cow::AnonSample| {
+        let mut s = s.clone();
+        s.shared.retain(|(a, _)| *a >= shared.base && *a < shared.range().end);
+        s
+    };
+    let (sm, sc) = (keep(&sm), keep(&sc));
+    assert_eq!((sm.shared.len(), sc.shared.len()), (N, N));
+    let mut procs = vec![
+        DupProcess { pid: me, cgroup: "/p".into(), ranges: candidates(me, private.range()) },
+        DupProcess { pid: child.pid, cgroup: "/c".into(), ranges: vec![] },
+    ];
+    if !atomik::track::dups::add_shared_candidates(&mut procs, &[&sm, &sc]) {
+        println!("SKIP: PFNs or /proc/kpageflags not readable (needs CAP_SYS_ADMIN)");
+        return;
+    }
+    assert!(procs[1].ranges.is_empty(), "the child's shared pages were already counted");
+    let rep = find_duplicates(&procs);
+    assert_eq!(rep.scanned_pages, 2 * N as u64, "N private + N shared physical pages");
+    assert_eq!(rep.reclaimable_pages, N as u64);
+    assert_eq!(rep.per_cgroup["/p"].within, N as u64);
+}

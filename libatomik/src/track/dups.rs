@@ -4,11 +4,16 @@
 //! Candidates are present private-anonymous pages that are *exclusively mapped* (pagemap bit
 //! 56): each is its own physical page, so two of them with equal bytes are two copies of the
 //! same content in RAM. Pages already shared (copy-on-write after fork, KSM-merged, the zero
-//! page) are one physical page for several mappings and are not candidates. This needs no
-//! PFNs, so it works unprivileged on the caller's own processes.
+//! page) are one physical page for several mappings; with page frame numbers (root) each such
+//! page that KSM did not merge is a candidate once, through the first process that maps it
+//! ([`add_shared_candidates`]). Exclusive pages need no PFNs, so the scan works unprivileged
+//! on the caller's own processes (without the shared pages).
 
+use super::cow::AnonSample;
 use super::fingerprint::fingerprint;
 use super::memread::MemReader;
+use super::pagemap::{kpageflags, KPF_KSM};
+use super::ranges::coalesce;
 use super::ranges::{Range, PAGE};
 use std::collections::BTreeMap;
 
@@ -59,6 +64,31 @@ pub struct DupReport {
     pub per_cgroup: BTreeMap<String, CgroupDups>,
     /// Processes that could not be read, with the reason.
     pub skipped: Vec<(i32, String)>,
+}
+
+/// Adds to each process's candidates its shared (copy-on-write) anonymous pages whose
+/// physical page no earlier process contributed and that KSM did not merge, so that every
+/// physical page is a candidate once. `samples[i]` is the pagemap sample of `procs[i]`.
+/// Returns false (adding nothing) when PFNs or `/proc/kpageflags` are not readable.
+pub fn add_shared_candidates(procs: &mut [DupProcess], samples: &[&AnonSample]) -> bool {
+    let mut seen = std::collections::HashSet::new();
+    let mut any_pfn = false;
+    for (p, s) in procs.iter_mut().zip(samples) {
+        if !s.pfn_visible {
+            continue;
+        }
+        any_pfn = true;
+        let fresh: Vec<(u64, u64)> =
+            s.shared.iter().copied().filter(|&(_, pfn)| pfn != 0 && seen.insert(pfn)).collect();
+        let pfns: Vec<u64> = fresh.iter().map(|&(_, pfn)| pfn).collect();
+        let Some(flags) = kpageflags(&pfns) else {
+            return false;
+        };
+        let addrs = fresh.iter().zip(flags).filter(|(_, f)| f & KPF_KSM == 0).map(|(&(a, _), _)| a);
+        p.ranges.extend(coalesce(addrs));
+        p.ranges.sort();
+    }
+    any_pfn
 }
 
 struct Cand {

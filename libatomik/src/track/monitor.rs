@@ -6,7 +6,7 @@
 
 use super::cgroup::{ancestors, in_subtree, read_membership};
 use super::cow::{cow_breaks, identical_copies, sample_anon, AnonSample};
-use super::dups::{find_duplicates, DupProcess, DupReport};
+use super::dups::{add_shared_candidates, find_duplicates, DupProcess, DupReport};
 use super::error::TrackError;
 use super::ksm::{read_ksm, KsmGlobal};
 use super::maps::read_maps;
@@ -275,17 +275,25 @@ impl Monitor {
         self.state.retain(|pid, _| alive.contains(pid));
 
         if self.opts.dups {
-            let cands: Vec<DupProcess> = procs
+            let (mut cands, samples): (Vec<DupProcess>, Vec<&AnonSample>) = procs
                 .iter()
                 .filter_map(|p| {
                     let a = self.state.get(&p.pid)?.anon.as_ref()?;
-                    Some(DupProcess {
+                    let d = DupProcess {
                         pid: p.pid,
                         cgroup: p.cgroup.clone(),
                         ranges: a.exclusive_ranges.clone(),
-                    })
+                    };
+                    Some((d, a))
                 })
-                .collect();
+                .unzip();
+            if !add_shared_candidates(&mut cands, &samples) && samples.iter().any(|s| !s.shared.is_empty()) {
+                snap.missing.push(
+                    "duplicates: pages shared copy-on-write are left out (telling their physical \
+                     pages apart needs CAP_SYS_ADMIN)"
+                        .into(),
+                );
+            }
             snap.dups = Some(find_duplicates(&cands));
         }
 

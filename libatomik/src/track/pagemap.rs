@@ -116,6 +116,22 @@ impl Pagemap {
     }
 }
 
+/// `/proc/kpageflags` bit: the page is a KSM page.
+pub const KPF_KSM: u64 = 1 << 21;
+
+/// The `/proc/kpageflags` word of each PFN, or `None` when the file is not readable (it
+/// needs CAP_SYS_ADMIN).
+pub fn kpageflags(pfns: &[u64]) -> Option<Vec<u64>> {
+    let f = File::open("/proc/kpageflags").ok()?;
+    pfns.iter()
+        .map(|&pfn| {
+            let mut b = [0u8; 8];
+            f.read_exact_at(&mut b, pfn.checked_mul(8)?).ok()?;
+            Some(u64::from_ne_bytes(b))
+        })
+        .collect()
+}
+
 /// Clears the soft-dirty bits of every page of `pid` (`echo 4 > /proc/PID/clear_refs`).
 /// This is process-wide: another soft-dirty user of the same process (CRIU) is disturbed.
 pub fn clear_soft_dirty(pid: i32) -> Result<()> {
