@@ -1,13 +1,13 @@
 // SPDX-License-Identifier: GPL-2.0
 //! The misc device `/dev/atomik` and its per-file state: the bank the fd is attached to.
 
-use crate::{bank::Bank, ioctl, mmap};
+use crate::{bank::Bank, ioctl, mmap, region::Regions};
 use kernel::{
     fs::File,
     miscdevice::{MiscDevice, MiscDeviceOptions, MiscDeviceRegistration},
     mm::virt::VmaNew,
     prelude::*,
-    sync::{Arc, SetOnce},
+    sync::{Arc, Mutex, SetOnce},
 };
 
 /// The bank an fd is attached to and the access BANK_OPEN granted it.
@@ -20,6 +20,8 @@ pub(crate) struct Attachment {
 pub(crate) struct AtomikFile {
     /// Set once by BANK_OPEN (EBUSY on a second one); read without a lock by every op.
     pub(crate) attached: SetOnce<Attachment>,
+    /// Page-change regions this fd watches (REGION_* ioctls).
+    pub(crate) regions: Pin<KBox<Mutex<Regions>>>,
 }
 
 pub(crate) fn register() -> impl PinInit<MiscDeviceRegistration<AtomikFile>, Error> {
@@ -34,6 +36,7 @@ impl MiscDevice for AtomikFile {
         Ok(KBox::pin(
             AtomikFile {
                 attached: SetOnce::new(),
+                regions: KBox::pin_init(Regions::new(), GFP_KERNEL)?,
             },
             GFP_KERNEL,
         )?)
