@@ -168,11 +168,7 @@ pub(crate) struct Regions {
 impl Regions {
     /// The per-fd region list, empty.
     pub(crate) fn new() -> impl PinInit<Mutex<Regions>> {
-        new_mutex!(Regions {
-            list: KVec::new(),
-            pages: 0,
-            next_id: 1,
-        })
+        new_mutex!(Regions { list: KVec::new(), pages: 0, next_id: 1 })
     }
 
     fn find(&self, id: u32) -> Result<Arc<Region>> {

@@ -69,7 +69,13 @@ pub fn clmul(a: u64, b: u64) -> (u64, u64) {
     let mut n = 3;
     while n < 16 {
         // A composite n is its highest bit xor the rest, both already in the table.
-        let top = if n >= 8 { 8 } else if n >= 4 { 4 } else { 2 };
+        let top = if n >= 8 {
+            8
+        } else if n >= 4 {
+            4
+        } else {
+            2
+        };
         if n != top {
             lo_t[n] = lo_t[top] ^ lo_t[n ^ top];
             hi_t[n] = hi_t[top] ^ hi_t[n ^ top];
