@@ -158,6 +158,8 @@ impl Bank {
                     .compare_exchange_weak(s, s.wrapping_add(1), Ordering::Acquire, Ordering::Relaxed)
                     .is_ok()
             {
+                // Orders the odd sequence before the data stores that follow (as libatomik does).
+                fence(Ordering::Release);
                 break s;
             }
             Self::backoff(&mut spins)?;
