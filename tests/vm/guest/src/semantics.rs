@@ -209,6 +209,51 @@ pub fn run(report: &mut Report) {
         let s = ok!(d.stats());
         ensure!(s.loads == 1 && s.accums == 5 && s.reads == 1 && s.swaps == 1 && s.batches == 1, "{s:?}");
         ensure!(s.slots == 4 && s.uid == 0 && s.mode == 0o600 && s.op == OP_XOR, "{s:?}");
+        let fdinfo =
+            std::fs::read_to_string(format!("/proc/self/fdinfo/{}", d.fd)).map_err(|e| e.to_string())?;
+        ensure!(
+            fdinfo.contains("atomik-bank:\tsem-stats") && fdinfo.contains("accum 5 read 1 swap 1 batch 1"),
+            "fdinfo: {fdinfo}"
+        );
+        Ok(())
+    });
+
+    report.run("racing creates of one name: exactly one wins, the rest get EEXIST", || {
+        let d = ok!(Dev::open());
+        for n in 0..40 {
+            let _ = d.destroy(&format!("race-{n}"));
+        }
+        let racers: Vec<_> = (0..4)
+            .map(|_| {
+                std::thread::spawn(|| -> Result<u32, String> {
+                    let d = ok!(Dev::open());
+                    let mut won = 0;
+                    for n in 0..40 {
+                        match d.create(&format!("race-{n}"), 512, OP_XOR, 0o600, 0) {
+                            Ok(()) => won += 1,
+                            Err(libc::EEXIST) => {}
+                            Err(e) => return Err(format!("race-{n}: {}", crate::check::errname(e))),
+                        }
+                    }
+                    Ok(won)
+                })
+            })
+            .collect();
+        let mut won = 0;
+        for r in racers {
+            won += r.join().map_err(|_| "thread panicked".to_owned())??;
+        }
+        ensure!(won == 40, "{won} creates won for 40 names");
+        let before = ok!(d.info());
+        for n in 0..40 {
+            ok!(d.destroy(&format!("race-{n}")));
+        }
+        let after = ok!(d.info());
+        ensure!(before.bank_count - after.bank_count == 40, "bank count");
+        ensure!(
+            before.used_bytes - after.used_bytes == 40 * BankLayout::new(512, 0).unwrap().total_size,
+            "memory accounting"
+        );
         Ok(())
     });
 
