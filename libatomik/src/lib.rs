@@ -22,6 +22,7 @@ mod error;
 mod name;
 mod op;
 mod slot;
+pub mod track;
 
 pub use backend::{Access, BackendKind, BankInfo, CreateOptions};
 pub use bank::Bank;

@@ -1,0 +1,494 @@
+//! The region tracker: which pages of a process were written, which changed, and which
+//! were written with the same content (silent writes), at a cost that follows the written
+//! pages rather than the size of the region.
+//!
+//! [`Tracker::watch`] fingerprints every page once and LOADs the fingerprints into an atomik
+//! [`Bank`] (one XOR slot per page). [`Tracker::check`] asks the kernel which pages were
+//! written since the last check, re-reads only those, and ACCUMulates `fp(new) ⊕ fp(old)`:
+//! a slot's accumulator is then the identity exactly when the page's content equals the
+//! checkpoint's. [`Tracker::checkpoint`] SWAPs the changed slots, making the current content
+//! the new baseline.
+//!
+//! Written pages come from, in order of preference ([`Detector`]):
+//! 1. userfaultfd async write-protection + `PAGEMAP_SCAN` (Linux ≥ 6.7), when the watched
+//!    memory is armed: always for the calling process, for another process when it armed
+//!    itself with [`WpArm`](super::scan::WpArm);
+//! 2. soft-dirty bits (CONFIG_MEM_SOFT_DIRTY; x86_64);
+//! 3. otherwise a full rescan of every page, which cannot see silent writes and says so.
+
+use super::bitset::PageSet;
+use super::error::{Result, TrackError};
+use super::fingerprint::fingerprint;
+use super::maps::read_maps;
+use super::memread::MemReader;
+use super::pagemap::{clear_soft_dirty, soft_dirty_supported, PageEntry, Pagemap};
+use super::ranges::{coalesce, Range, PAGE};
+use super::scan::{is_armed, scan_written, WpArm};
+use crate::{Bank, CreateOptions, Op};
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// How written pages are found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Detector {
+    /// userfaultfd async write-protection, read and re-armed with `PAGEMAP_SCAN`.
+    UffdWp,
+    /// Soft-dirty bits in `/proc/PID/pagemap`, reset through `clear_refs`.
+    SoftDirty,
+    /// No write tracking: every page is re-read and re-fingerprinted at every check.
+    FullRescan,
+}
+
+impl Detector {
+    /// Short name for reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            Detector::UffdWp => "pagemap-scan-uffd-wp",
+            Detector::SoftDirty => "soft-dirty",
+            Detector::FullRescan => "full-rescan",
+        }
+    }
+
+    /// What the user should know about the mode.
+    pub fn note(self) -> &'static str {
+        match self {
+            Detector::UffdWp => "written pages from PAGEMAP_SCAN; only those are re-read",
+            Detector::SoftDirty => {
+                "written pages from soft-dirty bits; only those are re-read; a first write \
+                 racing with clear_refs can be missed until the page is written again"
+            }
+            Detector::FullRescan => {
+                "no write tracking for this process (kernel without soft-dirty, memory not \
+                 armed for PAGEMAP_SCAN): every page is re-read at every check; written = \
+                 content changed since the previous check; silent writes are not observable"
+            }
+        }
+    }
+}
+
+/// Tracker settings.
+#[derive(Debug, Clone, Default)]
+pub struct TrackerOptions {
+    /// Use this detector instead of choosing the best available.
+    pub detector: Option<Detector>,
+    /// Name of the bank holding the fingerprints (created; destroyed on drop). Default:
+    /// `track.<our pid>.<target pid>.<n>`.
+    pub bank_name: Option<String>,
+}
+
+/// What a [`Tracker::check`] found, since the last [`Tracker::checkpoint`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckReport {
+    /// How written pages were found.
+    pub detector: Detector,
+    /// Pages written.
+    pub written: Vec<Range>,
+    /// Pages whose content differs from the checkpoint (accumulator ≠ identity).
+    pub changed: Vec<Range>,
+    /// Pages written whose content equals the checkpoint's.
+    pub silent: Vec<Range>,
+    /// False when the detector cannot tell silent writes apart (full rescan).
+    pub silent_observable: bool,
+    /// Pages re-read by this check (its cost).
+    pub pages_read: u64,
+}
+
+impl CheckReport {
+    /// Pages written.
+    pub fn written_pages(&self) -> u64 {
+        super::ranges::total_pages(&self.written)
+    }
+    /// Pages changed.
+    pub fn changed_pages(&self) -> u64 {
+        super::ranges::total_pages(&self.changed)
+    }
+    /// Silent writes.
+    pub fn silent_pages(&self) -> u64 {
+        super::ranges::total_pages(&self.silent)
+    }
+}
+
+/// Watches page ranges of one process.
+pub struct Tracker {
+    pid: i32,
+    ranges: Vec<Range>,
+    /// Slot of the first page of each range.
+    first_slot: Vec<u64>,
+    pages: u64,
+    detector: Detector,
+    pagemap: Pagemap,
+    source: Source,
+    bank: Bank,
+    bank_owned: bool,
+    _arm: Option<WpArm>,
+    written: PageSet,
+    changed: PageSet,
+    scratch: Vec<Range>,
+}
+
+impl std::fmt::Debug for Tracker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Tracker")
+            .field("pid", &self.pid)
+            .field("ranges", &self.ranges)
+            .field("detector", &self.detector)
+            .field("bank", &self.bank.name())
+            .finish()
+    }
+}
+
+/// Where page contents come from.
+#[derive(Debug)]
+enum Source {
+    /// Another process (or this one, safely): `process_vm_readv`.
+    Remote(MemReader),
+    /// This process's own memory, read in place (see [`Tracker::watch_own`]).
+    InPlace,
+}
+
+impl Source {
+    fn for_each_page_in(&mut self, ranges: &[Range], mut f: impl FnMut(u64, &[u8])) -> Result<()> {
+        match self {
+            Source::Remote(r) => r.for_each_page_in(ranges, f),
+            Source::InPlace => {
+                for r in ranges {
+                    for addr in (r.start..r.end).step_by(PAGE as usize) {
+                        // The hardware prefetcher stops at page boundaries: ask for the page
+                        // after next while this one is fingerprinted.
+                        if addr + 3 * PAGE <= r.end {
+                            prefetch_page(addr + 2 * PAGE);
+                        }
+                        // SAFETY: watch_own's contract: the ranges stay mapped and readable
+                        // while the tracker lives, and nothing writes them during check().
+                        let page = unsafe { std::slice::from_raw_parts(addr as *const u8, PAGE as usize) };
+                        f(addr, page);
+                    }
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+/// Hints the CPU to load the page at `addr` into cache. Never faults.
+#[inline]
+fn prefetch_page(addr: u64) {
+    #[cfg(target_arch = "x86_64")]
+    for line in (0..PAGE).step_by(64) {
+        use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+        // SAFETY: a prefetch is only a hint: it never faults or reads into the program,
+        // whatever the address.
+        unsafe { _mm_prefetch::<_MM_HINT_T0>((addr + line) as *const i8) };
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = addr;
+}
+
+static BANK_SEQ: AtomicU64 = AtomicU64::new(0);
+
+impl Tracker {
+    /// Starts watching `ranges` (page aligned, mapped, not overlapping) of process `pid`:
+    /// chooses the detector, arms it, then fingerprints every page into a new bank.
+    pub fn watch(pid: i32, ranges: &[Range], opts: TrackerOptions) -> Result<Tracker> {
+        let mut t = Tracker::setup(pid, ranges, opts)?;
+        t.start()?;
+        Ok(t)
+    }
+
+    fn setup(pid: i32, ranges: &[Range], opts: TrackerOptions) -> Result<Tracker> {
+        let mut ranges = ranges.to_vec();
+        ranges.sort();
+        validate(pid, &ranges)?;
+        let pagemap = Pagemap::open(pid)?;
+        let me = std::process::id() as i32;
+        let (detector, arm) = choose_detector(pid, me, &pagemap, &ranges, opts.detector)?;
+        let pages: u64 = ranges.iter().map(Range::pages).sum();
+        let name = opts.bank_name.unwrap_or_else(|| {
+            let n = BANK_SEQ.fetch_add(1, Ordering::Relaxed);
+            format!("track.{me}.{pid}.{n}")
+        });
+        let bank = Bank::create(&name, CreateOptions::new(pages).op(Op::Xor))?;
+        let mut first_slot = Vec::with_capacity(ranges.len());
+        let mut s = 0;
+        for r in &ranges {
+            first_slot.push(s);
+            s += r.pages();
+        }
+        Ok(Tracker {
+            pid,
+            ranges,
+            first_slot,
+            pages,
+            detector,
+            pagemap,
+            source: Source::Remote(MemReader::new(pid)),
+            bank,
+            bank_owned: true,
+            _arm: arm,
+            written: PageSet::new(pages),
+            changed: PageSet::new(pages),
+            scratch: Vec::new(),
+        })
+    }
+
+    /// Watches `ranges` of the calling process and reads them in place instead of through
+    /// `process_vm_readv` (no copy, no page pinning: the fast path for a process tracking
+    /// its own memory).
+    ///
+    /// # Safety
+    /// The ranges must stay mapped and readable for the tracker's whole life, and no thread
+    /// may write them while [`Tracker::watch_own`] or [`Tracker::check`] runs (a racing
+    /// write is a data race on memory the tracker reads). Between checks they may be written
+    /// freely.
+    pub unsafe fn watch_own(ranges: &[Range], opts: TrackerOptions) -> Result<Tracker> {
+        let me = std::process::id() as i32;
+        let mut t = Tracker::setup(me, ranges, opts)?;
+        t.source = Source::InPlace;
+        t.start()?;
+        Ok(t)
+    }
+
+    fn start(&mut self) -> Result<()> {
+        // Arm before reading the baseline: a write racing with the read is then reported
+        // as written at the next check (at worst as a silent write), never lost.
+        self.collect_written()?;
+        self.baseline()
+    }
+
+    fn baseline(&mut self) -> Result<()> {
+        let mut err = None;
+        let (bank, ranges, first_slot) = (&self.bank, &self.ranges, &self.first_slot);
+        self.source.for_each_page_in(ranges, |addr, page| {
+            let ri = ranges.partition_point(|r| r.end <= addr);
+            let slot = first_slot[ri] + (addr - ranges[ri].start) / PAGE;
+            if let Err(e) = bank.load(slot, fingerprint(page)) {
+                err.get_or_insert(e);
+            }
+        })?;
+        err.map_or(Ok(()), |e| Err(e.into()))
+    }
+
+    /// Newly written pages since the previous call, as ranges, into `self.scratch`.
+    fn collect_written(&mut self) -> Result<()> {
+        self.scratch.clear();
+        match self.detector {
+            Detector::UffdWp => {
+                for r in &self.ranges {
+                    scan_written(&self.pagemap, *r, true, &mut self.scratch)?;
+                }
+            }
+            Detector::SoftDirty => {
+                let mut entries: Vec<PageEntry> = Vec::new();
+                for r in &self.ranges {
+                    self.pagemap.read(*r, &mut entries)?;
+                    let dirty = entries
+                        .iter()
+                        .enumerate()
+                        .filter(|(_, e)| e.soft_dirty())
+                        .map(|(i, _)| r.start + i as u64 * PAGE);
+                    self.scratch.extend(coalesce(dirty));
+                }
+                clear_soft_dirty(self.pid)?;
+            }
+            Detector::FullRescan => self.scratch.extend_from_slice(&self.ranges),
+        }
+        Ok(())
+    }
+
+    /// Re-reads the pages written since the last check, folds their fingerprint deltas into
+    /// the bank, and reports written / changed / silent pages since the last checkpoint.
+    pub fn check(&mut self) -> Result<CheckReport> {
+        self.collect_written()?;
+        let todo = std::mem::take(&mut self.scratch);
+        let mut pages_read = 0;
+        let mut err: Option<crate::Error> = None;
+        let (bank, written, changed, det) = (&self.bank, &mut self.written, &mut self.changed, self.detector);
+        let (ranges, first_slot) = (&self.ranges, &self.first_slot);
+        self.source.for_each_page_in(&todo, |addr, page| {
+            pages_read += 1;
+            let ri = ranges.partition_point(|r| r.end <= addr);
+            let slot = first_slot[ri] + (addr - ranges[ri].start) / PAGE;
+            let r = (|| -> crate::Result<()> {
+                let now = fingerprint(page);
+                let before = bank.read(slot)?;
+                if det != Detector::FullRescan || now != before {
+                    written.insert(slot);
+                }
+                // An unchanged fingerprint leaves the accumulator, and so the changed set, as
+                // it was.
+                if now != before {
+                    bank.accum(slot, now ^ before)?;
+                    if bank.is_clean(slot)? {
+                        changed.remove(slot);
+                    } else {
+                        changed.insert(slot);
+                    }
+                }
+                Ok(())
+            })();
+            if let Err(e) = r {
+                err.get_or_insert(e);
+            }
+        })?;
+        self.scratch = todo;
+        if let Some(e) = err {
+            return Err(e.into());
+        }
+        Ok(self.report(pages_read))
+    }
+
+    fn report(&self, pages_read: u64) -> CheckReport {
+        let addr = |slot: u64| {
+            let ri = self.first_slot.partition_point(|&f| f <= slot) - 1;
+            self.ranges[ri].start + (slot - self.first_slot[ri]) * PAGE
+        };
+        let silent_observable = self.detector != Detector::FullRescan;
+        CheckReport {
+            detector: self.detector,
+            written: coalesce(self.written.iter().map(addr)),
+            changed: coalesce(self.changed.iter().map(addr)),
+            silent: if silent_observable {
+                coalesce(self.written.iter().filter(|&s| !self.changed.contains(s)).map(addr))
+            } else {
+                Vec::new()
+            },
+            silent_observable,
+            pages_read,
+        }
+    }
+
+    /// Whether any page's content differs from the checkpoint, as of the last check. O(1).
+    pub fn anything_changed(&self) -> bool {
+        !self.changed.is_empty()
+    }
+
+    /// Pages whose content differs from the checkpoint, as of the last check. O(1).
+    pub fn changed_count(&self) -> u64 {
+        self.changed.len()
+    }
+
+    /// SWAPs every changed slot (the current content becomes the baseline) and forgets the
+    /// written pages. Costs O(changed pages) bank operations.
+    pub fn checkpoint(&mut self) -> Result<()> {
+        for s in self.changed.iter() {
+            self.bank.swap(s)?;
+        }
+        self.changed.clear();
+        self.written.clear();
+        Ok(())
+    }
+
+    /// The detector in use.
+    pub fn detector(&self) -> Detector {
+        self.detector
+    }
+
+    /// The watched process.
+    pub fn pid(&self) -> i32 {
+        self.pid
+    }
+
+    /// The watched ranges, sorted.
+    pub fn ranges(&self) -> &[Range] {
+        &self.ranges
+    }
+
+    /// Pages watched (= bank slots).
+    pub fn pages(&self) -> u64 {
+        self.pages
+    }
+
+    /// The bank holding one fingerprint per page, slot `i` = `i`-th watched page.
+    pub fn bank(&self) -> &Bank {
+        &self.bank
+    }
+
+    /// Keep the bank after the tracker is dropped (for inspection with atomikctl).
+    pub fn keep_bank(&mut self) {
+        self.bank_owned = false;
+    }
+}
+
+impl Drop for Tracker {
+    fn drop(&mut self) {
+        if self.bank_owned {
+            let _ = Bank::destroy(self.bank.name());
+        }
+    }
+}
+
+fn validate(pid: i32, ranges: &[Range]) -> Result<()> {
+    let bad = |r: &Range, why| TrackError::BadRange { pid, start: r.start, end: r.end, why };
+    if ranges.is_empty() {
+        return Err(TrackError::BadRange { pid, start: 0, end: 0, why: "no range to watch" });
+    }
+    let maps = read_maps(Path::new("/proc"), pid)?;
+    for (i, r) in ranges.iter().enumerate() {
+        if !r.is_page_aligned() {
+            return Err(bad(r, "not page aligned or empty"));
+        }
+        if i > 0 && ranges[i - 1].end > r.start {
+            return Err(bad(r, "overlaps another watched range"));
+        }
+        // Covered by readable mappings with no gap.
+        let mut at = r.start;
+        for m in maps.iter().filter(|m| m.range.end > r.start && m.range.start < r.end) {
+            if m.range.start > at || !m.read {
+                break;
+            }
+            at = m.range.end;
+        }
+        if at < r.end {
+            return Err(bad(r, "not entirely mapped and readable"));
+        }
+    }
+    Ok(())
+}
+
+fn choose_detector(
+    pid: i32,
+    me: i32,
+    pm: &Pagemap,
+    ranges: &[Range],
+    forced: Option<Detector>,
+) -> Result<(Detector, Option<WpArm>)> {
+    let armed = || is_armed(pm, ranges);
+    match forced {
+        Some(Detector::FullRescan) => Ok((Detector::FullRescan, None)),
+        Some(Detector::SoftDirty) if soft_dirty_supported() => Ok((Detector::SoftDirty, None)),
+        Some(Detector::SoftDirty) => Err(TrackError::Sys {
+            pid,
+            call: "soft-dirty",
+            source: std::io::Error::new(
+                std::io::ErrorKind::Unsupported,
+                "this kernel has no CONFIG_MEM_SOFT_DIRTY",
+            ),
+        }),
+        Some(Detector::UffdWp) if pid == me && !armed() => Ok((Detector::UffdWp, Some(WpArm::arm(ranges)?))),
+        Some(Detector::UffdWp) if armed() => Ok((Detector::UffdWp, None)),
+        Some(Detector::UffdWp) => Err(TrackError::Sys {
+            pid,
+            call: "PAGEMAP_SCAN",
+            source: std::io::Error::new(
+                std::io::ErrorKind::Unsupported,
+                "the memory is not armed for async write-protection (the process must arm \
+                 it itself with atomik::track::scan::WpArm)",
+            ),
+        }),
+        None => {
+            if armed() {
+                Ok((Detector::UffdWp, None))
+            } else if pid == me {
+                match WpArm::arm(ranges) {
+                    Ok(a) => Ok((Detector::UffdWp, Some(a))),
+                    Err(_) if soft_dirty_supported() => Ok((Detector::SoftDirty, None)),
+                    Err(_) => Ok((Detector::FullRescan, None)),
+                }
+            } else if soft_dirty_supported() {
+                Ok((Detector::SoftDirty, None))
+            } else {
+                Ok((Detector::FullRescan, None))
+            }
+        }
+    }
+}

@@ -1,0 +1,152 @@
+//! The region tracker on real processes: exact written / changed / silent page counts.
+
+mod track_support;
+
+use atomik::track::ranges::{Range, PAGE};
+use atomik::track::region::{Detector, Tracker, TrackerOptions};
+use track_support::{Child, Region};
+
+fn watch(pid: i32, r: Range, detector: Option<Detector>) -> Tracker {
+    Tracker::watch(pid, &[r], TrackerOptions { detector, ..Default::default() }).unwrap()
+}
+
+/// A child that armed its memory for PAGEMAP_SCAN, or None (with the reason printed).
+fn armed_child(region: &Region) -> Option<Child> {
+    let c = Child::fork(region);
+    if c.arm() {
+        Some(c)
+    } else {
+        println!("SKIP: userfaultfd async write-protection is unavailable on this kernel");
+        None
+    }
+}
+
+#[test]
+fn k_written_pages_are_k_written_and_k_changed() {
+    let _serial = track_support::serial();
+    let region = Region::new(256, 1000);
+    let Some(child) = armed_child(&region) else { return };
+    let mut t = watch(child.pid, region.range(), None);
+    assert_eq!(t.detector(), Detector::UffdWp);
+    let r0 = t.check().unwrap();
+    assert_eq!((r0.written_pages(), r0.changed_pages(), r0.pages_read), (0, 0, 0));
+    assert!(!t.anything_changed());
+
+    let pages = [3usize, 4, 5, 100, 255];
+    for &p in &pages {
+        child.fill(p, 0xabcd_0000 + p as u64);
+    }
+    let r = t.check().unwrap();
+    let want: Vec<Range> = vec![
+        Range::new(region.page_addr(3), region.page_addr(6)),
+        Range::new(region.page_addr(100), region.page_addr(101)),
+        Range::new(region.page_addr(255), region.page_addr(256)),
+    ];
+    assert_eq!(r.written, want);
+    assert_eq!(r.changed, want);
+    assert!(r.silent.is_empty());
+    assert_eq!(r.pages_read, pages.len() as u64, "only written pages are re-read");
+    assert!(t.anything_changed());
+    assert_eq!(t.changed_count(), 5);
+
+    // The bank holds the current fingerprints: slot i = page i.
+    let mut page = vec![0u8; PAGE as usize];
+    for (i, w) in page.chunks_exact_mut(8).enumerate() {
+        let _ = i;
+        w.copy_from_slice(&(0xabcd_0000u64 + 100).to_le_bytes());
+    }
+    assert_eq!(t.bank().read(100).unwrap(), atomik::track::fingerprint::fingerprint(&page));
+    assert!(!t.bank().is_clean(100).unwrap());
+    assert!(t.bank().is_clean(99).unwrap());
+
+    t.checkpoint().unwrap();
+    assert!(!t.anything_changed());
+    let r = t.check().unwrap();
+    assert_eq!((r.written_pages(), r.changed_pages(), r.pages_read), (0, 0, 0));
+}
+
+#[test]
+fn rewriting_identical_values_is_silent() {
+    let _serial = track_support::serial();
+    let region = Region::new(64, 7);
+    let Some(child) = armed_child(&region) else { return };
+    let mut t = watch(child.pid, region.range(), None);
+    for p in [1usize, 2, 40] {
+        child.fill(p, 7 + p as u64); // the value it already holds
+    }
+    let r = t.check().unwrap();
+    assert!(r.silent_observable);
+    assert_eq!((r.written_pages(), r.changed_pages(), r.silent_pages()), (3, 0, 3));
+    assert!(!t.anything_changed());
+
+    // Change a page, then put the old content back: written, not changed, silent.
+    child.fill(10, 1);
+    let r = t.check().unwrap();
+    assert_eq!((r.written_pages(), r.changed_pages(), r.silent_pages()), (4, 1, 3));
+    child.fill(10, 17);
+    let r = t.check().unwrap();
+    assert_eq!((r.written_pages(), r.changed_pages(), r.silent_pages()), (4, 0, 4));
+    assert!(t.bank().is_clean(10).unwrap(), "accumulator back to the identity");
+}
+
+#[test]
+fn full_rescan_sees_changes_but_not_silent_writes() {
+    let _serial = track_support::serial();
+    let region = Region::new(64, 50);
+    let child = Child::fork(&region); // not armed: another process, no tracking
+    let mut t = watch(child.pid, region.range(), Some(Detector::FullRescan));
+    child.fill(5, 50 + 5); // silent
+    child.fill(6, 1);
+    child.fill(7, 2);
+    let r = t.check().unwrap();
+    assert_eq!(r.detector, Detector::FullRescan);
+    assert!(!r.silent_observable);
+    assert_eq!((r.written_pages(), r.changed_pages()), (2, 2));
+    assert_eq!(r.pages_read, 64, "a full rescan reads every page");
+}
+
+#[test]
+fn unarmed_process_without_soft_dirty_falls_back_and_says_so() {
+    let _serial = track_support::serial();
+    let region = Region::new(8, 0);
+    let child = Child::fork(&region);
+    let t = watch(child.pid, region.range(), None);
+    if atomik::track::pagemap::soft_dirty_supported() {
+        assert_eq!(t.detector(), Detector::SoftDirty);
+    } else {
+        assert_eq!(t.detector(), Detector::FullRescan);
+        assert!(t.detector().note().contains("every page is re-read"));
+    }
+}
+
+#[test]
+fn watching_own_memory_arms_itself() {
+    let _serial = track_support::serial();
+    let region = Region::new(32, 0);
+    let me = std::process::id() as i32;
+    let mut t = watch(me, region.range(), None);
+    if t.detector() != Detector::UffdWp {
+        println!("SKIP: no userfaultfd async write-protection here ({:?})", t.detector());
+        return;
+    }
+    region.fill(9, 12345);
+    region.fill(11, 11); // silent
+    let r = t.check().unwrap();
+    assert_eq!((r.written_pages(), r.changed_pages(), r.silent_pages()), (2, 1, 1));
+}
+
+#[test]
+fn errors_name_the_pid_and_the_range() {
+    let _serial = track_support::serial();
+    let e =
+        Tracker::watch(i32::MAX - 7, &[Range::new(0x1000, 0x2000)], TrackerOptions::default()).unwrap_err();
+    assert!(e.to_string().contains(&format!("pid {}", i32::MAX - 7)), "{e}");
+    let region = Region::new(4, 0);
+    let me = std::process::id() as i32;
+    let r = Range::new(region.base + 1, region.base + PAGE);
+    let e = Tracker::watch(me, &[r], TrackerOptions::default()).unwrap_err();
+    assert!(e.to_string().contains("not page aligned"), "{e}");
+    let unmapped = Range::new(PAGE, 2 * PAGE);
+    let e = Tracker::watch(me, &[unmapped], TrackerOptions::default()).unwrap_err();
+    assert!(e.to_string().contains("not entirely mapped"), "{e}");
+}
