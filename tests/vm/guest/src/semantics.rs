@@ -197,6 +197,46 @@ pub fn run(report: &mut Report) {
         Ok(())
     });
 
+    report.run("a slot left locked by a dead writer: LOAD/READ/SWAP wait interruptibly (EINTR)", || {
+        let d = fresh("sem-stuck", 4, OP_XOR, 0)?;
+        let l = BankLayout::new(4, 0).unwrap();
+        let m = ok!(d.map(l.total_size as usize, 0, PROT_READ | PROT_WRITE, MAP_SHARED));
+        ok!(d.load(1, 7));
+        let seq = m.word(l.seq_off + 8);
+        let even = seq.load(SeqCst);
+        seq.store(even + 1, SeqCst); // what a writer killed inside its critical section leaves
+        extern "C" fn on_alarm(_: i32) {}
+        // SAFETY: installs a no-op SIGALRM handler without SA_RESTART, then arms a timer.
+        unsafe {
+            let mut sa: libc::sigaction = std::mem::zeroed();
+            sa.sa_sigaction = on_alarm as extern "C" fn(i32) as usize;
+            libc::sigaction(libc::SIGALRM, &sa, std::ptr::null_mut());
+        }
+        for (what, call) in [
+            ("READ", Box::new(|| d.read(1).map(|_| ())) as Box<dyn Fn() -> Result<(), i32>>),
+            ("LOAD", Box::new(|| d.load(1, 9))),
+            ("SWAP", Box::new(|| d.swap(1).map(|_| ()))),
+        ] {
+            // SAFETY: a one-shot 300 ms timer for this process.
+            unsafe {
+                let t = libc::itimerval {
+                    it_interval: libc::timeval { tv_sec: 0, tv_usec: 0 },
+                    it_value: libc::timeval { tv_sec: 0, tv_usec: 300_000 },
+                };
+                libc::setitimer(libc::ITIMER_REAL, &t, std::ptr::null_mut());
+            }
+            match call() {
+                Err(libc::EINTR) => {}
+                other => return Err(format!("{what} on a locked slot: {other:?}, want EINTR")),
+            }
+        }
+        ok!(d.accum(1, 1)); // ACCUM never waits
+        ok!(d.read(0)); // other slots are unaffected
+        seq.store(even, SeqCst);
+        ensure!(ok!(d.read(1)) == 6, "state intact after the lock is released");
+        Ok(())
+    });
+
     report.run("stats count ops by kind", || {
         let d = fresh("sem-stats", 4, OP_XOR, 0)?;
         ok!(d.load(0, 1));
