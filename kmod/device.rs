@@ -6,6 +6,7 @@ use kernel::{
     fs::File,
     miscdevice::{MiscDevice, MiscDeviceOptions, MiscDeviceRegistration},
     mm::virt::VmaNew,
+    seq_file::SeqFile,
     prelude::*,
     sync::{Arc, Mutex, SetOnce},
 };
@@ -48,6 +49,12 @@ impl MiscDevice for AtomikFile {
 
     fn ioctl(me: Pin<&AtomikFile>, file: &File, cmd: u32, arg: usize) -> Result<isize> {
         ioctl::dispatch(&me, file, cmd, arg)
+    }
+
+    fn show_fdinfo(me: Pin<&AtomikFile>, m: &SeqFile, _file: &File) {
+        if let Some(att) = me.attached.as_ref() {
+            crate::stats::show_fdinfo(att, m);
+        }
     }
 
     #[cfg(CONFIG_COMPAT)]

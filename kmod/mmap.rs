@@ -4,9 +4,9 @@
 use crate::{abi, device::Attachment};
 use kernel::{mm::virt::VmaNew, prelude::*};
 
-/// Maps pages `[pgoff, pgoff + len)` of the bank. EINVAL past the bank's end, for a private
-/// mapping (writes would go to copies, not the bank) or an empty one; EACCES for a writable
-/// mapping without write access. A read-only attach also loses the right to mprotect later.
+/// Maps pages `[pgoff, pgoff + len)` of the bank. EINVAL past the bank's end or for a writable
+/// private mapping (writes would go to copies, not the bank); EACCES for a writable mapping
+/// without write access. Read-only mappings also lose the right to mprotect to writable.
 pub(crate) fn map_bank(att: &Attachment, vma: &VmaNew) -> Result {
     let bank = &att.bank;
     let len = (vma.end() - vma.start()) as u64;
@@ -18,13 +18,17 @@ pub(crate) fn map_bank(att: &Attachment, vma: &VmaNew) -> Result {
     if len == 0 || end > bank.bytes() {
         return Err(EINVAL);
     }
-    if vma.flags() & kernel::mm::virt::flags::SHARED == 0 {
+    let shared = vma.flags() & kernel::mm::virt::flags::SHARED != 0;
+    if att.access & abi::ACCESS_WRITE == 0 && vma.writable() {
+        return Err(EACCES);
+    }
+    if !shared && vma.writable() {
+        // Writes to a private mapping would land in copies, not in the bank.
         return Err(EINVAL);
     }
-    if att.access & abi::ACCESS_WRITE == 0 {
-        if vma.writable() {
-            return Err(EACCES);
-        }
+    if att.access & abi::ACCESS_WRITE == 0 || !shared {
+        // Read-only for good: no mprotect() upgrade, no private copies. (A MAP_SHARED mapping
+        // of an fd opened O_RDONLY arrives here without VM_SHARED, as the kernel clears it.)
         vma.try_clear_maywrite()?;
     }
     vma.try_clear_mayexec().map_err(|_| EACCES)?;

@@ -41,6 +41,12 @@ pub enum Command {
     Status,
     /// Measure ops/s of ACCUM, READ, SWAP against a mutex-per-bank design.
     Bench(BenchArgs),
+    /// Pages of a process written, changed and silently rewritten, per interval.
+    Watch(crate::track::watch::WatchArgs),
+    /// Live per-cgroup table: RSS, writes, COW sharing and breaks, duplicates, KSM.
+    Top(crate::track::top::TopArgs),
+    /// One per-cgroup snapshot as JSON, CSV or OpenMetrics.
+    Report(crate::track::report::ReportArgs),
 }
 
 #[derive(Subcommand, Debug)]

@@ -10,6 +10,7 @@ mod cli;
 mod numbers;
 mod output;
 mod status;
+mod track;
 
 use std::process::ExitCode;
 
@@ -34,6 +35,9 @@ fn exit_code(e: &anyhow::Error) -> u8 {
     use atomik::Error as E;
     if e.downcast_ref::<BadInput>().is_some() {
         return 2;
+    }
+    if let Some(code) = track::exit_code(e) {
+        return code;
     }
     match e.downcast_ref::<E>() {
         Some(
@@ -61,6 +65,9 @@ fn main() -> ExitCode {
         Command::Swap { name, slot } => bank_cmd::swap(&name, &slot, json),
         Command::Status => status::status(json),
         Command::Bench(args) => bench::run(args, json),
+        Command::Watch(args) => track::watch::run(args, json),
+        Command::Top(args) => track::top::run(args, json),
+        Command::Report(args) => track::report::run(args, json),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

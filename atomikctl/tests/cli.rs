@@ -144,6 +144,9 @@ fn damaged_bank_is_exit_1_with_the_path() {
     e.ok(&["bank", "create", "d", "--slots", "4"]);
     std::fs::write(e.dir.join("d"), b"garbage").unwrap();
     e.fails(&["read", "d", "0"], 1, "not a usable atomik bank");
+    // A damaged bank can still be removed.
+    e.ok(&["bank", "rm", "d"]);
+    e.fails(&["bank", "rm", "d"], 2, "does not exist");
 }
 
 #[test]

@@ -95,10 +95,24 @@ struct atomik_bank_stats {
 	uint32_t uid, gid, mode, op;
 };
 
+struct atomik_bank_list_entry {
+	char name[ATOMIK_NAME_LEN];
+	uint64_t slots;
+	uint64_t bytes;
+	uint32_t op, mode, uid, gid, shards, reserved;
+};
+
+struct atomik_bank_list {
+	uint64_t entries; /* user pointer to capacity struct atomik_bank_list_entry */
+	uint32_t capacity;
+	uint32_t count; /* out: banks that exist (more than capacity: ask again) */
+};
+
 #define ATOMIK_IOCTL_GET_INFO _IOR(ATOMIK_IOC_MAGIC, 0x00, struct atomik_info)
 #define ATOMIK_IOCTL_BANK_CREATE _IOW(ATOMIK_IOC_MAGIC, 0x01, struct atomik_bank_create)
 #define ATOMIK_IOCTL_BANK_OPEN _IOWR(ATOMIK_IOC_MAGIC, 0x02, struct atomik_bank_open)
 #define ATOMIK_IOCTL_BANK_DESTROY _IOW(ATOMIK_IOC_MAGIC, 0x03, struct atomik_bank_name)
+#define ATOMIK_IOCTL_BANK_LIST _IOWR(ATOMIK_IOC_MAGIC, 0x04, struct atomik_bank_list)
 #define ATOMIK_IOCTL_LOAD _IOW(ATOMIK_IOC_MAGIC, 0x10, struct atomik_slot_op)
 #define ATOMIK_IOCTL_ACCUM _IOW(ATOMIK_IOC_MAGIC, 0x11, struct atomik_slot_op)
 #define ATOMIK_IOCTL_READ _IOWR(ATOMIK_IOC_MAGIC, 0x12, struct atomik_slot_op)

@@ -49,7 +49,9 @@
 //!   into it with plain (vectorised) loads and stores of whole aligned words. Shards are never
 //!   reset: SWAP folds `f = Σ_k shard_k[i] ∘ base_k[i]⁻¹` and sets `base_k[i] = shard_k[i]`,
 //!   READ adds the same `f`. A delta in a shard is counted exactly once for the same reason as
-//!   in `acc`.
+//!   in `acc`. A READ takes `acc[i]` before the shards, so it is linearisable with respect to
+//!   each writer's own program order as long as a writer does not mix shard writes and atomic
+//!   ACCUMs on one slot while expecting a concurrent READ to see them in that order.
 //!
 //! A process killed inside a writer's critical section leaves `seq[i]` odd; readers and
 //! writers of that slot then spin. The window is a handful of instructions with no syscall,

@@ -23,7 +23,8 @@ fn c_header_matches_the_rust_abi() {
 int main(void) {
     S(atomik_info); S(atomik_bank_create); S(atomik_bank_open); S(atomik_bank_name);
     S(atomik_slot_op); S(atomik_batch_entry); S(atomik_batch); S(atomik_bank_stats);
-    S(atomik_bank_header);
+    S(atomik_bank_header); S(atomik_bank_list_entry); S(atomik_bank_list);
+    O(atomik_bank_list_entry, slots); O(atomik_bank_list_entry, shards); O(atomik_bank_list, count);
     O(atomik_info, max_slots); O(atomik_info, max_batch);
     O(atomik_bank_create, slots); O(atomik_bank_create, op); O(atomik_bank_create, shards);
     O(atomik_bank_open, access); O(atomik_bank_open, slots); O(atomik_bank_open, map_size);
@@ -34,7 +35,7 @@ int main(void) {
     O(atomik_bank_header, seq_off); O(atomik_bank_header, shard_stride);
     O(atomik_bank_header, shard_owner); O(atomik_bank_header, name);
     N(ATOMIK_IOCTL_GET_INFO); N(ATOMIK_IOCTL_BANK_CREATE); N(ATOMIK_IOCTL_BANK_OPEN);
-    N(ATOMIK_IOCTL_BANK_DESTROY); N(ATOMIK_IOCTL_LOAD); N(ATOMIK_IOCTL_ACCUM);
+    N(ATOMIK_IOCTL_BANK_DESTROY); N(ATOMIK_IOCTL_BANK_LIST); N(ATOMIK_IOCTL_LOAD); N(ATOMIK_IOCTL_ACCUM);
     N(ATOMIK_IOCTL_READ); N(ATOMIK_IOCTL_SWAP); N(ATOMIK_IOCTL_BATCH); N(ATOMIK_IOCTL_BANK_STATS);
     N(ATOMIK_ABI_VERSION); N(ATOMIK_BANK_MAGIC); N(ATOMIK_NAME_LEN); N(ATOMIK_BATCH_MAX);
     N(ATOMIK_MAX_SHARDS); N(ATOMIK_MAX_SLOTS); N(ATOMIK_OP_ADD); N(ATOMIK_KIND_SWAP);
@@ -71,6 +72,11 @@ int main(void) {
         ("atomik_batch", size_of::<Batch>() as u64),
         ("atomik_bank_stats", size_of::<BankStats>() as u64),
         ("atomik_bank_header", size_of::<BankHeader>() as u64),
+        ("atomik_bank_list_entry", size_of::<BankListEntry>() as u64),
+        ("atomik_bank_list", size_of::<BankList>() as u64),
+        ("atomik_bank_list_entry.slots", offset_of!(BankListEntry, slots) as u64),
+        ("atomik_bank_list_entry.shards", offset_of!(BankListEntry, shards) as u64),
+        ("atomik_bank_list.count", offset_of!(BankList, count) as u64),
         ("atomik_info.max_slots", offset_of!(Info, max_slots) as u64),
         ("atomik_info.max_batch", offset_of!(Info, max_batch) as u64),
         ("atomik_bank_create.slots", offset_of!(BankCreate, slots) as u64),
@@ -97,6 +103,7 @@ int main(void) {
         ("ATOMIK_IOCTL_BANK_CREATE", IOCTL_BANK_CREATE as u64),
         ("ATOMIK_IOCTL_BANK_OPEN", IOCTL_BANK_OPEN as u64),
         ("ATOMIK_IOCTL_BANK_DESTROY", IOCTL_BANK_DESTROY as u64),
+        ("ATOMIK_IOCTL_BANK_LIST", IOCTL_BANK_LIST as u64),
         ("ATOMIK_IOCTL_LOAD", IOCTL_LOAD as u64),
         ("ATOMIK_IOCTL_ACCUM", IOCTL_ACCUM as u64),
         ("ATOMIK_IOCTL_READ", IOCTL_READ as u64),

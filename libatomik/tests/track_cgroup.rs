@@ -109,6 +109,7 @@ fn fake_tree_without_cgroupfs_uses_proc() {
 /// Real cgroup v2: two child cgroups, a forked process in each.
 #[test]
 fn real_cgroup_tree_when_writable() {
+    let _serial = track_support::serial();
     let Some(root) = host_cgroup2() else {
         println!("SKIP: no cgroup2 mount on this machine");
         return;

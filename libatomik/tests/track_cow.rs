@@ -12,6 +12,7 @@ fn proc_root() -> &'static Path {
 
 #[test]
 fn fork_then_child_writes_counts_cow_breaks() {
+    let _serial = track_support::serial();
     let region = Region::new(64, 500);
     let child = Child::fork(&region);
     let me = std::process::id() as i32;

@@ -22,6 +22,7 @@ fn candidates(pid: i32, within: Range) -> Vec<Range> {
 
 #[test]
 fn two_processes_holding_the_same_n_pages_are_n_duplicates() {
+    let _serial = track_support::serial();
     const N: usize = 24;
     let seed = 0x5eed_0000_0000 + std::process::id() as u64 * 1000;
     let region = Region::new(N + 8, seed);
@@ -64,6 +65,7 @@ fn two_processes_holding_the_same_n_pages_are_n_duplicates() {
 
 #[test]
 fn shared_cow_pages_are_not_duplicates() {
+    let _serial = track_support::serial();
     let region = Region::new(16, 0x77_0000 + std::process::id() as u64);
     let child = Child::fork(&region);
     let me = std::process::id() as i32;

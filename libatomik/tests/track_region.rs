@@ -23,6 +23,7 @@ fn armed_child(region: &Region) -> Option<Child> {
 
 #[test]
 fn k_written_pages_are_k_written_and_k_changed() {
+    let _serial = track_support::serial();
     let region = Region::new(256, 1000);
     let Some(child) = armed_child(&region) else { return };
     let mut t = watch(child.pid, region.range(), None);
@@ -66,6 +67,7 @@ fn k_written_pages_are_k_written_and_k_changed() {
 
 #[test]
 fn rewriting_identical_values_is_silent() {
+    let _serial = track_support::serial();
     let region = Region::new(64, 7);
     let Some(child) = armed_child(&region) else { return };
     let mut t = watch(child.pid, region.range(), None);
@@ -89,6 +91,7 @@ fn rewriting_identical_values_is_silent() {
 
 #[test]
 fn full_rescan_sees_changes_but_not_silent_writes() {
+    let _serial = track_support::serial();
     let region = Region::new(64, 50);
     let child = Child::fork(&region); // not armed: another process, no tracking
     let mut t = watch(child.pid, region.range(), Some(Detector::FullRescan));
@@ -104,6 +107,7 @@ fn full_rescan_sees_changes_but_not_silent_writes() {
 
 #[test]
 fn unarmed_process_without_soft_dirty_falls_back_and_says_so() {
+    let _serial = track_support::serial();
     let region = Region::new(8, 0);
     let child = Child::fork(&region);
     let t = watch(child.pid, region.range(), None);
@@ -117,6 +121,7 @@ fn unarmed_process_without_soft_dirty_falls_back_and_says_so() {
 
 #[test]
 fn watching_own_memory_arms_itself() {
+    let _serial = track_support::serial();
     let region = Region::new(32, 0);
     let me = std::process::id() as i32;
     let mut t = watch(me, region.range(), None);
@@ -132,6 +137,7 @@ fn watching_own_memory_arms_itself() {
 
 #[test]
 fn errors_name_the_pid_and_the_range() {
+    let _serial = track_support::serial();
     let e =
         Tracker::watch(i32::MAX - 7, &[Range::new(0x1000, 0x2000)], TrackerOptions::default()).unwrap_err();
     assert!(e.to_string().contains(&format!("pid {}", i32::MAX - 7)), "{e}");

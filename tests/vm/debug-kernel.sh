@@ -35,13 +35,15 @@ L
   touch "$ROOT/.atomik-ready"
 }
 
-# Runs a command inside the root with the cache visible at the same path.
+# Runs a command inside the root with the cache visible at the same path (and /proc, which
+# objtool reads).
 in_root() {
   mkdir -p "$ROOT$ATOMIK_CACHE"
   mountpoint -q "$ROOT$ATOMIK_CACHE" || mount --bind "$ATOMIK_CACHE" "$ROOT$ATOMIK_CACHE"
+  mountpoint -q "$ROOT/proc" || mount -t proc proc "$ROOT/proc"
   local rc=0
   chroot "$ROOT" env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root "$@" || rc=$?
-  umount "$ROOT$ATOMIK_CACHE"
+  umount "$ROOT/proc" "$ROOT$ATOMIK_CACHE"
   return $rc
 }
 

@@ -47,7 +47,9 @@ fn ioctl_error(ioctl: &'static str, bank: &str, errno: nix::errno::Errno) -> Err
             name: bank.to_owned(),
             what: format!("{ioctl} refused by {}", abi::DEVICE_PATH),
         },
-        e => Error::Ioctl { ioctl, bank: bank.to_owned(), source: std::io::Error::from_raw_os_error(e as i32) },
+        e => {
+            Error::Ioctl { ioctl, bank: bank.to_owned(), source: std::io::Error::from_raw_os_error(e as i32) }
+        }
     }
 }
 
@@ -139,7 +141,8 @@ impl Control for DeviceControl {
     fn swap(&self, slot: u64) -> Result<u64> {
         let mut op = abi::SlotOp { slot, value: 0 };
         // SAFETY: `op` is a valid, writable SlotOp; the fd is attached to the bank and open.
-        unsafe { sys::swap(self.dev.as_raw_fd(), &mut op) }.map_err(|e| ioctl_error("SWAP", &self.name, e))?;
+        unsafe { sys::swap(self.dev.as_raw_fd(), &mut op) }
+            .map_err(|e| ioctl_error("SWAP", &self.name, e))?;
         Ok(op.value)
     }
 }
@@ -188,8 +191,10 @@ impl Backend for DeviceBackend {
         unsafe { sys::bank_open(dev.as_raw_fd(), &mut req) }
             .map_err(|e| ioctl_error("BANK_OPEN", name.as_str(), e))?;
         let location = self.path.join(name.as_str());
-        let len = usize::try_from(req.map_size)
-            .map_err(|_| Error::Corrupt { path: location.clone(), reason: format!("size {}", req.map_size) })?;
+        let len = usize::try_from(req.map_size).map_err(|_| Error::Corrupt {
+            path: location.clone(),
+            reason: format!("size {}", req.map_size),
+        })?;
         let mut opts = MmapOptions::new();
         opts.len(len);
         let map = if writable { opts.map_raw(&dev) } else { opts.map_raw_read_only(&dev) }
@@ -223,9 +228,14 @@ impl Backend for DeviceBackend {
         };
         let mut entries = vec![empty; 64];
         loop {
-            let mut req = abi::BankList { entries: entries.as_mut_ptr() as u64, capacity: entries.len() as u32, count: 0 };
+            let mut req = abi::BankList {
+                entries: entries.as_mut_ptr() as u64,
+                capacity: entries.len() as u32,
+                count: 0,
+            };
             // SAFETY: `entries` holds `capacity` writable entries and outlives the call.
-            unsafe { sys::bank_list(dev.as_raw_fd(), &mut req) }.map_err(|e| ioctl_error("BANK_LIST", "", e))?;
+            unsafe { sys::bank_list(dev.as_raw_fd(), &mut req) }
+                .map_err(|e| ioctl_error("BANK_LIST", "", e))?;
             if req.count as usize > entries.len() && entries.len() < abi::BATCH_MAX as usize {
                 entries.resize((req.count as usize).next_power_of_two().min(abi::BATCH_MAX as usize), empty);
                 continue;

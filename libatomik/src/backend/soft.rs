@@ -184,8 +184,17 @@ impl Backend for SoftBackend {
 
     fn destroy(&self, name: &BankName) -> Result<()> {
         let path = self.path(name);
-        // Refuse to remove something that is not a bank.
-        self.open_path(name.as_str(), &path, Access::ReadOnly)?;
+        // Refuse to remove something that is not a bank file; a damaged bank file may go.
+        match std::fs::symlink_metadata(&path) {
+            Ok(m) if m.file_type().is_file() => {}
+            Ok(_) => {
+                return Err(Error::Corrupt { path, reason: "not a regular file; not removed".to_owned() })
+            }
+            Err(e) if e.kind() == ErrorKind::NotFound => {
+                return Err(Error::NotFound { name: name.to_string() })
+            }
+            Err(e) => return Err(Error::io("stat", &path, e)),
+        }
         std::fs::remove_file(&path).map_err(|e| match e.kind() {
             ErrorKind::NotFound => Error::NotFound { name: name.to_string() },
             ErrorKind::PermissionDenied => Error::PermissionDenied {

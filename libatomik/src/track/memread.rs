@@ -7,6 +7,8 @@ use std::io;
 
 /// Pages read per `process_vm_readv` call: 256 KiB stays in L2 while it is fingerprinted.
 pub const CHUNK_PAGES: u64 = 64;
+/// Most places one `process_vm_readv` reads from (the kernel's IOV_MAX).
+pub const MAX_IOV: usize = 1024;
 
 /// Reads pages of process `pid`.
 #[derive(Debug)]
@@ -27,47 +29,86 @@ impl MemReader {
     }
 
     /// Calls `f(address, page)` for every page of `range`, in order.
-    pub fn for_each_page(&mut self, range: Range, mut f: impl FnMut(u64, &[u8])) -> Result<()> {
-        let mut addr = range.start;
-        while addr < range.end {
-            let n = ((range.end - addr) / PAGE).min(CHUNK_PAGES);
-            let bytes = (n * PAGE) as usize;
-            self.read_into(addr, bytes)?;
-            for (i, page) in self.buf[..bytes].chunks_exact(PAGE as usize).enumerate() {
-                f(addr + i as u64 * PAGE, page);
-            }
-            addr += n * PAGE;
-        }
-        Ok(())
+    pub fn for_each_page(&mut self, range: Range, f: impl FnMut(u64, &[u8])) -> Result<()> {
+        self.for_each_page_in(&[range], f)
     }
 
-    fn read_into(&mut self, addr: u64, bytes: usize) -> Result<()> {
-        let mut done = 0usize;
-        while done < bytes {
-            let local = libc::iovec { iov_base: self.buf[done..].as_mut_ptr().cast(), iov_len: bytes - done };
-            let remote =
-                libc::iovec { iov_base: (addr + done as u64) as *mut libc::c_void, iov_len: bytes - done };
-            // SAFETY: `local` describes bytes - done writable bytes inside self.buf (which
-            // is CHUNK_PAGES pages long and bytes ≤ that); the remote iovec is only
-            // dereferenced by the kernel in the target's address space, with its checks.
-            let n = unsafe { libc::process_vm_readv(self.pid, &local, 1, &remote, 1, 0) };
-            if n < 0 {
-                let e = io::Error::last_os_error();
-                return Err(match e.raw_os_error() {
-                    Some(libc::EPERM) | Some(libc::EACCES) => TrackError::Permission {
-                        pid: self.pid,
-                        what: "process_vm_readv",
-                        right: RIGHT_PTRACE_READ,
-                    },
-                    Some(libc::ESRCH) => TrackError::NoProcess { pid: self.pid },
-                    Some(libc::EFAULT) => self.unmapped(addr + done as u64),
-                    _ => TrackError::Sys { pid: self.pid, call: "process_vm_readv", source: e },
-                });
-            }
+    /// Calls `f(address, page)` for every page of `ranges` (sorted, not overlapping), in
+    /// order. Scattered pages are gathered: one `process_vm_readv` reads up to
+    /// [`CHUNK_PAGES`] pages from up to [`MAX_IOV`] places.
+    pub fn for_each_page_in(&mut self, ranges: &[Range], mut f: impl FnMut(u64, &[u8])) -> Result<()> {
+        let mut remote: Vec<libc::iovec> = Vec::with_capacity(MAX_IOV);
+        // Pages of the current batch: (address, pages) runs, matching `remote`.
+        let mut runs: Vec<(u64, u64)> = Vec::with_capacity(MAX_IOV);
+        let mut batch_pages = 0;
+        let mut flush = |this: &mut MemReader,
+                         remote: &mut Vec<libc::iovec>,
+                         runs: &mut Vec<(u64, u64)>,
+                         n: u64|
+         -> Result<()> {
             if n == 0 {
-                return Err(self.unmapped(addr + done as u64));
+                return Ok(());
             }
-            done += n as usize;
+            this.read_into(remote, runs, (n * PAGE) as usize)?;
+            let mut off = 0usize;
+            for &(addr, pages) in runs.iter() {
+                for i in 0..pages {
+                    f(addr + i * PAGE, &this.buf[off..off + PAGE as usize]);
+                    off += PAGE as usize;
+                }
+            }
+            remote.clear();
+            runs.clear();
+            Ok(())
+        };
+        for r in ranges {
+            let mut addr = r.start;
+            while addr < r.end {
+                let n = ((r.end - addr) / PAGE).min(CHUNK_PAGES - batch_pages);
+                remote
+                    .push(libc::iovec { iov_base: addr as *mut libc::c_void, iov_len: (n * PAGE) as usize });
+                runs.push((addr, n));
+                batch_pages += n;
+                addr += n * PAGE;
+                if batch_pages == CHUNK_PAGES || remote.len() == MAX_IOV {
+                    flush(self, &mut remote, &mut runs, batch_pages)?;
+                    batch_pages = 0;
+                }
+            }
+        }
+        flush(self, &mut remote, &mut runs, batch_pages)
+    }
+
+    /// Reads `bytes` bytes from the `remote` places into the start of the buffer.
+    fn read_into(&mut self, remote: &[libc::iovec], runs: &[(u64, u64)], bytes: usize) -> Result<()> {
+        let local = libc::iovec { iov_base: self.buf.as_mut_ptr().cast(), iov_len: bytes };
+        // SAFETY: `local` describes `bytes` writable bytes at the start of self.buf (bytes ≤
+        // CHUNK_PAGES pages, the buffer's length); the remote iovecs (at most MAX_IOV) are
+        // only dereferenced by the kernel in the target's address space, with its checks.
+        let n =
+            unsafe { libc::process_vm_readv(self.pid, &local, 1, remote.as_ptr(), remote.len() as u64, 0) };
+        if n < 0 {
+            let e = io::Error::last_os_error();
+            return Err(match e.raw_os_error() {
+                Some(libc::EPERM) | Some(libc::EACCES) => TrackError::Permission {
+                    pid: self.pid,
+                    what: "process_vm_readv",
+                    right: RIGHT_PTRACE_READ,
+                },
+                Some(libc::ESRCH) => TrackError::NoProcess { pid: self.pid },
+                Some(libc::EFAULT) => self.unmapped(runs[0].0),
+                _ => TrackError::Sys { pid: self.pid, call: "process_vm_readv", source: e },
+            });
+        }
+        if (n as usize) < bytes {
+            // The read stops at the first page it cannot read: name it.
+            let mut left = n as u64 / PAGE;
+            for &(addr, pages) in runs {
+                if left < pages {
+                    return Err(self.unmapped(addr + left * PAGE));
+                }
+                left -= pages;
+            }
         }
         Ok(())
     }

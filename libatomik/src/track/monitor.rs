@@ -7,13 +7,14 @@
 use super::cgroup::{ancestors, in_subtree, read_membership};
 use super::cow::{cow_breaks, sample_anon, AnonSample};
 use super::dups::{find_duplicates, DupProcess, DupReport};
+use super::error::TrackError;
 use super::ksm::{read_ksm, KsmGlobal};
 use super::maps::read_maps;
 use super::procfs::{list_pids, read_proc, ProcInfo};
 use super::ranges::{Range, PAGE};
 use super::region::{Detector, Tracker, TrackerOptions};
 use std::collections::{BTreeMap, HashMap};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 /// Where to read from and what to compute.
@@ -150,6 +151,12 @@ impl Monitor {
         &self.opts
     }
 
+    /// Changes the options for the next samples (e.g. no duplicate scan for a sample whose
+    /// only use is to start the rates).
+    pub fn options_mut(&mut self) -> &mut MonitorOptions {
+        &mut self.opts
+    }
+
     /// Takes a sample and returns the rows for the interval since the previous one.
     pub fn sample(&mut self) -> super::error::Result<Snapshot> {
         let now = Instant::now();
@@ -186,8 +193,13 @@ impl Monitor {
                         }
                         st.anon = Some(a);
                     }
-                    Err(_) => {
-                        no_pagemap += 1;
+                    Err(e) => {
+                        // A process that exited meanwhile is not missing data.
+                        if !matches!(e, TrackError::NoProcess { .. })
+                            && Path::new(&self.opts.proc_root).join(info.pid.to_string()).exists()
+                        {
+                            no_pagemap += 1;
+                        }
                         st.anon = None;
                     }
                 }
@@ -290,7 +302,10 @@ impl Monitor {
             if let Some(cg) = cg_of.as_ref().and_then(|m| m.get(&pid)) {
                 info.cgroup = cg.clone();
             }
-            out.push(info);
+            // Processes outside the subtree cost nothing: no pagemap, no tracker.
+            if in_subtree(&info.cgroup, &self.opts.subtree) {
+                out.push(info);
+            }
         }
         Ok(out)
     }

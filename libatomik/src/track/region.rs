@@ -117,7 +117,7 @@ pub struct Tracker {
     pages: u64,
     detector: Detector,
     pagemap: Pagemap,
-    reader: MemReader,
+    source: Source,
     bank: Bank,
     bank_owned: bool,
     _arm: Option<WpArm>,
@@ -137,12 +137,65 @@ impl std::fmt::Debug for Tracker {
     }
 }
 
+/// Where page contents come from.
+#[derive(Debug)]
+enum Source {
+    /// Another process (or this one, safely): `process_vm_readv`.
+    Remote(MemReader),
+    /// This process's own memory, read in place (see [`Tracker::watch_own`]).
+    InPlace,
+}
+
+impl Source {
+    fn for_each_page_in(&mut self, ranges: &[Range], mut f: impl FnMut(u64, &[u8])) -> Result<()> {
+        match self {
+            Source::Remote(r) => r.for_each_page_in(ranges, f),
+            Source::InPlace => {
+                for r in ranges {
+                    for addr in (r.start..r.end).step_by(PAGE as usize) {
+                        // The hardware prefetcher stops at page boundaries: ask for the page
+                        // after next while this one is fingerprinted.
+                        if addr + 3 * PAGE <= r.end {
+                            prefetch_page(addr + 2 * PAGE);
+                        }
+                        // SAFETY: watch_own's contract: the ranges stay mapped and readable
+                        // while the tracker lives, and nothing writes them during check().
+                        let page = unsafe { std::slice::from_raw_parts(addr as *const u8, PAGE as usize) };
+                        f(addr, page);
+                    }
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+/// Hints the CPU to load the page at `addr` into cache. Never faults.
+#[inline]
+fn prefetch_page(addr: u64) {
+    #[cfg(target_arch = "x86_64")]
+    for line in (0..PAGE).step_by(64) {
+        use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+        // SAFETY: a prefetch is only a hint: it never faults or reads into the program,
+        // whatever the address.
+        unsafe { _mm_prefetch::<_MM_HINT_T0>((addr + line) as *const i8) };
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = addr;
+}
+
 static BANK_SEQ: AtomicU64 = AtomicU64::new(0);
 
 impl Tracker {
     /// Starts watching `ranges` (page aligned, mapped, not overlapping) of process `pid`:
     /// chooses the detector, arms it, then fingerprints every page into a new bank.
     pub fn watch(pid: i32, ranges: &[Range], opts: TrackerOptions) -> Result<Tracker> {
+        let mut t = Tracker::setup(pid, ranges, opts)?;
+        t.start()?;
+        Ok(t)
+    }
+
+    fn setup(pid: i32, ranges: &[Range], opts: TrackerOptions) -> Result<Tracker> {
         let mut ranges = ranges.to_vec();
         ranges.sort();
         validate(pid, &ranges)?;
@@ -161,40 +214,57 @@ impl Tracker {
             first_slot.push(s);
             s += r.pages();
         }
-        let mut t = Tracker {
+        Ok(Tracker {
             pid,
             ranges,
             first_slot,
             pages,
             detector,
             pagemap,
-            reader: MemReader::new(pid),
+            source: Source::Remote(MemReader::new(pid)),
             bank,
             bank_owned: true,
             _arm: arm,
             written: PageSet::new(pages),
             changed: PageSet::new(pages),
             scratch: Vec::new(),
-        };
+        })
+    }
+
+    /// Watches `ranges` of the calling process and reads them in place instead of through
+    /// `process_vm_readv` (no copy, no page pinning: the fast path for a process tracking
+    /// its own memory).
+    ///
+    /// # Safety
+    /// The ranges must stay mapped and readable for the tracker's whole life, and no thread
+    /// may write them while [`Tracker::watch_own`] or [`Tracker::check`] runs (a racing
+    /// write is a data race on memory the tracker reads). Between checks they may be written
+    /// freely.
+    pub unsafe fn watch_own(ranges: &[Range], opts: TrackerOptions) -> Result<Tracker> {
+        let me = std::process::id() as i32;
+        let mut t = Tracker::setup(me, ranges, opts)?;
+        t.source = Source::InPlace;
+        t.start()?;
+        Ok(t)
+    }
+
+    fn start(&mut self) -> Result<()> {
         // Arm before reading the baseline: a write racing with the read is then reported
         // as written at the next check (at worst as a silent write), never lost.
-        t.collect_written()?;
-        t.baseline()?;
-        Ok(t)
+        self.collect_written()?;
+        self.baseline()
     }
 
     fn baseline(&mut self) -> Result<()> {
         let mut err = None;
-        for (ri, r) in self.ranges.iter().enumerate() {
-            let first = self.first_slot[ri];
-            let bank = &self.bank;
-            self.reader.for_each_page(*r, |addr, page| {
-                let slot = first + (addr - r.start) / PAGE;
-                if let Err(e) = bank.load(slot, fingerprint(page)) {
-                    err.get_or_insert(e);
-                }
-            })?;
-        }
+        let (bank, ranges, first_slot) = (&self.bank, &self.ranges, &self.first_slot);
+        self.source.for_each_page_in(ranges, |addr, page| {
+            let ri = ranges.partition_point(|r| r.end <= addr);
+            let slot = first_slot[ri] + (addr - ranges[ri].start) / PAGE;
+            if let Err(e) = bank.load(slot, fingerprint(page)) {
+                err.get_or_insert(e);
+            }
+        })?;
         err.map_or(Ok(()), |e| Err(e.into()))
     }
 
@@ -225,11 +295,6 @@ impl Tracker {
         Ok(())
     }
 
-    fn slot_of(&self, addr: u64) -> u64 {
-        let ri = self.ranges.partition_point(|r| r.end <= addr);
-        self.first_slot[ri] + (addr - self.ranges[ri].start) / PAGE
-    }
-
     /// Re-reads the pages written since the last check, folds their fingerprint deltas into
     /// the bank, and reports written / changed / silent pages since the last checkpoint.
     pub fn check(&mut self) -> Result<CheckReport> {
@@ -237,35 +302,34 @@ impl Tracker {
         let todo = std::mem::take(&mut self.scratch);
         let mut pages_read = 0;
         let mut err: Option<crate::Error> = None;
-        for w in &todo {
-            // PAGEMAP_SCAN ranges never straddle our ranges (we scan each separately).
-            let first = self.slot_of(w.start);
-            let (bank, written, changed, det) =
-                (&self.bank, &mut self.written, &mut self.changed, self.detector);
-            self.reader.for_each_page(*w, |addr, page| {
-                pages_read += 1;
-                let slot = first + (addr - w.start) / PAGE;
-                let r = (|| -> crate::Result<()> {
-                    let now = fingerprint(page);
-                    let before = bank.read(slot)?;
-                    if now != before {
-                        bank.accum(slot, now ^ before)?;
-                    }
-                    if det != Detector::FullRescan || now != before {
-                        written.insert(slot);
-                    }
+        let (bank, written, changed, det) = (&self.bank, &mut self.written, &mut self.changed, self.detector);
+        let (ranges, first_slot) = (&self.ranges, &self.first_slot);
+        self.source.for_each_page_in(&todo, |addr, page| {
+            pages_read += 1;
+            let ri = ranges.partition_point(|r| r.end <= addr);
+            let slot = first_slot[ri] + (addr - ranges[ri].start) / PAGE;
+            let r = (|| -> crate::Result<()> {
+                let now = fingerprint(page);
+                let before = bank.read(slot)?;
+                if det != Detector::FullRescan || now != before {
+                    written.insert(slot);
+                }
+                // An unchanged fingerprint leaves the accumulator, and so the changed set, as
+                // it was.
+                if now != before {
+                    bank.accum(slot, now ^ before)?;
                     if bank.is_clean(slot)? {
                         changed.remove(slot);
                     } else {
                         changed.insert(slot);
                     }
-                    Ok(())
-                })();
-                if let Err(e) = r {
-                    err.get_or_insert(e);
                 }
-            })?;
-        }
+                Ok(())
+            })();
+            if let Err(e) = r {
+                err.get_or_insert(e);
+            }
+        })?;
         self.scratch = todo;
         if let Some(e) = err {
             return Err(e.into());

@@ -178,3 +178,10 @@ impl Drop for Child {
         unsafe { libc::waitpid(self.pid, &mut status, 0) };
     }
 }
+
+/// Serialises the tests of one binary that fork: a fork shares every page of this process
+/// copy-on-write again, which would disturb another test counting exclusive pages.
+pub fn serial() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(|e| e.into_inner())
+}

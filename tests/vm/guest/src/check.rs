@@ -40,7 +40,12 @@ macro_rules! ok {
         match $e {
             Ok(v) => v,
             Err(errno) => {
-                return Err(format!("{} failed: {} (line {})", stringify!($e), crate::check::errname(errno), line!()))
+                return Err(format!(
+                    "{} failed: {} (line {})",
+                    stringify!($e),
+                    crate::check::errname(errno),
+                    line!()
+                ))
             }
         }
     };

@@ -26,13 +26,31 @@ impl Rng {
 }
 
 const CMDS: &[u32] = &[
-    IOCTL_GET_INFO, IOCTL_BANK_CREATE, IOCTL_BANK_OPEN, IOCTL_BANK_DESTROY, IOCTL_LOAD, IOCTL_ACCUM,
-    IOCTL_READ, IOCTL_SWAP, IOCTL_BATCH, IOCTL_BANK_STATS,
+    IOCTL_GET_INFO,
+    IOCTL_BANK_CREATE,
+    IOCTL_BANK_OPEN,
+    IOCTL_BANK_DESTROY,
+    IOCTL_LOAD,
+    IOCTL_ACCUM,
+    IOCTL_READ,
+    IOCTL_SWAP,
+    IOCTL_BATCH,
+    IOCTL_BANK_STATS,
 ];
 const NAMES: &[&str] = &["fuzz-bank", "fz-0", "fz-1", "fz-2", "fz-3", ".bad", "", "fz/4"];
 const ALLOWED: &[i32] = &[
-    libc::ENOTTY, libc::EINVAL, libc::EFAULT, libc::EACCES, libc::EPERM, libc::ENOENT, libc::EEXIST,
-    libc::EBUSY, libc::EBADFD, libc::E2BIG, libc::ENOMEM, libc::ENOSPC,
+    libc::ENOTTY,
+    libc::EINVAL,
+    libc::EFAULT,
+    libc::EACCES,
+    libc::EPERM,
+    libc::ENOENT,
+    libc::EEXIST,
+    libc::EBUSY,
+    libc::EBADFD,
+    libc::E2BIG,
+    libc::ENOMEM,
+    libc::ENOSPC,
 ];
 
 /// Two pages: the first read-write scratch for requests, the second PROT_NONE, so a request
@@ -45,7 +63,14 @@ impl Scratch {
     fn new() -> Scratch {
         // SAFETY: fresh anonymous mapping; the second page is then made inaccessible.
         unsafe {
-            let p = libc::mmap(std::ptr::null_mut(), 8192, libc::PROT_READ | libc::PROT_WRITE, libc::MAP_PRIVATE | libc::MAP_ANONYMOUS, -1, 0) as *mut u8;
+            let p = libc::mmap(
+                std::ptr::null_mut(),
+                8192,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            ) as *mut u8;
             assert!(p as *mut libc::c_void != libc::MAP_FAILED);
             libc::mprotect(p.add(4096) as *mut _, 4096, libc::PROT_NONE);
             Scratch { map: p }
@@ -79,11 +104,24 @@ fn structured(r: &mut Rng, s: &mut Scratch, cmd: u32, entries: &mut [BatchEntry]
             let name = crate::dev::name(r.pick(NAMES));
             let any = r.below(100_000);
             let slots = r.pick(&[0, 1, 17, 4096, u64::MAX, 1 << 40, any]);
-            let c = BankCreate { name, slots, op: r.below(3) as u32, mode: r.below(0o2000) as u32, shards: r.below(20) as u32, flags: (r.below(4) == 0) as u32 };
+            let c = BankCreate {
+                name,
+                slots,
+                op: r.below(3) as u32,
+                mode: r.below(0o2000) as u32,
+                shards: r.below(20) as u32,
+                flags: (r.below(4) == 0) as u32,
+            };
             s.put(at, c)
         }
         IOCTL_BANK_OPEN => {
-            let o = BankOpen { name: crate::dev::name(r.pick(NAMES)), access: r.below(5) as u32, op: 0, slots: 0, map_size: 0 };
+            let o = BankOpen {
+                name: crate::dev::name(r.pick(NAMES)),
+                access: r.below(5) as u32,
+                op: 0,
+                slots: 0,
+                map_size: 0,
+            };
             s.put(at, o)
         }
         IOCTL_BANK_DESTROY => {
@@ -93,7 +131,12 @@ fn structured(r: &mut Rng, s: &mut Scratch, cmd: u32, entries: &mut [BatchEntry]
         }
         IOCTL_BATCH => {
             for e in entries.iter_mut() {
-                *e = BatchEntry { kind: r.below(6) as u32, status: r.next() as i32, slot: some_slot(r), value: r.next() };
+                *e = BatchEntry {
+                    kind: r.below(6) as u32,
+                    status: r.next() as i32,
+                    slot: some_slot(r),
+                    value: r.next(),
+                };
             }
             let ptr = match r.below(6) {
                 0 => 0,
@@ -101,7 +144,16 @@ fn structured(r: &mut Rng, s: &mut Scratch, cmd: u32, entries: &mut [BatchEntry]
                 2 => s.map as u64 + 4096 - 24,
                 _ => entries.as_ptr() as u64,
             };
-            let count = r.pick(&[0, 1, 7, entries.len() as u32, (entries.len() + 1) as u32, BATCH_MAX, BATCH_MAX + 1, u32::MAX]);
+            let count = r.pick(&[
+                0,
+                1,
+                7,
+                entries.len() as u32,
+                (entries.len() + 1) as u32,
+                BATCH_MAX,
+                BATCH_MAX + 1,
+                u32::MAX,
+            ]);
             s.put(at, Batch { entries: ptr, count, done: r.next() as u32 })
         }
         _ => s.put(at, SlotOp { slot: some_slot(r), value: r.next() }),
@@ -149,7 +201,11 @@ fn fuzz(seed: u64, calls: u32) -> Result<(), String> {
             Ok(_) => outcomes[0] += 1,
             Err(_) if !typed => outcomes[1] += 1,
             Err(e) => {
-                ensure!(ALLOWED.contains(&e), "ioctl {cmd:#x} arg {arg:#x}: unexpected {}", crate::check::errname(e));
+                ensure!(
+                    ALLOWED.contains(&e),
+                    "ioctl {cmd:#x} arg {arg:#x}: unexpected {}",
+                    crate::check::errname(e)
+                );
                 outcomes[2] += 1;
             }
         }
@@ -161,18 +217,32 @@ fn fuzz(seed: u64, calls: u32) -> Result<(), String> {
     for _ in 0..2_000 {
         let len = (r.below(pages + 3) as usize) * 4096 + r.below(2) as usize;
         let off = r.below(pages + 2) as usize;
-        let prot = r.pick(&[libc::PROT_READ, libc::PROT_READ | libc::PROT_WRITE, libc::PROT_WRITE, libc::PROT_EXEC]);
+        let prot =
+            r.pick(&[libc::PROT_READ, libc::PROT_READ | libc::PROT_WRITE, libc::PROT_WRITE, libc::PROT_EXEC]);
         let flags = r.pick(&[libc::MAP_SHARED, libc::MAP_PRIVATE]);
         match attached.map(len, off, prot, flags) {
             Ok(m) => {
                 maps += 1;
-                ensure!(flags == libc::MAP_SHARED && (off as u64) < pages, "bad mmap accepted: len {len} off {off}");
+                let writable = prot & libc::PROT_WRITE != 0;
+                ensure!(
+                    (flags == libc::MAP_SHARED || !writable)
+                        && prot != libc::PROT_EXEC
+                        && (off as u64) < pages,
+                    "bad mmap accepted: len {len} off {off} prot {prot} flags {flags}"
+                );
                 check_map(&m, off)?;
             }
-            Err(e) => ensure!([libc::EINVAL, libc::EACCES].contains(&e), "mmap len {len} off {off}: {}", crate::check::errname(e)),
+            Err(e) => ensure!(
+                [libc::EINVAL, libc::EACCES].contains(&e),
+                "mmap len {len} off {off}: {}",
+                crate::check::errname(e)
+            ),
         }
     }
-    println!("fuzz seed {seed:#x}: {calls} ioctls: {} ok, {} atomik errors, {} other; {maps} mmaps accepted", outcomes[0], outcomes[2], outcomes[1]);
+    println!(
+        "fuzz seed {seed:#x}: {calls} ioctls: {} ok, {} atomik errors, {} other; {maps} mmaps accepted",
+        outcomes[0], outcomes[2], outcomes[1]
+    );
     Ok(())
 }
 

@@ -28,9 +28,7 @@ fn main() {
         system::setup();
     }
     let cmdline = std::fs::read_to_string("/proc/cmdline").unwrap_or_default();
-    let arg = |key: &str| {
-        cmdline.split_whitespace().find_map(|w| w.strip_prefix(key)).map(str::to_owned)
-    };
+    let arg = |key: &str| cmdline.split_whitespace().find_map(|w| w.strip_prefix(key)).map(str::to_owned);
     let suites: Vec<String> = match arg("vmtest.suites=") {
         Some(s) => s.split(',').map(str::to_owned).collect(),
         None => ALL.iter().map(|s| s.to_string()).collect(),

@@ -52,7 +52,11 @@ pub fn run(report: &mut Report) {
         in_child(
             || {
                 // SAFETY: credential syscalls in the child.
-                if unsafe { libc::setgroups(0, std::ptr::null()) != 0 || libc::setgid(0) != 0 || libc::setuid(1000) != 0 } {
+                if unsafe {
+                    libc::setgroups(0, std::ptr::null()) != 0
+                        || libc::setgid(0) != 0
+                        || libc::setuid(1000) != 0
+                } {
                     return Err("setuid".into());
                 }
                 Ok(())
@@ -107,7 +111,16 @@ pub fn run(report: &mut Report) {
         // An fd opened O_RDONLY cannot be given write access, even by root.
         let ro_fd = ok!(Dev::open_flags(libc::O_RDONLY));
         fails_with!(ro_fd.attach("perm-ro", R | W), libc::EACCES);
-        ok!(ro_fd.attach("perm-ro", R));
+        let att = ok!(ro_fd.attach("perm-ro", R));
+        // Such an fd maps MAP_SHARED read-only (the kernel drops VM_SHARED for it) and a
+        // private read-only mapping works too; neither can be made writable later.
+        for flags in [MAP_SHARED, libc::MAP_PRIVATE] {
+            let m = ok!(ro_fd.map(att.map_size as usize, 0, PROT_READ, flags));
+            ensure!(m.header().magic == BANK_MAGIC, "mapping readable");
+            // SAFETY: mprotect of our own mapping; expected to be refused.
+            let r = unsafe { libc::mprotect(m.ptr as *mut _, m.len, PROT_READ | PROT_WRITE) };
+            ensure!(r != 0 && crate::dev::errno() == libc::EACCES, "mprotect upgrade allowed ({flags:#x})");
+        }
         ensure!(ok!(rw.read(3)) == 42, "state untouched");
         ok!(root.destroy("perm-ro"));
         Ok(())

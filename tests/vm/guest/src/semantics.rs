@@ -24,7 +24,12 @@ pub fn run(report: &mut Report) {
         let d = ok!(Dev::open());
         let i = ok!(d.info());
         ensure!(i.abi_version == ABI_VERSION, "abi {}", i.abi_version);
-        ensure!(i.features & (FEATURE_MMAP | FEATURE_BATCH | FEATURE_STATS) == FEATURE_MMAP | FEATURE_BATCH | FEATURE_STATS, "features {:#x}", i.features);
+        ensure!(
+            i.features & (FEATURE_MMAP | FEATURE_BATCH | FEATURE_STATS)
+                == FEATURE_MMAP | FEATURE_BATCH | FEATURE_STATS,
+            "features {:#x}",
+            i.features
+        );
         ensure!(i.features & FEATURE_FPGA == 0, "FPGA bit set without FPGA");
         ensure!(i.max_batch == BATCH_MAX && i.max_slots > 0 && i.max_total_bytes > 0, "{i:?}");
         let before = i.bank_count;
@@ -68,7 +73,10 @@ pub fn run(report: &mut Report) {
         ensure!(ok!(d.swap(0)) == 0, "swap");
         let m = ok!(d.map(att.map_size as usize, 0, PROT_READ, MAP_SHARED));
         let l = BankLayout::new(4, 0).unwrap();
-        ensure!(m.word(l.acc_off).load(SeqCst) == 0 && m.word(l.ref_off).load(SeqCst) == 0, "acc reset, ref = state");
+        ensure!(
+            m.word(l.acc_off).load(SeqCst) == 0 && m.word(l.ref_off).load(SeqCst) == 0,
+            "acc reset, ref = state"
+        );
         Ok(())
     });
 
@@ -80,13 +88,15 @@ pub fn run(report: &mut Report) {
         for bad in ["", ".hidden", "a/b", "sp ace", "x\u{e9}"] {
             fails_with!(d.create(bad, 4, OP_XOR, 0o600, 0), libc::EINVAL);
         }
-        let mut unterminated = BankCreate { name: [b'a'; NAME_LEN], slots: 1, op: 0, mode: 0o600, shards: 0, flags: 0 };
+        let mut unterminated =
+            BankCreate { name: [b'a'; NAME_LEN], slots: 1, op: 0, mode: 0o600, shards: 0, flags: 0 };
         fails_with!(d.raw(IOCTL_BANK_CREATE, &mut unterminated as *mut _ as usize), libc::EINVAL);
         fails_with!(d.create("sem-e0", 0, OP_XOR, 0o600, 0), libc::EINVAL);
         fails_with!(d.create("sem-e1", 4, 7, 0o600, 0), libc::EINVAL);
         fails_with!(d.create("sem-e2", 4, OP_XOR, 0o1777, 0), libc::EINVAL);
         fails_with!(d.create("sem-e3", 4, OP_XOR, 0o600, MAX_SHARDS as u32 + 1), libc::EINVAL);
-        let mut flagged = BankCreate { name: name("sem-e4"), slots: 1, op: 0, mode: 0o600, shards: 0, flags: 1 };
+        let mut flagged =
+            BankCreate { name: name("sem-e4"), slots: 1, op: 0, mode: 0o600, shards: 0, flags: 1 };
         fails_with!(d.raw(IOCTL_BANK_CREATE, &mut flagged as *mut _ as usize), libc::EINVAL);
         fails_with!(d.attach("sem-none", RW), libc::ENOENT);
         fails_with!(d.destroy("sem-none"), libc::ENOENT);
@@ -113,13 +123,24 @@ pub fn run(report: &mut Report) {
     report.run("BATCH: results, validation before apply, E2BIG", || {
         let d = fresh("sem-batch", 16, OP_XOR, 0)?;
         let e = |kind, slot, value| BatchEntry { kind, status: 0, slot, value };
-        let mut b = vec![e(KIND_LOAD, 1, 0xF0), e(KIND_ACCUM, 1, 0x0F), e(KIND_READ, 1, 0), e(KIND_SWAP, 1, 0), e(KIND_ACCUM, 1, 1), e(KIND_READ, 1, 0)];
+        let mut b = vec![
+            e(KIND_LOAD, 1, 0xF0),
+            e(KIND_ACCUM, 1, 0x0F),
+            e(KIND_READ, 1, 0),
+            e(KIND_SWAP, 1, 0),
+            e(KIND_ACCUM, 1, 1),
+            e(KIND_READ, 1, 0),
+        ];
         ensure!(ok!(d.batch(&mut b)) == 6, "done");
         ensure!(b[2].value == 0xFF && b[3].value == 0xFF && b[5].value == 0xFE, "values {:?}", b);
         ensure!(b.iter().all(|x| x.status == 0), "statuses");
         let mut bad = vec![e(KIND_ACCUM, 2, 1), e(KIND_ACCUM, 16, 1), e(9, 2, 1)];
         fails_with!(d.batch(&mut bad), libc::EINVAL);
-        ensure!(bad[0].status == 0 && bad[1].status == -libc::EINVAL && bad[2].status == -libc::EINVAL, "statuses {:?}", bad);
+        ensure!(
+            bad[0].status == 0 && bad[1].status == -libc::EINVAL && bad[2].status == -libc::EINVAL,
+            "statuses {:?}",
+            bad
+        );
         ensure!(ok!(d.read(2)) == 0, "nothing applied from a rejected batch");
         let mut big = Batch { entries: b.as_mut_ptr() as u64, count: BATCH_MAX + 1, done: 0 };
         fails_with!(d.raw(IOCTL_BATCH, &mut big as *mut _ as usize), libc::E2BIG);
@@ -127,7 +148,8 @@ pub fn run(report: &mut Report) {
         fails_with!(d.raw(IOCTL_BATCH, &mut unmapped as *mut _ as usize), libc::EFAULT);
         let mut empty: Vec<BatchEntry> = Vec::new();
         ensure!(ok!(d.batch(&mut empty)) == 0, "empty batch");
-        let mut full: Vec<BatchEntry> = (0..BATCH_MAX as u64).map(|i| e(KIND_ACCUM, i % 16, 1 << (i % 64))).collect();
+        let mut full: Vec<BatchEntry> =
+            (0..BATCH_MAX as u64).map(|i| e(KIND_ACCUM, i % 16, 1 << (i % 64))).collect();
         ensure!(ok!(d.batch(&mut full)) == BATCH_MAX, "full batch");
         Ok(())
     });
@@ -175,6 +197,46 @@ pub fn run(report: &mut Report) {
         Ok(())
     });
 
+    report.run("a slot left locked by a dead writer: LOAD/READ/SWAP wait interruptibly (EINTR)", || {
+        let d = fresh("sem-stuck", 4, OP_XOR, 0)?;
+        let l = BankLayout::new(4, 0).unwrap();
+        let m = ok!(d.map(l.total_size as usize, 0, PROT_READ | PROT_WRITE, MAP_SHARED));
+        ok!(d.load(1, 7));
+        let seq = m.word(l.seq_off + 8);
+        let even = seq.load(SeqCst);
+        seq.store(even + 1, SeqCst); // what a writer killed inside its critical section leaves
+        extern "C" fn on_alarm(_: i32) {}
+        // SAFETY: installs a no-op SIGALRM handler without SA_RESTART, then arms a timer.
+        unsafe {
+            let mut sa: libc::sigaction = std::mem::zeroed();
+            sa.sa_sigaction = on_alarm as extern "C" fn(i32) as usize;
+            libc::sigaction(libc::SIGALRM, &sa, std::ptr::null_mut());
+        }
+        for (what, call) in [
+            ("READ", Box::new(|| d.read(1).map(|_| ())) as Box<dyn Fn() -> Result<(), i32>>),
+            ("LOAD", Box::new(|| d.load(1, 9))),
+            ("SWAP", Box::new(|| d.swap(1).map(|_| ()))),
+        ] {
+            // SAFETY: a one-shot 300 ms timer for this process.
+            unsafe {
+                let t = libc::itimerval {
+                    it_interval: libc::timeval { tv_sec: 0, tv_usec: 0 },
+                    it_value: libc::timeval { tv_sec: 0, tv_usec: 300_000 },
+                };
+                libc::setitimer(libc::ITIMER_REAL, &t, std::ptr::null_mut());
+            }
+            match call() {
+                Err(libc::EINTR) => {}
+                other => return Err(format!("{what} on a locked slot: {other:?}, want EINTR")),
+            }
+        }
+        ok!(d.accum(1, 1)); // ACCUM never waits
+        ok!(d.read(0)); // other slots are unaffected
+        seq.store(even, SeqCst);
+        ensure!(ok!(d.read(1)) == 6, "state intact after the lock is released");
+        Ok(())
+    });
+
     report.run("stats count ops by kind", || {
         let d = fresh("sem-stats", 4, OP_XOR, 0)?;
         ok!(d.load(0, 1));
@@ -187,18 +249,66 @@ pub fn run(report: &mut Report) {
         let s = ok!(d.stats());
         ensure!(s.loads == 1 && s.accums == 5 && s.reads == 1 && s.swaps == 1 && s.batches == 1, "{s:?}");
         ensure!(s.slots == 4 && s.uid == 0 && s.mode == 0o600 && s.op == OP_XOR, "{s:?}");
+        let fdinfo =
+            std::fs::read_to_string(format!("/proc/self/fdinfo/{}", d.fd)).map_err(|e| e.to_string())?;
+        ensure!(
+            fdinfo.contains("atomik-bank:\tsem-stats") && fdinfo.contains("accum 5 read 1 swap 1 batch 1"),
+            "fdinfo: {fdinfo}"
+        );
+        Ok(())
+    });
+
+    report.run("racing creates of one name: exactly one wins, the rest get EEXIST", || {
+        let d = ok!(Dev::open());
+        for n in 0..40 {
+            let _ = d.destroy(&format!("race-{n}"));
+        }
+        let racers: Vec<_> = (0..4)
+            .map(|_| {
+                std::thread::spawn(|| -> Result<u32, String> {
+                    let d = ok!(Dev::open());
+                    let mut won = 0;
+                    for n in 0..40 {
+                        match d.create(&format!("race-{n}"), 512, OP_XOR, 0o600, 0) {
+                            Ok(()) => won += 1,
+                            Err(libc::EEXIST) => {}
+                            Err(e) => return Err(format!("race-{n}: {}", crate::check::errname(e))),
+                        }
+                    }
+                    Ok(won)
+                })
+            })
+            .collect();
+        let mut won = 0;
+        for r in racers {
+            won += r.join().map_err(|_| "thread panicked".to_owned())??;
+        }
+        ensure!(won == 40, "{won} creates won for 40 names");
+        let before = ok!(d.info());
+        for n in 0..40 {
+            ok!(d.destroy(&format!("race-{n}")));
+        }
+        let after = ok!(d.info());
+        ensure!(before.bank_count - after.bank_count == 40, "bank count");
+        ensure!(
+            before.used_bytes - after.used_bytes == 40 * BankLayout::new(512, 0).unwrap().total_size,
+            "memory accounting"
+        );
         Ok(())
     });
 
     report.run("banks outlive their creator; destroy keeps live mappings valid", || {
         let _ = ok!(Dev::open()).destroy("sem-life");
-        in_child(|| Ok(()), || {
-            let d = ok!(Dev::open());
-            ok!(d.create("sem-life", 8, OP_XOR, 0o600, 0));
-            ok!(d.attach("sem-life", RW));
-            ok!(d.load(2, 77));
-            Ok(())
-        })?;
+        in_child(
+            || Ok(()),
+            || {
+                let d = ok!(Dev::open());
+                ok!(d.create("sem-life", 8, OP_XOR, 0o600, 0));
+                ok!(d.attach("sem-life", RW));
+                ok!(d.load(2, 77));
+                Ok(())
+            },
+        )?;
         let d = ok!(Dev::open());
         ok!(d.attach("sem-life", RW));
         ensure!(ok!(d.read(2)) == 77, "state kept after the creator exited");
@@ -238,7 +348,11 @@ pub fn run_limits(report: &mut Report) {
             ensure!(made.len() < 10_000, "no memory limit");
         }
         let used = ok!(d.info()).used_bytes;
-        ensure!(used <= i.max_total_bytes && used + per > i.max_total_bytes, "used {used} of {}", i.max_total_bytes);
+        ensure!(
+            used <= i.max_total_bytes && used + per > i.max_total_bytes,
+            "used {used} of {}",
+            i.max_total_bytes
+        );
         for n in &made {
             ok!(d.destroy(n));
         }

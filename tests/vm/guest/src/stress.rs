@@ -10,7 +10,7 @@ use std::sync::atomic::{fence, Ordering::*};
 const SLOTS: u64 = 64;
 const PROCS: u64 = 3;
 const THREADS: u64 = 2;
-const OPS: u64 = 6_000;
+const OPS: u64 = 40_000;
 const BATCH: u64 = 8;
 
 fn mix(mut x: u64) -> u64 {
@@ -97,7 +97,11 @@ fn worker(name: &str, op: u32, w: u64) -> Result<(), String> {
                     _ => map_read(&m, &l, op, s),
                 };
                 if op == OP_ADD {
-                    ensure!(got >= last[s as usize], "worker {w}: slot {s} went back {} -> {got}", last[s as usize]);
+                    ensure!(
+                        got >= last[s as usize],
+                        "worker {w}: slot {s} went back {} -> {got}",
+                        last[s as usize]
+                    );
                     last[s as usize] = got;
                 }
             }
@@ -161,10 +165,19 @@ fn stress(op: u32) -> Result<(), String> {
     let l = BankLayout::new(SLOTS, 0).unwrap();
     let m = ok!(d.map(l.total_size as usize, 0, libc::PROT_READ, libc::MAP_SHARED));
     for s in 0..SLOTS {
-        ensure!(ok!(d.read(s)) == want[s as usize], "slot {s}: read {:#x}, want {:#x}", ok!(d.read(s)), want[s as usize]);
+        ensure!(
+            ok!(d.read(s)) == want[s as usize],
+            "slot {s}: read {:#x}, want {:#x}",
+            ok!(d.read(s)),
+            want[s as usize]
+        );
         ensure!(ok!(d.swap(s)) == want[s as usize], "slot {s}: swap");
-        ensure!(m.word(l.acc_off + s * 8).load(SeqCst) == 0 && m.word(l.ref_off + s * 8).load(SeqCst) == want[s as usize], "slot {s}: words after swap");
-        ensure!(m.word(l.seq_off + s * 8).load(SeqCst) % 2 == 0, "slot {s}: seqlock left odd");
+        ensure!(
+            m.word(l.acc_off + s * 8).load(SeqCst) == 0
+                && m.word(l.ref_off + s * 8).load(SeqCst) == want[s as usize],
+            "slot {s}: words after swap"
+        );
+        ensure!(m.word(l.seq_off + s * 8).load(SeqCst).is_multiple_of(2), "slot {s}: seqlock left odd");
     }
     drop(m);
     ok!(d.destroy(name));

@@ -7,7 +7,8 @@ use std::ffi::CString;
 
 fn mount(src: &str, target: &str, fstype: &str) {
     let _ = std::fs::create_dir_all(target);
-    let (s, t, f) = (CString::new(src).unwrap(), CString::new(target).unwrap(), CString::new(fstype).unwrap());
+    let (s, t, f) =
+        (CString::new(src).unwrap(), CString::new(target).unwrap(), CString::new(fstype).unwrap());
     // SAFETY: NUL-terminated strings; no data argument.
     if unsafe { libc::mount(s.as_ptr(), t.as_ptr(), f.as_ptr(), 0, std::ptr::null()) } != 0 {
         println!("vmtest: mount {fstype} on {target}: errno {}", errno());
@@ -87,7 +88,10 @@ pub fn poweroff() -> ! {
 
 /// Runs `f` in a forked child (after `setup` in the child, e.g. setuid); the child's failure
 /// message comes back through a pipe.
-pub fn in_child(setup: impl FnOnce() -> Result<(), String>, f: impl FnOnce() -> Result<(), String>) -> Result<(), String> {
+pub fn in_child(
+    setup: impl FnOnce() -> Result<(), String>,
+    f: impl FnOnce() -> Result<(), String>,
+) -> Result<(), String> {
     let mut fds = [0i32; 2];
     // SAFETY: pipe(2) into a two-int array.
     if unsafe { libc::pipe(fds.as_mut_ptr()) } != 0 {

@@ -1,0 +1,197 @@
+//! atomikctl watch / top / report end to end: on a real process, and on a fake /proc +
+//! cgroupfs tree so the per-cgroup figures are known exactly.
+
+use std::fs;
+use std::path::Path;
+
+use assert_cmd::Command;
+use serde_json::Value;
+
+fn atomikctl() -> Command {
+    let mut c = Command::cargo_bin("atomikctl").unwrap();
+    let dir = std::env::temp_dir().join(format!("atomikctl-track-{}", std::process::id()));
+    c.env("ATOMIK_SHM_DIR", dir).env("ATOMIK_BACKEND", "soft");
+    c
+}
+
+fn fake_tree() -> tempfile::TempDir {
+    let t = tempfile::tempdir().unwrap();
+    let proc = t.path().join("proc");
+    for (pid, cg, rss_kb, ksm) in [(10, "/web", 1024, 3u64), (11, "/web", 2048, 0), (20, "/db", 4096, 1)] {
+        let d = proc.join(pid.to_string());
+        fs::create_dir_all(&d).unwrap();
+        fs::write(d.join("status"), format!("Name:\tx\nPPid:\t1\nUid:\t0\t0\t0\t0\nVmRSS:\t{rss_kb} kB\n"))
+            .unwrap();
+        fs::write(d.join("cgroup"), format!("0::{cg}\n")).unwrap();
+        fs::write(d.join("ksm_stat"), format!("ksm_merging_pages {ksm}\nksm_process_profit 0\n")).unwrap();
+    }
+    let cg = t.path().join("cgroup");
+    for (dir, pids) in [("", ""), ("web", "10\n11\n"), ("db", "20\n")] {
+        fs::create_dir_all(cg.join(dir)).unwrap();
+        fs::write(cg.join(dir).join("cgroup.procs"), pids).unwrap();
+    }
+    fs::create_dir_all(t.path().join("ksm")).unwrap();
+    fs::write(t.path().join("ksm/general_profit"), "12288\n").unwrap();
+    t
+}
+
+fn fake_args(t: &Path) -> Vec<String> {
+    vec![
+        "--proc-root".into(),
+        t.join("proc").display().to_string(),
+        "--cgroup-root".into(),
+        t.join("cgroup").display().to_string(),
+        "--ksm-dir".into(),
+        t.join("ksm").display().to_string(),
+        "--interval".into(),
+        "0.05".into(),
+    ]
+}
+
+fn stdout(c: &mut Command) -> String {
+    String::from_utf8(c.assert().success().get_output().stdout.clone()).unwrap()
+}
+
+#[test]
+fn report_csv_on_fake_tree() {
+    let t = fake_tree();
+    let out = stdout(
+        atomikctl()
+            .args(["report", "--format", "csv", "--columns", "processes,rss_bytes,ksm_merged_bytes"])
+            .args(fake_args(t.path())),
+    );
+    assert_eq!(
+        out,
+        "cgroup,processes,rss_bytes,ksm_merged_bytes\n\
+         /,3,7340032,16384\n/db,1,4194304,4096\n/web,2,3145728,12288\n"
+    );
+}
+
+#[test]
+fn report_openmetrics_on_fake_tree() {
+    let t = fake_tree();
+    let out = stdout(
+        atomikctl()
+            .args(["report", "--format", "openmetrics", "--columns", "processes"])
+            .args(fake_args(t.path())),
+    );
+    assert!(out.contains("# TYPE atomik_cgroup_processes gauge\n"), "{out}");
+    assert!(out.contains("atomik_cgroup_processes{cgroup=\"/web\"} 2\n"), "{out}");
+    assert!(out.contains("atomik_ksm_general_profit_bytes 12288\n"), "{out}");
+    assert!(out.ends_with("# EOF\n"), "{out}");
+}
+
+#[test]
+fn top_once_json_sorted_subtree() {
+    let t = fake_tree();
+    let out = stdout(
+        atomikctl()
+            .args(["--json", "top", "--once", "--sort", "rss_bytes", "--cgroup", "/web"])
+            .args(fake_args(t.path())),
+    );
+    let v: Value = serde_json::from_str(out.trim()).unwrap();
+    let rows = v["rows"].as_array().unwrap();
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0]["cgroup"], "/web");
+    assert_eq!(rows[0]["processes"], 2.0);
+    assert!(v["missing"].as_array().unwrap().iter().any(|m| m.as_str().unwrap().contains("--dups")));
+}
+
+#[test]
+fn top_table_sorts_and_notes() {
+    let t = fake_tree();
+    let out = stdout(
+        atomikctl()
+            .args(["top", "--once", "--sort", "processes", "--columns", "processes,rss_bytes"])
+            .args(fake_args(t.path())),
+    );
+    let lines: Vec<&str> = out.lines().collect();
+    assert!(lines[0].starts_with("CGROUP") && lines[0].contains("PROCS") && lines[0].contains("RSS"));
+    assert!(lines[1].starts_with("/ "), "{out}");
+    assert!(lines[2].starts_with("/web"), "sorted by processes, descending: {out}");
+    assert!(out.contains("note: "), "{out}");
+}
+
+#[test]
+fn bad_columns_sort_and_pid_exit_2() {
+    let t = fake_tree();
+    atomikctl().args(["top", "--once", "--columns", "nope"]).args(fake_args(t.path())).assert().code(2);
+    atomikctl().args(["top", "--once", "--sort", "nope"]).args(fake_args(t.path())).assert().code(2);
+    let pid = (i32::MAX - 11).to_string();
+    let out = atomikctl().args(["watch", "--pid", &pid, "--count", "1"]).assert().code(2);
+    let err = String::from_utf8(out.get_output().stderr.clone()).unwrap();
+    assert!(err.contains(&format!("pid {pid}")), "{err}");
+}
+
+/// A shell that keeps changing its variables: its heap pages change.
+#[test]
+fn watch_a_busy_process() {
+    let mut child = std::process::Command::new("sh")
+        .args(["-c", "i=0; while [ $i -lt 100000000 ]; do i=$((i+1)); s=\"x$i\"; done"])
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    let out = atomikctl()
+        .args(["--json", "watch", "--pid", &child.id().to_string(), "--count", "3", "--interval", "0.2"])
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let _ = child.kill();
+    let _ = child.wait();
+    let lines: Vec<Value> =
+        String::from_utf8(out).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    // Header lines (one more each time the mappings change), then one line per interval.
+    let (headers, intervals): (Vec<&Value>, Vec<&Value>) =
+        lines.iter().partition(|l| l.get("detector").is_some());
+    assert_eq!(intervals.len(), 3, "{lines:?}");
+    assert!(headers[0]["pages"].as_u64().unwrap() > 0);
+    let det = headers[0]["detector"].as_str().unwrap().to_owned();
+    let changed: u64 = intervals.iter().map(|l| l["changed"].as_u64().unwrap()).sum();
+    assert!(changed > 0, "the shell's variables changed its heap ({det}): {lines:?}");
+    for l in &intervals {
+        assert!(l["written"].as_u64().unwrap() >= l["changed"].as_u64().unwrap());
+        if det == "full-rescan" {
+            assert!(l["silent"].is_null(), "silent writes are not observable by a rescan");
+        }
+    }
+}
+
+/// atomikctl as an unprivileged user (nobody, when the tests run as root).
+fn unprivileged(dir: &tempfile::TempDir) -> Command {
+    let mut c = std::process::Command::new(assert_cmd::cargo::cargo_bin("atomikctl"));
+    std::fs::set_permissions(dir.path(), std::os::unix::fs::PermissionsExt::from_mode(0o777)).unwrap();
+    c.env("ATOMIK_SHM_DIR", dir.path()).env("ATOMIK_BACKEND", "soft");
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } == 0 {
+        use std::os::unix::process::CommandExt;
+        c.uid(65534).gid(65534);
+    }
+    Command::from_std(c)
+}
+
+#[test]
+fn unprivileged_top_shows_own_processes_and_names_missing_columns() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = stdout(unprivileged(&dir).args(["--json", "top", "--once", "--interval", "0.1"]));
+    let v: Value = serde_json::from_str(out.trim()).unwrap();
+    let root = v["rows"].as_array().unwrap().iter().find(|r| r["cgroup"] == "/").cloned();
+    let root = root.expect("a root row");
+    assert!(root["processes"].as_f64().unwrap() >= 1.0, "at least atomikctl itself: {v}");
+    assert!(root["cow_shared_pages"].is_number(), "pagemap of its own processes is readable: {v}");
+    let missing: Vec<&str> = v["missing"].as_array().unwrap().iter().map(|m| m.as_str().unwrap()).collect();
+    assert!(
+        missing.iter().any(|m| m.contains("CAP_SYS_ADMIN")),
+        "says that COW copies need page frame numbers: {missing:?}"
+    );
+}
+
+#[test]
+fn unprivileged_watch_of_init_names_pid_and_right() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = unprivileged(&dir).args(["watch", "--pid", "1", "--count", "1"]).assert().code(3);
+    let err = String::from_utf8(out.get_output().stderr.clone()).unwrap();
+    assert!(err.contains("pid 1") && err.contains("permission denied"), "{err}");
+    assert!(err.contains("ptrace"), "names the missing right: {err}");
+}
