@@ -22,6 +22,7 @@ pub mod fp_core;
 mod error;
 mod name;
 mod op;
+pub mod replica;
 mod slot;
 pub mod track;
 
