@@ -18,6 +18,9 @@ use mutex_bank::MutexBank;
 
 #[derive(Args, Debug)]
 pub struct BenchArgs {
+    /// A named benchmark instead of the bank ops/s one.
+    #[command(subcommand)]
+    pub sub: Option<crate::converge::BenchSub>,
     /// Operations per measurement (per worker).
     #[arg(long, default_value_t = 20_000_000)]
     pub ops: u64,
@@ -40,6 +43,9 @@ fn default_workers() -> usize {
 }
 
 pub fn run(args: BenchArgs, json: bool) -> Result<()> {
+    if let Some(crate::converge::BenchSub::Converge(a)) = &args.sub {
+        return crate::converge::run(a, json);
+    }
     if let Some(w) = &args.worker {
         return procs::child(&w[0], &w[1]);
     }

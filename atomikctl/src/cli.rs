@@ -41,6 +41,9 @@ pub enum Command {
     Status,
     /// Measure ops/s of ACCUM, READ, SWAP against a mutex-per-bank design.
     Bench(BenchArgs),
+    /// Replicate a bank with peers over authenticated TCP.
+    #[command(subcommand)]
+    Sync(crate::sync::SyncCmd),
     /// Pages of a process written, changed and silently rewritten, per interval.
     Watch(crate::track::watch::WatchArgs),
     /// Live per-cgroup table: RSS, writes, COW sharing and breaks, duplicates, KSM.

@@ -7,9 +7,11 @@
 mod bank_cmd;
 mod bench;
 mod cli;
+mod converge;
 mod numbers;
 mod output;
 mod status;
+mod sync;
 mod track;
 
 use std::process::ExitCode;
@@ -65,6 +67,7 @@ fn main() -> ExitCode {
         Command::Swap { name, slot } => bank_cmd::swap(&name, &slot, json),
         Command::Status => status::status(json),
         Command::Bench(args) => bench::run(args, json),
+        Command::Sync(cmd) => sync::run(&cmd, json),
         Command::Watch(args) => track::watch::run(args, json),
         Command::Top(args) => track::top::run(args, json),
         Command::Report(args) => track::report::run(args, json),

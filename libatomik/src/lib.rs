@@ -21,6 +21,7 @@ pub mod bank;
 mod error;
 mod name;
 mod op;
+pub mod replica;
 mod slot;
 pub mod track;
 

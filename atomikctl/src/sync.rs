@@ -1,0 +1,166 @@
+//! `atomikctl sync serve|join|status`: replicate a bank over authenticated TCP.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use atomik::replica::daemon::{Daemon, DaemonConfig};
+use atomik::Op;
+
+/// `sync` subcommands.
+#[derive(Debug, clap::Subcommand)]
+pub enum SyncCmd {
+    /// Replicate BANK and accept peers on ADDR.
+    Serve {
+        #[command(flatten)]
+        common: Common,
+        /// Address to listen on, e.g. 127.0.0.1:7400.
+        #[arg(long)]
+        listen: String,
+        /// Also dial these peers (repeatable).
+        #[arg(long)]
+        peer: Vec<String>,
+    },
+    /// Replicate BANK with the peer at ADDR (reconnecting with backoff).
+    Join {
+        #[command(flatten)]
+        common: Common,
+        /// Peer address (repeatable).
+        #[arg(long, required = true)]
+        peer: Vec<String>,
+    },
+    /// Show a daemon's replica state from its directory.
+    Status {
+        /// Bank name (for the default --data).
+        #[arg(long)]
+        bank: String,
+        /// Replica directory.
+        #[arg(long)]
+        data: Option<PathBuf>,
+    },
+}
+
+/// Options shared by serve and join.
+#[derive(Debug, clap::Args)]
+pub struct Common {
+    /// Bank to replicate (created with --slots/--op if absent).
+    #[arg(long)]
+    pub bank: String,
+    /// Replica directory (default /var/lib/atomik/sync/BANK).
+    #[arg(long)]
+    pub data: Option<PathBuf>,
+    /// Slots when creating the bank.
+    #[arg(long)]
+    pub slots: Option<u64>,
+    /// Operator when creating the bank.
+    #[arg(long, default_value = "xor")]
+    pub op: Op,
+    /// File holding the shared secret (else $ATOMIK_SYNC_SECRET).
+    #[arg(long)]
+    pub secret_file: Option<PathBuf>,
+    /// Milliseconds between ticks (commit local changes, push, status).
+    #[arg(long, default_value_t = 100)]
+    pub tick_ms: u64,
+}
+
+fn data_dir(bank: &str, data: &Option<PathBuf>) -> PathBuf {
+    data.clone().unwrap_or_else(|| PathBuf::from("/var/lib/atomik/sync").join(bank))
+}
+
+static STOP: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn on_signal(_: libc::c_int) {
+    STOP.store(true, Ordering::Relaxed);
+}
+
+fn secret(c: &Common) -> Result<Vec<u8>> {
+    let s = match &c.secret_file {
+        Some(p) => std::fs::read(p).with_context(|| format!("reading secret file {}", p.display()))?,
+        None => std::env::var("ATOMIK_SYNC_SECRET")
+            .context("no shared secret: give --secret-file or set ATOMIK_SYNC_SECRET")?
+            .into_bytes(),
+    };
+    let s: Vec<u8> = s.trim_ascii().to_vec();
+    if s.len() < 8 {
+        bail!("the shared secret must be at least 8 bytes");
+    }
+    Ok(s)
+}
+
+fn daemon(c: &Common, listen: Option<String>, peers: Vec<String>) -> Result<()> {
+    let cfg = DaemonConfig {
+        bank: c.bank.clone(),
+        data: data_dir(&c.bank, &c.data),
+        create: c.slots.map(|s| (s, c.op)),
+        secret: secret(c)?,
+        listen,
+        peers,
+        tick: Duration::from_millis(c.tick_ms.max(1)),
+        ae_every: 10,
+    };
+    // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
+    unsafe {
+        libc::signal(libc::SIGTERM, on_signal as *const () as libc::sighandler_t);
+        libc::signal(libc::SIGINT, on_signal as *const () as libc::sighandler_t);
+    }
+    let stop = Arc::new(AtomicBool::new(false));
+    let d = Daemon::open(cfg, Arc::clone(&stop))?;
+    let watcher = Arc::clone(&stop);
+    std::thread::spawn(move || loop {
+        if STOP.load(Ordering::Relaxed) {
+            watcher.store(true, Ordering::Relaxed);
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    });
+    d.run()?;
+    Ok(())
+}
+
+/// Runs a `sync` subcommand.
+pub fn run(cmd: &SyncCmd, json: bool) -> Result<()> {
+    match cmd {
+        SyncCmd::Serve { common, listen, peer } => daemon(common, Some(listen.clone()), peer.clone()),
+        SyncCmd::Join { common, peer } => daemon(common, None, peer.clone()),
+        SyncCmd::Status { bank, data } => {
+            let path = data_dir(bank, data).join("status.json");
+            let s = std::fs::read_to_string(&path).with_context(|| {
+                format!("{}: no status (is a sync daemon running for bank {bank}?)", path.display())
+            })?;
+            if json {
+                print!("{s}");
+            } else {
+                // Flatten the one-line JSON into `key: value` lines.
+                let body = s.trim().trim_start_matches('{').trim_end_matches('}');
+                for part in split_top(body) {
+                    if let Some((k, v)) = part.split_once(':') {
+                        println!("{:<13} {}", k.trim_matches('"'), v);
+                    }
+                }
+            }
+            Ok(())
+        }
+    }
+}
+
+/// Splits on commas that are not nested in brackets or strings.
+fn split_top(s: &str) -> Vec<&str> {
+    let (mut depth, mut in_str, mut start, mut out) = (0i32, false, 0, Vec::new());
+    let b = s.as_bytes();
+    for (i, &c) in b.iter().enumerate() {
+        match c {
+            b'"' if i == 0 || b[i - 1] != b'\\' => in_str = !in_str,
+            b'[' | b'{' if !in_str => depth += 1,
+            b']' | b'}' if !in_str => depth -= 1,
+            b',' if !in_str && depth == 0 => {
+                out.push(&s[start..i]);
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    out.push(&s[start..]);
+    out
+}

@@ -1,0 +1,221 @@
+//! `atomikctl sync` over loopback TCP: convergence of several processes, refusal of a peer
+//! without the secret, `kill -9` of a replica mid-stream, and offline-first clients.
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use atomik::{Bank, CreateOptions, Op};
+
+const SECRET: &str = "correct horse battery staple";
+
+fn shm() -> &'static Path {
+    static DIR: OnceLock<tempfile::TempDir> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let d = tempfile::tempdir().unwrap();
+        // SAFETY (of the environment): set once, before any bank is opened by this process.
+        std::env::set_var("ATOMIK_SHM_DIR", d.path());
+        d
+    })
+    .path()
+}
+
+fn free_port() -> String {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap().to_string()
+}
+
+struct Node {
+    child: Child,
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn atomikctl() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_atomikctl"));
+    c.env("ATOMIK_SHM_DIR", shm()).stdout(Stdio::null()).stderr(Stdio::null());
+    c
+}
+
+fn spawn(args: &[&str], data: &Path, secret: &str) -> Node {
+    let mut c = atomikctl();
+    c.arg("sync").args(args).arg("--data").arg(data).arg("--tick-ms").arg("20");
+    c.env("ATOMIK_SYNC_SECRET", secret);
+    Node { child: c.spawn().expect("start atomikctl sync") }
+}
+
+fn serve(bank: &str, addr: &str, data: &Path) -> Node {
+    spawn(&["serve", "--bank", bank, "--slots", "64", "--op", "add", "--listen", addr], data, SECRET)
+}
+
+fn join(bank: &str, peer: &str, data: &Path, secret: &str) -> Node {
+    spawn(&["join", "--bank", bank, "--slots", "64", "--op", "add", "--peer", peer], data, secret)
+}
+
+fn bank(name: &str) -> Bank {
+    shm();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        match Bank::open(name) {
+            Ok(b) => return b,
+            Err(_) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(20)),
+            Err(e) => panic!("bank {name}: {e}"),
+        }
+    }
+}
+
+fn create(name: &str) -> Bank {
+    shm();
+    Bank::create(name, CreateOptions::new(64).op(Op::Add)).unwrap()
+}
+
+/// Polls until every bank reads `want`; panics with the last values after a generous bound
+/// (the bound only turns a hang into a failure; nothing here measures speed).
+fn wait_all(names: &[&str], want: &[u64]) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let got: Vec<Vec<u64>> = names.iter().map(|n| bank(n).read_all()).collect();
+        if got.iter().all(|g| g == want) {
+            return;
+        }
+        if Instant::now() > deadline {
+            panic!("banks {names:?} did not converge to {want:?}: {got:?}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn dir(tmp: &tempfile::TempDir, name: &str) -> PathBuf {
+    tmp.path().join(name)
+}
+
+#[test]
+fn three_processes_converge_and_a_peer_without_the_secret_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let addr = free_port();
+    let _s = serve("t1s", &addr, &dir(&tmp, "s"));
+    let _a = join("t1a", &addr, &dir(&tmp, "a"), SECRET);
+    let _b = join("t1b", &addr, &dir(&tmp, "b"), SECRET);
+    let intruder = create("t1x");
+    intruder.accum(0, 1_000_000).unwrap();
+    let _x = join("t1x", &addr, &dir(&tmp, "x"), "not the secret at all");
+    let mut want = vec![0u64; 64];
+    for i in 0..200u64 {
+        let (b, slot) = (if i % 2 == 0 { "t1a" } else { "t1b" }, (i * 7 % 64) as usize);
+        bank(b).accum(slot as u64, i + 1).unwrap();
+        want[slot] += i + 1;
+    }
+    wait_all(&["t1s", "t1a", "t1b"], &want);
+    // The intruder was refused: its increment reached nobody, and the server counted it.
+    let status = std::fs::read_to_string(dir(&tmp, "s").join("status.json")).unwrap();
+    let refused: u64 =
+        status.split("\"refused\":").nth(1).unwrap().split(',').next().unwrap().parse().unwrap();
+    assert!(refused >= 1, "server did not record a refused peer: {status}");
+    assert_eq!(bank("t1s").read(0).unwrap(), want[0]);
+    assert_eq!(bank("t1x").read_all()[1..], vec![0u64; 63][..], "intruder received data");
+}
+
+#[test]
+fn kill_9_of_the_server_mid_stream_loses_no_acknowledged_delta() {
+    let tmp = tempfile::tempdir().unwrap();
+    let addr = free_port();
+    let mut s = serve("t2s", &addr, &dir(&tmp, "s"));
+    let _a = join("t2a", &addr, &dir(&tmp, "a"), SECRET);
+    let _b = join("t2b", &addr, &dir(&tmp, "b"), SECRET);
+    let mut want = vec![0u64; 64];
+    for round in 0..4u64 {
+        for i in 0..100u64 {
+            let (b, slot) = (if i % 2 == 0 { "t2a" } else { "t2b" }, ((i + round) % 64) as usize);
+            bank(b).accum(slot as u64, 1 + i % 5).unwrap();
+            want[slot] += 1 + i % 5;
+            if i == 50 {
+                // Mid-stream: SIGKILL the server, then restart it from its directory.
+                s.child.kill().unwrap();
+                s.child.wait().unwrap();
+                s = serve("t2s", &addr, &dir(&tmp, "s"));
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+    wait_all(&["t2s", "t2a", "t2b"], &want);
+}
+
+#[test]
+fn kill_9_of_a_client_keeps_what_the_server_acknowledged() {
+    let tmp = tempfile::tempdir().unwrap();
+    let addr = free_port();
+    let _s = serve("t3s", &addr, &dir(&tmp, "s"));
+    let mut a = join("t3a", &addr, &dir(&tmp, "a"), SECRET);
+    let mut want = vec![0u64; 64];
+    for i in 0..64u64 {
+        bank("t3a").accum(i, i + 1).unwrap();
+        want[i as usize] += i + 1;
+    }
+    wait_all(&["t3s", "t3a"], &want); // acknowledged: the server holds it
+    a.child.kill().unwrap();
+    a.child.wait().unwrap();
+    // The client's bank survives in shared memory but its replica restarts from disk.
+    a = join("t3a", &addr, &dir(&tmp, "a"), SECRET);
+    wait_all(&["t3s", "t3a"], &want);
+    bank("t3s").accum(5, 1000).unwrap();
+    want[5] += 1000;
+    wait_all(&["t3s", "t3a"], &want);
+    drop(a);
+}
+
+#[test]
+fn offline_clients_reconnect_in_random_order_and_lose_no_increment() {
+    let tmp = tempfile::tempdir().unwrap();
+    let addr = free_port();
+    let _s = serve("t4s", &addr, &dir(&tmp, "s"));
+    let names = ["t4c0", "t4c1", "t4c2", "t4c3"];
+    let mut want = vec![0u64; 64];
+    // Round 1: clients that never ran accumulate offline (concurrent increments on shared slots).
+    for (k, n) in names.iter().enumerate() {
+        let b = create(n);
+        for t in 0..500u64 {
+            let slot = (t * (k as u64 + 3)) % 64;
+            b.accum(slot, 1 + (t + k as u64) % 3).unwrap();
+            want[slot as usize] += 1 + (t + k as u64) % 3;
+        }
+    }
+    // Reconnect in a pseudo-random order.
+    let mut order = vec![2usize, 0, 3, 1];
+    let mut clients: Vec<Option<Node>> = (0..names.len()).map(|_| None).collect();
+    for &k in &order {
+        clients[k] = Some(join(names[k], &addr, &dir(&tmp, names[k]), SECRET));
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let mut all: Vec<&str> = names.to_vec();
+    all.push("t4s");
+    wait_all(&all, &want);
+    // Round 2: clients stop cleanly (SIGTERM), accumulate offline again, come back.
+    for c in clients.iter_mut() {
+        let c = c.take().unwrap();
+        // SAFETY: plain kill(2) on our own child's pid.
+        unsafe { libc::kill(c.child.id() as i32, libc::SIGTERM) };
+        let mut c = c;
+        c.child.wait().unwrap();
+        std::mem::forget(c);
+    }
+    for (k, n) in names.iter().enumerate() {
+        for t in 0..300u64 {
+            let slot = (t + 11 * k as u64) % 64;
+            bank(n).accum(slot, 2).unwrap();
+            want[slot as usize] += 2;
+        }
+    }
+    order.reverse();
+    for &k in &order {
+        clients[k] = Some(join(names[k], &addr, &dir(&tmp, names[k]), SECRET));
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    wait_all(&all, &want);
+}

@@ -1,0 +1,20 @@
+//! Delta replication: replicas of a bank converge by exchanging causal delta-intervals.
+//!
+//! - [`model`]: the replica (per-origin accumulators and versions, idempotent joins).
+//! - [`wire`]: the versioned, checksummed, compact wire format; [`varint`] its integers.
+//! - [`persist`]: snapshot + write-ahead log, durable across `kill -9`.
+//! - [`sim`]: the deterministic convergence simulator behind `atomikctl bench converge`.
+//! - [`tcp`]: authenticated TCP anti-entropy; `nats` (feature `nats`): NATS JetStream.
+
+pub mod daemon;
+pub mod model;
+pub mod op;
+pub mod persist;
+pub mod sim;
+pub mod tcp;
+pub mod varint;
+pub mod wire;
+
+pub use model::{Config, Joined, Replica, ReplicaError};
+pub use op::Op;
+pub use wire::{Delta, Message, WireError};

@@ -1,0 +1,240 @@
+//! Authenticated TCP anti-entropy between replicas of one bank.
+//!
+//! Records on the stream are `len:u32le kind:u8 payload` (`len` counts kind + payload, at
+//! most [`wire::MAX_FRAME`]). A connection starts with a handshake in which each side proves
+//! knowledge of the shared secret without sending it:
+//!
+//! 1. both send `HELLO`: protocol version, bank name, width, operator, origin id, 16-byte
+//!    random nonce;
+//! 2. both send `AUTH`: HMAC-SHA256(secret, "atomik-sync-v1" ‖ peer nonce ‖ own nonce ‖ own
+//!    id ‖ bank), which binds the proof to this connection's nonces (no replay);
+//! 3. each checks the peer's proof in constant time; on a mismatch it sends `ERROR` and
+//!    closes before any replica data flows.
+//!
+//! After that, `FRAME` records carry wire messages (see [`super::wire`]): each side sends its
+//! summary, answers summaries with what the peer lacks, and every tick pushes whatever its
+//! optimistic view of the peer says is missing (own new deltas and relayed ones). Every
+//! join is logged (fsync) before a summary can acknowledge it.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::Duration;
+
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+
+use super::op::Op;
+use super::wire::{self, Message, WireError};
+
+/// Version of the TCP handshake.
+pub const PROTOCOL: u8 = 1;
+const K_HELLO: u8 = 1;
+const K_AUTH: u8 = 2;
+const K_FRAME: u8 = 3;
+const K_ERROR: u8 = 4;
+const CONTEXT: &[u8] = b"atomik-sync-v1";
+
+/// Errors of a sync connection.
+#[derive(Debug, thiserror::Error)]
+pub enum TcpError {
+    #[error("{peer}: {source}")]
+    Io { peer: String, source: std::io::Error },
+    #[error("{peer}: authentication failed (wrong or missing shared secret)")]
+    AuthFailed { peer: String },
+    #[error("{peer}: refused by peer: {reason}")]
+    Refused { peer: String, reason: String },
+    #[error("{peer}: protocol error: {reason}")]
+    Protocol { peer: String, reason: String },
+    #[error("{peer}: bad frame: {source}")]
+    Wire { peer: String, source: WireError },
+}
+
+/// What a side announces in its `HELLO`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Hello {
+    pub bank: String,
+    pub width: u32,
+    pub op: Op,
+    pub id: u64,
+    pub nonce: [u8; 16],
+}
+
+/// A framed, authenticated connection.
+pub struct Conn {
+    stream: TcpStream,
+    peer: String,
+    /// The peer's hello (after [`Conn::handshake`]).
+    pub remote: Option<Hello>,
+    pub bytes_in: u64,
+    pub bytes_out: u64,
+}
+
+fn mac(secret: &[u8], their_nonce: &[u8; 16], my_nonce: &[u8; 16], my_id: u64, bank: &str) -> Hmac<Sha256> {
+    let mut m = <Hmac<Sha256> as Mac>::new_from_slice(secret).expect("HMAC takes any key length");
+    m.update(CONTEXT);
+    m.update(their_nonce);
+    m.update(my_nonce);
+    m.update(&my_id.to_le_bytes());
+    m.update(bank.as_bytes());
+    m
+}
+
+impl Conn {
+    pub fn new(stream: TcpStream) -> Conn {
+        let peer = stream.peer_addr().map_or_else(|_| "?".into(), |a| a.to_string());
+        let _ = stream.set_nodelay(true);
+        Conn { stream, peer, remote: None, bytes_in: 0, bytes_out: 0 }
+    }
+
+    pub fn peer(&self) -> &str {
+        &self.peer
+    }
+
+    fn io(&self) -> impl Fn(std::io::Error) -> TcpError + '_ {
+        |source| TcpError::Io { peer: self.peer.clone(), source }
+    }
+
+    fn proto(&self, reason: impl Into<String>) -> TcpError {
+        TcpError::Protocol { peer: self.peer.clone(), reason: reason.into() }
+    }
+
+    /// A second handle for writing from another thread.
+    pub fn try_clone(&self) -> Result<Conn, TcpError> {
+        Ok(Conn {
+            stream: self.stream.try_clone().map_err(self.io())?,
+            peer: self.peer.clone(),
+            remote: self.remote.clone(),
+            bytes_in: 0,
+            bytes_out: 0,
+        })
+    }
+
+    pub fn set_read_timeout(&self, t: Option<Duration>) -> Result<(), TcpError> {
+        self.stream.set_read_timeout(t).map_err(self.io())
+    }
+
+    pub fn shutdown(&self) {
+        let _ = self.stream.shutdown(std::net::Shutdown::Both);
+    }
+
+    fn send(&mut self, kind: u8, payload: &[u8]) -> Result<(), TcpError> {
+        let mut rec = Vec::with_capacity(5 + payload.len());
+        rec.extend_from_slice(&(payload.len() as u32 + 1).to_le_bytes());
+        rec.push(kind);
+        rec.extend_from_slice(payload);
+        self.stream.write_all(&rec).map_err(self.io())?;
+        self.bytes_out += rec.len() as u64;
+        Ok(())
+    }
+
+    fn recv(&mut self) -> Result<(u8, Vec<u8>), TcpError> {
+        let mut len = [0u8; 4];
+        self.stream.read_exact(&mut len).map_err(self.io())?;
+        let len = u32::from_le_bytes(len) as usize;
+        if len == 0 || len > wire::MAX_FRAME + 1 {
+            return Err(self.proto(format!("record length {len}")));
+        }
+        let mut buf = vec![0u8; len];
+        self.stream.read_exact(&mut buf).map_err(self.io())?;
+        self.bytes_in += 4 + len as u64;
+        let kind = buf.remove(0);
+        Ok((kind, buf))
+    }
+
+    /// Sends one wire message.
+    pub fn send_msg(&mut self, msg: &Message) -> Result<(), TcpError> {
+        self.send(K_FRAME, &wire::encode(msg))
+    }
+
+    /// Receives one wire message (the peer's `ERROR` becomes [`TcpError::Refused`]).
+    pub fn recv_msg(&mut self) -> Result<Message, TcpError> {
+        let (kind, body) = self.recv()?;
+        match kind {
+            K_FRAME => {
+                wire::decode(&body).map_err(|source| TcpError::Wire { peer: self.peer.clone(), source })
+            }
+            K_ERROR => Err(TcpError::Refused {
+                peer: self.peer.clone(),
+                reason: String::from_utf8_lossy(&body).into(),
+            }),
+            k => Err(self.proto(format!("unexpected record kind {k}"))),
+        }
+    }
+
+    /// Runs the mutual HMAC challenge; on success `remote` holds the peer's hello.
+    pub fn handshake(&mut self, me: &Hello, secret: &[u8]) -> Result<Hello, TcpError> {
+        self.set_read_timeout(Some(Duration::from_secs(10)))?;
+        let mut h = vec![PROTOCOL];
+        h.extend_from_slice(&(me.bank.len() as u16).to_le_bytes());
+        h.extend_from_slice(me.bank.as_bytes());
+        h.extend_from_slice(&me.width.to_le_bytes());
+        h.push(me.op.code() as u8);
+        h.extend_from_slice(&me.id.to_le_bytes());
+        h.extend_from_slice(&me.nonce);
+        self.send(K_HELLO, &h)?;
+        let (kind, body) = self.recv()?;
+        if kind == K_ERROR {
+            return Err(TcpError::Refused {
+                peer: self.peer.clone(),
+                reason: String::from_utf8_lossy(&body).into(),
+            });
+        }
+        if kind != K_HELLO {
+            return Err(self.proto("expected HELLO"));
+        }
+        let them = self.parse_hello(&body)?;
+        let proof = mac(secret, &them.nonce, &me.nonce, me.id, &me.bank).finalize().into_bytes();
+        self.send(K_AUTH, &proof)?;
+        let (kind, body) = self.recv()?;
+        if kind == K_ERROR {
+            return Err(TcpError::Refused {
+                peer: self.peer.clone(),
+                reason: String::from_utf8_lossy(&body).into(),
+            });
+        }
+        if kind != K_AUTH {
+            return Err(self.proto("expected AUTH"));
+        }
+        let ok = mac(secret, &me.nonce, &them.nonce, them.id, &them.bank).verify_slice(&body).is_ok();
+        if !ok {
+            let _ = self.send(K_ERROR, b"authentication failed");
+            return Err(TcpError::AuthFailed { peer: self.peer.clone() });
+        }
+        if them.width != me.width || them.op != me.op {
+            let why = format!(
+                "bank shape mismatch: ours {} slots {}, theirs {} slots {}",
+                me.width, me.op, them.width, them.op
+            );
+            let _ = self.send(K_ERROR, why.as_bytes());
+            return Err(self.proto(why));
+        }
+        self.set_read_timeout(None)?;
+        self.remote = Some(them.clone());
+        Ok(them)
+    }
+
+    fn parse_hello(&self, b: &[u8]) -> Result<Hello, TcpError> {
+        let bad = || self.proto("malformed HELLO");
+        if b.first() != Some(&PROTOCOL) {
+            return Err(self.proto(format!("unsupported protocol {:?}", b.first())));
+        }
+        let n = u16::from_le_bytes(b.get(1..3).ok_or_else(bad)?.try_into().map_err(|_| bad())?) as usize;
+        let bank = std::str::from_utf8(b.get(3..3 + n).ok_or_else(bad)?).map_err(|_| bad())?.to_string();
+        let rest = b.get(3 + n..).ok_or_else(bad)?;
+        if rest.len() != 4 + 1 + 8 + 16 {
+            return Err(bad());
+        }
+        let width = u32::from_le_bytes(rest[0..4].try_into().map_err(|_| bad())?);
+        let op = Op::from_code(u32::from(rest[4])).ok_or_else(bad)?;
+        let id = u64::from_le_bytes(rest[5..13].try_into().map_err(|_| bad())?);
+        let nonce: [u8; 16] = rest[13..29].try_into().map_err(|_| bad())?;
+        Ok(Hello { bank, width, op, id, nonce })
+    }
+}
+
+/// 16 random bytes for a handshake nonce.
+pub fn nonce() -> std::io::Result<[u8; 16]> {
+    let mut b = [0u8; 16];
+    std::fs::File::open("/dev/urandom")?.read_exact(&mut b)?;
+    Ok(b)
+}
