@@ -7,7 +7,9 @@
 //! ```
 //!
 //! where `⊗` is carry-less (polynomial) multiplication, `Σ` is XOR, `P` is irreducible (so
-//! the arithmetic is GF(2⁶⁴)) and `k_0 … k_511` are 512 distinct fixed keys ([`KEYS`]).
+//! the arithmetic is GF(2⁶⁴)) and `k_0 … k_511` are 512 distinct fixed keys ([`KEYS`]). The
+//! keys and the reduction are defined once, in [`crate::fp_core`], which the kernel module
+//! compiles too.
 //!
 //! **Why linear**: `fp(a ⊕ b) = fp(a) ⊕ fp(b)`. A page's content delta maps to a
 //! fingerprint delta, which is what the tracker ACCUMulates into a bank under XOR: the
@@ -34,48 +36,13 @@
 
 use std::sync::OnceLock;
 
-/// Bytes in a page.
-pub const PAGE_BYTES: usize = 4096;
-/// 64-bit words in a page.
-pub const PAGE_WORDS: usize = PAGE_BYTES / 8;
-/// Seed of the key sequence: changing it changes every fingerprint.
-pub const KEY_SEED: u64 = 0x6174_6f6d_696b_6670; // "atomikfp"
+pub use crate::fp_core::{KEYS, KEY_SEED, PAGE_BYTES, PAGE_WORDS};
 
-const fn splitmix64(state: u64) -> (u64, u64) {
-    let s = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
-    let mut z = s;
-    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    (s, z ^ (z >> 31))
-}
-
-const fn make_keys() -> [u64; PAGE_WORDS] {
-    let mut keys = [0u64; PAGE_WORDS];
-    let mut state = KEY_SEED;
-    let mut i = 0;
-    while i < PAGE_WORDS {
-        let (s, k) = splitmix64(state);
-        state = s;
-        // Distinctness and non-zeroness are checked by a test; splitmix64 is a bijection of
-        // its counter, so 512 consecutive outputs are distinct.
-        keys[i] = k;
-        i += 1;
-    }
-    keys
-}
-
-/// The per-position keys `k_i`.
-pub static KEYS: [u64; PAGE_WORDS] = make_keys();
-
-/// Reduces a 128-bit carry-less product modulo `P(x) = x⁶⁴ + x⁴ + x³ + x + 1`.
+/// Reduces a 128-bit carry-less product modulo `P(x) = x⁶⁴ + x⁴ + x³ + x + 1` (the
+/// definition shared with the kernel module lives in [`crate::fp_core`]).
 #[inline]
 pub fn reduce(r: u128) -> u64 {
-    let lo = r as u64;
-    let hi = (r >> 64) as u64;
-    // hi·x⁶⁴ ≡ hi·(x⁴ + x³ + x + 1); the bits shifted out of 64 are folded once more.
-    let t = hi ^ (hi << 1) ^ (hi << 3) ^ (hi << 4);
-    let o = (hi >> 63) ^ (hi >> 61) ^ (hi >> 60);
-    lo ^ t ^ o ^ (o << 1) ^ (o << 3) ^ (o << 4)
+    crate::fp_core::reduce((r >> 64) as u64, r as u64)
 }
 
 /// Bit-by-bit carry-less multiply: the reference the fast paths are tested against.
