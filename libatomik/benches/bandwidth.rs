@@ -13,11 +13,19 @@ use automerge::{transaction::Transactable, AutoCommit, ObjType, ReadDoc, ScalarV
 use crdts::{CmRDT, GCounter};
 
 const REPLICAS: usize = 4;
-const TICKS: u64 = 2000;
+/// Ticks of a `cargo bench` run; `cargo test --benches` (no `--bench` argument) runs a short
+/// smoke version of the same workload with the same agreement checks.
+const BENCH_TICKS: u64 = 2000;
+const SMOKE_TICKS: u64 = 40;
+static TICKS: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+
+fn ticks() -> u64 {
+    *TICKS.get().unwrap_or(&SMOKE_TICKS)
+}
 const WINDOW: u64 = 8;
 
 fn cfg(op: Op) -> SimConfig {
-    let mut c = SimConfig::new(REPLICAS, TICKS, 0xDEAD_BEEF_0BAD_F00D);
+    let mut c = SimConfig::new(REPLICAS, ticks(), 0xDEAD_BEEF_0BAD_F00D);
     c.op = op;
     c
 }
@@ -37,7 +45,7 @@ fn atomik_row(op: Op) -> (f64, Vec<u64>) {
     let mut rng = Rng::new(1);
     let mut bytes = 0u64;
     let mut window: Vec<(usize, Vec<u8>)> = Vec::new();
-    for t in 0..TICKS {
+    for t in 0..ticks() {
         for (n, r) in reps.iter_mut().enumerate() {
             for (s, v) in workload(&c, n, t) {
                 r.accum(s, v).unwrap();
@@ -47,7 +55,7 @@ fn atomik_row(op: Op) -> (f64, Vec<u64>) {
             bytes += frame.len() as u64;
             window.push((n, frame));
         }
-        if t % WINDOW == WINDOW - 1 || t + 1 == TICKS {
+        if t % WINDOW == WINDOW - 1 || t + 1 == ticks() {
             shuffled(&mut rng, &mut window);
             for (from, frame) in window.drain(..) {
                 let msg = wire::decode(&frame).unwrap();
@@ -62,7 +70,7 @@ fn atomik_row(op: Op) -> (f64, Vec<u64>) {
     for r in &reps[1..] {
         assert_eq!(r.state(), reps[0].state(), "atomik replicas diverged");
     }
-    (bytes as f64 / (TICKS * REPLICAS as u64) as f64, reps[0].state().to_vec())
+    (bytes as f64 / (ticks() * REPLICAS as u64) as f64, reps[0].state().to_vec())
 }
 
 /// `crdts` 7: one GCounter per slot; a tick's ops are `(slot, Dot)` pairs, bincode-encoded.
@@ -72,7 +80,7 @@ fn crdts_row() -> (f64, Vec<u64>) {
     let mut rng = Rng::new(1);
     let mut bytes = 0u64;
     let mut window: Vec<(usize, Vec<u8>)> = Vec::new();
-    for t in 0..TICKS {
+    for t in 0..ticks() {
         for (n, r) in reps.iter_mut().enumerate() {
             let mut ops = Vec::new();
             for (s, v) in workload(&c, n, t) {
@@ -84,7 +92,7 @@ fn crdts_row() -> (f64, Vec<u64>) {
             bytes += frame.len() as u64;
             window.push((n, frame));
         }
-        if t % WINDOW == WINDOW - 1 || t + 1 == TICKS {
+        if t % WINDOW == WINDOW - 1 || t + 1 == ticks() {
             shuffled(&mut rng, &mut window);
             for (from, frame) in window.drain(..) {
                 let ops: Vec<(u16, crdts::Dot<u64>)> = bincode::deserialize(&frame).unwrap();
@@ -103,7 +111,7 @@ fn crdts_row() -> (f64, Vec<u64>) {
         let other: Vec<u64> = r.iter().map(|g| u64::try_from(g.read()).unwrap()).collect();
         assert_eq!(other, state, "crdts replicas diverged");
     }
-    (bytes as f64 / (TICKS * REPLICAS as u64) as f64, state)
+    (bytes as f64 / (ticks() * REPLICAS as u64) as f64, state)
 }
 
 /// `automerge`: a list of 256 Counters; a tick's change is `save_incremental()`.
@@ -121,7 +129,7 @@ fn automerge_row() -> (f64, Vec<u64>) {
     let mut rng = Rng::new(1);
     let mut bytes = 0u64;
     let mut window: Vec<(usize, Vec<u8>)> = Vec::new();
-    for t in 0..TICKS {
+    for t in 0..ticks() {
         for (n, r) in reps.iter_mut().enumerate() {
             for (s, v) in workload(&c, n, t) {
                 r.increment(&list, s as usize, v as i64).unwrap();
@@ -130,7 +138,7 @@ fn automerge_row() -> (f64, Vec<u64>) {
             bytes += frame.len() as u64;
             window.push((n, frame));
         }
-        if t % WINDOW == WINDOW - 1 || t + 1 == TICKS {
+        if t % WINDOW == WINDOW - 1 || t + 1 == ticks() {
             shuffled(&mut rng, &mut window);
             for (from, frame) in window.drain(..) {
                 for (n, r) in reps.iter_mut().enumerate() {
@@ -156,14 +164,15 @@ fn automerge_row() -> (f64, Vec<u64>) {
     for r in &reps[1..] {
         assert_eq!(read(r), state, "automerge replicas diverged");
     }
-    (bytes as f64 / (TICKS * REPLICAS as u64) as f64, state)
+    (bytes as f64 / (ticks() * REPLICAS as u64) as f64, state)
 }
 
 fn main() {
-    // `cargo test --benches` runs this too: keep that quick.
-    if std::env::args().any(|a| a == "--test") || std::env::args().any(|a| a == "--list") {
+    if std::env::args().any(|a| a == "--list") {
         return;
     }
+    let bench = std::env::args().any(|a| a == "--bench");
+    TICKS.set(if bench { BENCH_TICKS } else { SMOKE_TICKS }).expect("set once");
     let (xor, _) = atomik_row(Op::Xor);
     let (add, add_state) = atomik_row(Op::Add);
     let (gc, gc_state) = crdts_row();
@@ -173,7 +182,8 @@ fn main() {
     let full = 256.0 * 8.0;
     println!(
         "bandwidth: {REPLICAS} replicas, 256 u64 slots (2,048 B), 13 slots (5 %) changed per replica per tick, \
-         {TICKS} ticks, shuffled delivery; bytes per replica per tick (one message, sent to each peer)"
+         {} ticks, shuffled delivery; bytes per replica per tick (one message, sent to each peer)",
+        ticks()
     );
     println!("{:<44} {:>10} {:>12}", "encoding", "B/tick", "vs full");
     let row = |name: &str, b: f64| println!("{name:<44} {b:>10.1} {:>11.1}%", 100.0 * b / full);
