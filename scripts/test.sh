@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # The test suite: everything CI runs. Installs what the tests need on a fresh Debian 12.
+#   ATOMIK_SKIP_VM=1 skips the two VM runs of the kernel module (for quick local runs).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib.sh
@@ -7,3 +8,11 @@ rust_need
 echo "==> cargo test (workspace)"
 cargo test --workspace --all-targets
 cargo test --workspace --doc
+if [ "${ATOMIK_SKIP_VM:-0}" = 1 ]; then
+    echo "==> ATOMIK_SKIP_VM=1: kernel module VM runs skipped"
+    exit 0
+fi
+echo "==> VM: /dev/atomik on a normal kernel (all suites, then the DKMS proof)"
+tests/vm/run.sh
+echo "==> VM: the same suites on a KASAN + lockdep kernel"
+tests/vm/run.sh --debug --no-dkms
