@@ -39,6 +39,12 @@ pub enum SyncCmd {
         /// need distinct bank names but the same group.
         #[arg(long, requires = "nats")]
         group: Option<String>,
+        /// Own messages between two snapshots of this origin on NATS.
+        #[arg(long, hide = true, default_value_t = 1000, requires = "nats")]
+        nats_snapshot_every: u64,
+        /// Messages the stream keeps per origin (when this replica creates the stream).
+        #[arg(long, hide = true, default_value_t = 4096, requires = "nats")]
+        nats_max_per_subject: i64,
     },
     /// Show a daemon's replica state from its directory.
     Status {
@@ -101,13 +107,15 @@ fn secret(c: &Common) -> Result<Vec<u8>> {
 /// Where a daemon exchanges deltas.
 enum Transport {
     Tcp { listen: Option<String>, peers: Vec<String> },
-    Nats { url: String, group: String },
+    Nats { url: String, group: String, snapshot_every: u64, max_per_subject: i64 },
 }
 
 fn daemon(c: &Common, transport: Transport) -> Result<()> {
     let (listen, peers, nats) = match transport {
         Transport::Tcp { listen, peers } => (listen, peers, None),
-        Transport::Nats { url, group } => (None, Vec::new(), Some((url, group))),
+        Transport::Nats { url, group, snapshot_every, max_per_subject } => {
+            (None, Vec::new(), Some((url, group, snapshot_every, max_per_subject)))
+        }
     };
     let cfg = DaemonConfig {
         bank: c.bank.clone(),
@@ -130,7 +138,7 @@ fn daemon(c: &Common, transport: Transport) -> Result<()> {
     let tick = cfg.tick;
     let d = Daemon::open(cfg, Arc::clone(&stop))?;
     let nats = match nats {
-        Some((url, group)) => Some(start_nats(&d, url, group, data, tick)?),
+        Some((url, group, every, max)) => Some(start_nats(&d, url, group, data, tick, (every, max))?),
         None => None,
     };
     let watcher = Arc::clone(&stop);
@@ -155,15 +163,28 @@ fn start_nats(
     group: String,
     data: PathBuf,
     tick: Duration,
+    (snapshot_every, max_per_subject): (u64, i64),
 ) -> Result<atomik::replica::nats::Transport> {
     use atomik::replica::nats::{spawn, NatsConfig};
+    if snapshot_every == 0 || max_per_subject < 2 * snapshot_every as i64 {
+        bail!("--nats-max-per-subject must be at least twice --nats-snapshot-every (and that above 0)");
+    }
     let mut cfg = NatsConfig::new(&url, &group, data);
     cfg.tick = tick;
+    cfg.snapshot_every = snapshot_every;
+    cfg.max_per_subject = max_per_subject;
     spawn(Arc::clone(d), cfg).context("starting the NATS transport thread")
 }
 
 #[cfg(not(feature = "nats"))]
-fn start_nats(_: &Arc<Daemon>, _: String, _: String, _: PathBuf, _: Duration) -> Result<NoNats> {
+fn start_nats(
+    _: &Arc<Daemon>,
+    _: String,
+    _: String,
+    _: PathBuf,
+    _: Duration,
+    _: (u64, i64),
+) -> Result<NoNats> {
     bail!("this atomikctl was built without the `nats` feature")
 }
 
@@ -181,9 +202,16 @@ pub fn run(cmd: &SyncCmd, json: bool) -> Result<()> {
         SyncCmd::Serve { common, listen, peer } => {
             daemon(common, Transport::Tcp { listen: Some(listen.clone()), peers: peer.clone() })
         }
-        SyncCmd::Join { common, nats: Some(url), group, .. } => daemon(
+        SyncCmd::Join {
+            common, nats: Some(url), group, nats_snapshot_every, nats_max_per_subject, ..
+        } => daemon(
             common,
-            Transport::Nats { url: url.clone(), group: group.clone().unwrap_or_else(|| common.bank.clone()) },
+            Transport::Nats {
+                url: url.clone(),
+                group: group.clone().unwrap_or_else(|| common.bank.clone()),
+                snapshot_every: *nats_snapshot_every,
+                max_per_subject: *nats_max_per_subject,
+            },
         ),
         SyncCmd::Join { common, peer, nats: None, .. } => {
             daemon(common, Transport::Tcp { listen: None, peers: peer.clone() })

@@ -122,6 +122,10 @@ impl Drop for Node {
 
 /// `atomikctl sync join --nats URL --group GROUP` for bank `bank`.
 fn join(bank: &str, group: &str, op: &str, url: &str, data: &Path) -> Node {
+    join_with(bank, group, op, url, data, &[])
+}
+
+fn join_with(bank: &str, group: &str, op: &str, url: &str, data: &Path, extra: &[&str]) -> Node {
     let mut c = Command::new(env!("CARGO_BIN_EXE_atomikctl"));
     c.env("ATOMIK_SHM_DIR", shm()).env_remove("ATOMIK_SYNC_SECRET").stdout(Stdio::null());
     c.stderr(if std::env::var_os("ATOMIK_TEST_VERBOSE").is_some() {
@@ -130,7 +134,7 @@ fn join(bank: &str, group: &str, op: &str, url: &str, data: &Path) -> Node {
         Stdio::null()
     });
     c.args(["sync", "join", "--bank", bank, "--slots", "64", "--op", op, "--nats", url, "--group", group]);
-    c.arg("--data").arg(data).args(["--tick-ms", "20"]);
+    c.arg("--data").arg(data).args(["--tick-ms", "20"]).args(extra);
     Node { child: c.spawn().expect("start atomikctl sync join --nats") }
 }
 
@@ -368,4 +372,38 @@ fn offline_clients_connect_in_random_order_and_lose_no_increment() {
     all.push("n4new");
     wait_all(&all, &want);
     drop((late, clients));
+}
+
+#[test]
+fn a_replica_offline_longer_than_the_retention_is_repaired_by_snapshots() {
+    let tmp = tempfile::tempdir().unwrap();
+    let Some(mut nats) = NatsServer::new(&tmp) else { return };
+    nats.start();
+    let url = nats.url();
+    let dir = |n: &str| tmp.path().join(n);
+    // Tiny retention: the stream keeps 8 messages per origin, origins snapshot every 3.
+    let small = ["--nats-snapshot-every", "3", "--nats-max-per-subject", "8"];
+    let a = join_with("n5a", "n5", "add", &url, &dir("n5a"), &small);
+    let c = join_with("n5c", "n5", "add", &url, &dir("n5c"), &small);
+    let mut want = vec![0u64; 64];
+    bank("n5c").accum(1, 1).unwrap();
+    want[1] += 1;
+    wait_all(&["n5a", "n5c"], &want);
+    c.stop();
+    // One delta per round-trip: far more messages than the stream keeps.
+    for i in 0..60u64 {
+        bank("n5a").accum(i % 64, i + 1).unwrap();
+        want[(i % 64) as usize] += i + 1;
+        // Each ACCUM becomes a's version i + 1 once published (the next waits for it).
+        wait_status(&dir("n5a"), "published", |t| t["published"].as_u64().unwrap_or(0) > i);
+    }
+    // The stream dropped most of a's deltas: c (whose cursor is far behind) and a brand-new
+    // replica can only converge through a's snapshots.
+    let _c = join_with("n5c", "n5", "add", &url, &dir("n5c"), &small);
+    let _n = join_with("n5new", "n5", "add", &url, &dir("n5new"), &small);
+    wait_all(&["n5a", "n5c", "n5new"], &want);
+    let s: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir("n5new").join("status.json")).unwrap()).unwrap();
+    assert!(s["snapshots"].as_u64().unwrap() >= 1, "the new replica joined no snapshot: {s}");
+    drop(a);
 }
