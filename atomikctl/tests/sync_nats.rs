@@ -10,21 +10,10 @@
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::OnceLock;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use atomik::{Bank, CreateOptions, Op};
-
-fn shm() -> &'static Path {
-    static DIR: OnceLock<tempfile::TempDir> = OnceLock::new();
-    DIR.get_or_init(|| {
-        let d = tempfile::tempdir().unwrap();
-        // Set once, before any bank is opened by this process.
-        std::env::set_var("ATOMIK_SHM_DIR", d.path());
-        d
-    })
-    .path()
-}
+mod sync_support;
+use sync_support::{bank, create_offline, shm, wait_all};
 
 /// The nats-server binary, `None` when the tests are to be skipped (ATOMIK_SKIP_NATS=1).
 fn nats_server_bin() -> Option<PathBuf> {
@@ -138,46 +127,14 @@ fn join_with(bank: &str, group: &str, op: &str, url: &str, data: &Path, extra: &
     Node { child: c.spawn().expect("start atomikctl sync join --nats") }
 }
 
-fn bank(name: &str) -> Bank {
-    shm();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        match Bank::open(name) {
-            Ok(b) => return b,
-            Err(_) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(20)),
-            Err(e) => panic!("bank {name}: {e}"),
-        }
-    }
-}
-
-fn create(name: &str, op: Op) -> Bank {
-    shm();
-    Bank::create(name, CreateOptions::new(64).op(op)).unwrap()
-}
-
-/// Polls until every bank reads `want`; panics with the last values after a generous bound
-/// (the bound only turns a hang into a failure; nothing here measures speed).
-fn wait_all(names: &[&str], want: &[u64]) {
-    let deadline = Instant::now() + Duration::from_secs(90);
-    loop {
-        let got: Vec<Vec<u64>> = names.iter().map(|n| bank(n).read_all()).collect();
-        if got.iter().all(|g| g == want) {
-            return;
-        }
-        if Instant::now() > deadline {
-            panic!("banks {names:?} did not converge to {want:?}: {got:?}");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-/// Polls a replica's status.json until `pred` holds for its `transport` object.
+/// Polls a replica's status.json until `pred` holds for it (the file is rewritten every
+/// tick, so it may lag the bank a little).
 fn wait_status(data: &Path, what: &str, pred: impl Fn(&serde_json::Value) -> bool) -> serde_json::Value {
     let deadline = Instant::now() + Duration::from_secs(90);
     loop {
         let s = std::fs::read_to_string(data.join("status.json")).unwrap_or_default();
         if let Ok(v) = serde_json::from_str::<serde_json::Value>(&s) {
-            if pred(&v["transport"]) {
+            if pred(&v) {
                 return v;
             }
         }
@@ -223,9 +180,11 @@ fn three_processes_converge_byte_identically_through_nats() {
     }
     wait_all(&names, &want);
     for n in &names {
-        let v = wait_status(&tmp.path().join(n), "connected", |t| t["connected"] == true);
+        // Each published its own deltas on the group's stream.
+        let v = wait_status(&tmp.path().join(n), "published", |v| {
+            v["transport"]["messages_out"].as_u64() >= Some(1)
+        });
         assert_eq!(v["transport"]["stream"], "ATOMIK_n1");
-        assert!(v["transport"]["messages_out"].as_u64().unwrap() >= 1, "{n} published nothing: {v}");
     }
     drop(nodes);
 }
@@ -253,7 +212,7 @@ fn kill_9_of_replicas_loses_no_acknowledged_delta_and_replay_catches_up() {
     // ACCUMs of a crashed replica's bank are only safe once its daemon is back).
     std::fs::remove_file(dir("n2a").join("status.json")).unwrap();
     let a = join("n2a", "n2", "add", &url, &dir("n2a"));
-    wait_status(&dir("n2a"), "restarted", |t| t.is_object());
+    wait_status(&dir("n2a"), "restarted", |v| v["transport"].is_object());
     wait_all(&all, &want);
 
     // c dies mid-stream while a and b keep producing; it comes back and replays what it missed.
@@ -277,7 +236,7 @@ fn kill_9_of_replicas_loses_no_acknowledged_delta_and_replay_catches_up() {
     let cursor = std::fs::read_to_string(dir("n2c").join("nats.cursor")).unwrap();
     assert!(cursor.split_whitespace().nth(1).unwrap().parse::<u64>().unwrap() > 0, "cursor: {cursor}");
     // And the restarted ones still publish.
-    wait_status(&dir("n2c"), "connected", |t| t["connected"] == true);
+    wait_status(&dir("n2c"), "connected", |v| v["transport"]["connected"] == true);
     bank("n2c").accum(3, 1000).unwrap();
     want[3] += 1000;
     wait_all(&all, &want);
@@ -307,7 +266,7 @@ fn nats_server_restart_mid_stream_then_clients_reconnect_and_converge() {
     }
     wait_all(&names, &want);
     for n in &names {
-        wait_status(&tmp.path().join(n), "reconnected", |t| t["connected"] == true);
+        wait_status(&tmp.path().join(n), "reconnected", |v| v["transport"]["connected"] == true);
     }
     drop(nodes);
 }
@@ -321,15 +280,8 @@ fn offline_clients_connect_in_random_order_and_lose_no_increment() {
     let names = ["n4c0", "n4c1", "n4c2", "n4c3"];
     let dir = |n: &str| tmp.path().join(n);
     let mut want = vec![0u64; 64];
-    // Round 1: clients that never ran accumulate offline, on shared slots.
-    for (k, n) in names.iter().enumerate() {
-        let b = create(n, Op::Add);
-        for t in 0..500u64 {
-            let slot = (t * (k as u64 + 3)) % 64;
-            b.accum(slot, 1 + (t + k as u64) % 3).unwrap();
-            want[slot as usize] += 1 + (t + k as u64) % 3;
-        }
-    }
+    // Round 1: clients that never ran accumulate offline (concurrent increments on shared slots).
+    create_offline(&names, &mut want);
     // Half of them start while the NATS server is still down, and keep accumulating.
     let mut order: Vec<usize> = (0..names.len()).collect();
     shuffle(&mut order, &mut rng);
@@ -395,15 +347,15 @@ fn a_replica_offline_longer_than_the_retention_is_repaired_by_snapshots() {
         bank("n5a").accum(i % 64, i + 1).unwrap();
         want[(i % 64) as usize] += i + 1;
         // Each ACCUM becomes a's version i + 1 once published (the next waits for it).
-        wait_status(&dir("n5a"), "published", |t| t["published"].as_u64().unwrap_or(0) > i);
+        wait_status(&dir("n5a"), "published", |v| v["transport"]["published"].as_u64() > Some(i));
     }
     // The stream dropped most of a's deltas: c (whose cursor is far behind) and a brand-new
     // replica can only converge through a's snapshots.
     let _c = join_with("n5c", "n5", "add", &url, &dir("n5c"), &small);
     let _n = join_with("n5new", "n5", "add", &url, &dir("n5new"), &small);
     wait_all(&["n5a", "n5c", "n5new"], &want);
-    let s: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(dir("n5new").join("status.json")).unwrap()).unwrap();
-    assert!(s["snapshots"].as_u64().unwrap() >= 1, "the new replica joined no snapshot: {s}");
+    // The status counts the joined snapshots (after the bank, at the next tick).
+    let new = dir("n5new");
+    wait_status(&new, "joined a snapshot", |v| v["snapshots"].as_u64() >= Some(1));
     drop(a);
 }
