@@ -143,6 +143,8 @@ struct Counters {
     bytes_out: u64,
     snapshots_out: u64,
     refused: u64,
+    /// Deltas not joinable (before a snapshot, after a retention cut).
+    gaps: u64,
     sessions: u64,
 }
 
@@ -199,7 +201,7 @@ fn status(d: &Daemon, cfg: &NatsConfig, c: &Cursor, n: &Counters, published: u64
     d.set_transport_status(format!(
         "{{\"kind\":\"nats\",\"url\":{:?},\"stream\":{:?},\"connected\":{},\"cursor\":{},\"published\":{},\
          \"messages_in\":{},\"bytes_in\":{},\"messages_out\":{},\"bytes_out\":{},\"snapshots_out\":{},\
-         \"refused\":{},\"sessions\":{}}}",
+         \"refused\":{},\"gaps\":{},\"sessions\":{}}}",
         cfg.url,
         cfg.stream_name(),
         n.connected,
@@ -211,6 +213,7 @@ fn status(d: &Daemon, cfg: &NatsConfig, c: &Cursor, n: &Counters, published: u64
         n.bytes_out,
         n.snapshots_out,
         n.refused,
+        n.gaps,
         n.sessions
     ));
 }
@@ -318,9 +321,9 @@ async fn session(
                 match wire::decode(&m.payload) {
                     Ok(msg @ Message::Deltas { .. }) => match d.join_remote(&msg) {
                         Ok(joined) => {
-                            if joined.contains(&Joined::Dropped) {
-                                d.note_error(format!("{}: seq {seq}: delta not joinable yet (a snapshot will repair it)", cfg.stream_name()));
-                            }
+                            // Past a retention cut (a later snapshot repairs it): counted, not
+                            // printed, as a new replica may meet thousands.
+                            n.gaps += joined.iter().filter(|j| **j == Joined::Dropped).count() as u64;
                         }
                         Err(DaemonError::Replica(e)) => {
                             n.refused += 1;
