@@ -431,3 +431,30 @@ async fn publish_own(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_valid_subject_tokens_and_stream_names() {
+        let cfg = NatsConfig::new("nats://127.0.0.1:4222", "hits.eu west>*", PathBuf::from("/nonexistent"));
+        assert_eq!(cfg.stream_name(), "ATOMIK_hits_eu_west__");
+        assert_eq!(cfg.subject(0xab), "atomik.hits_eu_west__.00000000000000ab");
+        assert_eq!(cfg.all_subjects(), "atomik.hits_eu_west__.*");
+    }
+
+    #[test]
+    fn a_missing_or_torn_cursor_replays_from_the_start() {
+        let dir = std::env::temp_dir().join(format!("atomik-nats-cursor-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let cfg = NatsConfig::new("nats://x", "g", dir.clone());
+        assert_eq!(Cursor::load(&cfg), Cursor::default());
+        let c = Cursor { created: 1_700_000_000_123_456_789, seq: 42 };
+        c.save(&cfg).unwrap();
+        assert_eq!(Cursor::load(&cfg), c);
+        std::fs::write(Cursor::path(&cfg), "1700000000123456789").unwrap(); // torn write
+        assert_eq!(Cursor::load(&cfg), Cursor::default());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
