@@ -18,7 +18,8 @@ if [ ! -f "$tree/rust/libkernel.rmeta" ] || [ ! -f "$tree/rust/libcore.rmeta" ];
 fi
 want=$(sed -n 's/^CONFIG_RUSTC_VERSION=//p' "$tree/.config")
 command -v "$rustc" >/dev/null 2>&1 || fail "no rustc at $rustc (set ATOMIK_RUSTC)"
-have=$("$rustc" --version | awk '{split($2, v, "."); printf "%d%02d%02d", v[1], v[2], v[3]}')
+# CONFIG_RUSTC_VERSION is major * 100000 + minor * 100 + patch (1.96.0 -> 109600).
+have=$("$rustc" --version | awk '{split($2, v, "."); printf "%d", v[1] * 100000 + v[2] * 100 + v[3]}')
 [ -z "$want" ] || [ "$want" = "$have" ] ||
   fail "the kernel's Rust crates were built by rustc $want, $rustc is $have (set ATOMIK_RUSTC
   to the rustc that built the kernel)"

@@ -11,6 +11,10 @@ use kernel::prelude::*;
 #[allow(unreachable_pub)]
 #[path = "../libatomik/src/abi.rs"]
 mod abi;
+// The page fingerprint, shared with libatomik's userspace engine the same way.
+#[allow(unreachable_pub)]
+#[path = "../libatomik/src/fp_core.rs"]
+mod fp_core;
 mod uapi;
 mod access;
 mod bank;
@@ -19,6 +23,8 @@ mod device;
 mod ioctl;
 mod limits;
 mod mmap;
+mod region;
+mod address_space;
 mod registry;
 mod stats;
 
@@ -40,6 +46,14 @@ module! {
         max_total_bytes: u64 {
             default: 268435456,
             description: "Bytes of bank memory in all banks (ENOMEM above)",
+        },
+        max_region_pages: u64 {
+            default: 262144,
+            description: "Pages one fd may watch in all its regions, 16 bytes each (ENOMEM above)",
+        },
+        max_regions_per_fd: u32 {
+            default: 64,
+            description: "Regions one fd may watch (ENOSPC above)",
         },
     },
 }

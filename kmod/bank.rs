@@ -135,7 +135,7 @@ impl Bank {
     /// Waits a little for a seqlock holder; fails with EINTR when a signal is pending so that a
     /// slot left locked by a killed userspace writer cannot trap the caller in the kernel.
     fn backoff(spins: &mut u32) -> Result {
-        *spins += 1;
+        *spins = spins.wrapping_add(1);
         if *spins % SPINS_BEFORE_YIELD != 0 {
             core::hint::spin_loop();
             return Ok(());
@@ -158,6 +158,8 @@ impl Bank {
                     .compare_exchange_weak(s, s.wrapping_add(1), Ordering::Acquire, Ordering::Relaxed)
                     .is_ok()
             {
+                // Orders the odd sequence before the data stores that follow (as libatomik does).
+                fence(Ordering::Release);
                 break s;
             }
             Self::backoff(&mut spins)?;

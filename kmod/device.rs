@@ -1,13 +1,14 @@
 // SPDX-License-Identifier: GPL-2.0
 //! The misc device `/dev/atomik` and its per-file state: the bank the fd is attached to.
 
-use crate::{bank::Bank, ioctl, mmap};
+use crate::{bank::Bank, ioctl, mmap, region::Regions};
 use kernel::{
     fs::File,
     miscdevice::{MiscDevice, MiscDeviceOptions, MiscDeviceRegistration},
     mm::virt::VmaNew,
+    seq_file::SeqFile,
     prelude::*,
-    sync::{Arc, SetOnce},
+    sync::{Arc, Mutex, SetOnce},
 };
 
 /// The bank an fd is attached to and the access BANK_OPEN granted it.
@@ -20,6 +21,8 @@ pub(crate) struct Attachment {
 pub(crate) struct AtomikFile {
     /// Set once by BANK_OPEN (EBUSY on a second one); read without a lock by every op.
     pub(crate) attached: SetOnce<Attachment>,
+    /// Page-change regions this fd watches (REGION_* ioctls).
+    pub(crate) regions: Pin<KBox<Mutex<Regions>>>,
 }
 
 pub(crate) fn register() -> impl PinInit<MiscDeviceRegistration<AtomikFile>, Error> {
@@ -34,6 +37,7 @@ impl MiscDevice for AtomikFile {
         Ok(KBox::pin(
             AtomikFile {
                 attached: SetOnce::new(),
+                regions: KBox::pin_init(Regions::new(), GFP_KERNEL)?,
             },
             GFP_KERNEL,
         )?)
@@ -45,6 +49,12 @@ impl MiscDevice for AtomikFile {
 
     fn ioctl(me: Pin<&AtomikFile>, file: &File, cmd: u32, arg: usize) -> Result<isize> {
         ioctl::dispatch(&me, file, cmd, arg)
+    }
+
+    fn show_fdinfo(me: Pin<&AtomikFile>, m: &SeqFile, _file: &File) {
+        if let Some(att) = me.attached.as_ref() {
+            crate::stats::show_fdinfo(att, m);
+        }
     }
 
     #[cfg(CONFIG_COMPAT)]

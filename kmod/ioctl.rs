@@ -8,7 +8,7 @@ use crate::{
     batch,
     device::{AtomikFile, Attachment},
     limits::Limits,
-    registry,
+    region, registry,
 };
 use core::mem::size_of;
 use kernel::{
@@ -32,6 +32,10 @@ pub(crate) fn dispatch(me: &AtomikFile, file: &File, cmd: u32, arg: usize) -> Re
         IOCTL_SWAP => slot_op(me, KIND_SWAP, user),
         IOCTL_BATCH => batch::run(attached(me)?, user),
         IOCTL_BANK_STATS => stats(attached(me)?, user.writer()),
+        IOCTL_REGION_WATCH => region::watch(me, user),
+        IOCTL_REGION_CHECK => region::check(me, user),
+        IOCTL_REGION_CHECKPOINT => region::checkpoint(me, user.reader()),
+        IOCTL_REGION_UNWATCH => region::unwatch(me, user.reader()),
         _ => Err(ENOTTY),
     }
 }
@@ -55,7 +59,7 @@ fn get_info(mut w: UserSliceWriter) -> Result<isize> {
     let (bank_count, used_bytes) = registry::usage();
     let info = Info {
         abi_version: ABI_VERSION,
-        features: FEATURE_MMAP | FEATURE_BATCH | FEATURE_STATS,
+        features: FEATURE_MMAP | FEATURE_BATCH | FEATURE_STATS | FEATURE_REGION,
         bank_count,
         max_banks_per_user: limits.banks_per_user,
         max_slots: limits.slots,

@@ -11,12 +11,37 @@ use kernel::{alloc::KVVec, prelude::*, sync::Arc};
 /// All banks and the memory they hold.
 pub(crate) struct Banks {
     list: KVec<Arc<Bank>>,
+    /// Banks being created (their pages are allocated without the lock held): their names are
+    /// taken and they count against their owner's bank limit already.
+    pending: KVec<Pending>,
     used_bytes: u64,
+}
+
+struct Pending {
+    name: [u8; abi::NAME_LEN],
+    uid: kernel::task::Kuid,
 }
 
 kernel::sync::global_lock! {
     // SAFETY: initialised in module init (`init`) before the device is registered.
-    unsafe(uninit) static BANKS: Mutex<Banks> = Banks { list: KVec::new(), used_bytes: 0 };
+    unsafe(uninit) static BANKS: Mutex<Banks> =
+        Banks { list: KVec::new(), pending: KVec::new(), used_bytes: 0 };
+}
+
+impl Banks {
+    fn name_taken(&self, name: &[u8]) -> bool {
+        self.list.iter().any(|b| same_name(&b.name, name)) || self.pending.iter().any(|p| same_name(&p.name, name))
+    }
+
+    /// Ends a creation: forgets the pending entry, and releases its memory unless it succeeded.
+    fn finish_pending(&mut self, name: &[u8], bytes: u64, created: bool) {
+        if let Some(i) = self.pending.iter().position(|p| same_name(&p.name, name)) {
+            let _ = self.pending.remove(i);
+        }
+        if !created {
+            self.used_bytes -= bytes;
+        }
+    }
 }
 
 pub(crate) fn init() {
@@ -28,6 +53,7 @@ pub(crate) fn init() {
 pub(crate) fn clear() {
     let mut banks = BANKS.lock();
     banks.list.clear();
+    banks.pending.clear();
     banks.used_bytes = 0;
 }
 
@@ -58,13 +84,15 @@ pub(crate) fn create(
     if layout.slots > limits.slots {
         return Err(ENOMEM);
     }
-    // Reserve the memory first, allocate without the lock held, then publish.
+    // Reserve the name, the owner's bank count and the memory first, allocate without the
+    // lock held, then publish.
     {
         let mut banks = BANKS.lock();
-        if banks.list.iter().any(|b| same_name(&b.name, name)) {
+        if banks.name_taken(name) {
             return Err(EEXIST);
         }
-        let owned = banks.list.iter().filter(|b| b.owner.uid == owner.uid).count();
+        let owned = banks.list.iter().filter(|b| b.owner.uid == owner.uid).count()
+            + banks.pending.iter().filter(|p| p.uid == owner.uid).count();
         if owned >= limits.banks_per_user as usize {
             return Err(ENOSPC);
         }
@@ -72,27 +100,17 @@ pub(crate) fn create(
         if used > limits.total_bytes {
             return Err(ENOMEM);
         }
+        banks.pending.push(Pending { name: raw_name, uid: owner.uid }, GFP_KERNEL)?;
         banks.used_bytes = used;
     }
-    let release = || BANKS.lock().used_bytes -= layout.total_size;
-    let bank = match Bank::new(raw_name, owner, op, layout).and_then(|b| Ok(Arc::new(b, GFP_KERNEL)?)) {
-        Ok(b) => b,
-        Err(e) => {
-            release();
-            return Err(e);
-        }
-    };
+    let bank = Bank::new(raw_name, owner, op, layout).and_then(|b| Ok(Arc::new(b, GFP_KERNEL)?));
     let mut banks = BANKS.lock();
-    // A concurrent create of the same name may have won meanwhile.
-    if banks.list.iter().any(|b| same_name(&b.name, name)) {
-        banks.used_bytes -= layout.total_size;
-        return Err(EEXIST);
-    }
-    if let Err(e) = banks.list.push(bank, GFP_KERNEL) {
-        banks.used_bytes -= layout.total_size;
-        return Err(e.into());
-    }
-    Ok(())
+    let published = match bank {
+        Ok(bank) => banks.list.push(bank, GFP_KERNEL).map_err(|e| Error::from(e)),
+        Err(e) => Err(e),
+    };
+    banks.finish_pending(name, layout.total_size, published.is_ok());
+    published
 }
 
 /// Finds a bank by name. ENOENT when there is none.

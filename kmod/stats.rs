@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: GPL-2.0
-//! Per-bank operation counters (BANK_STATS).
+//! Per-bank operation counters: BANK_STATS, and `/proc/PID/fdinfo/FD` of an attached fd.
 
 use crate::abi;
 use core::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use kernel::{seq_file::SeqFile, seq_print};
 
 /// Ops by kind; counted with relaxed atomics since they are only reported.
 #[derive(Default)]
@@ -44,4 +45,26 @@ impl Stats {
         out.batches = self.batches.load(Relaxed);
         out.mmaps = self.mmaps.load(Relaxed);
     }
+}
+
+/// fdinfo lines of an attached fd: bank, access and the bank's counters.
+pub(crate) fn show_fdinfo(att: &crate::device::Attachment, m: &SeqFile) {
+    let bank = &att.bank;
+    let len = bank.name.iter().position(|&b| b == 0).unwrap_or(bank.name.len());
+    let name = core::str::from_utf8(&bank.name[..len]).unwrap_or("?");
+    let mut s = abi::BankStats::default();
+    bank.stats.fill(&mut s);
+    let access = if att.access & abi::ACCESS_WRITE != 0 { "rw" } else { "r" };
+    let slots = bank.layout.slots;
+    seq_print!(m, "atomik-bank:\t{name}\natomik-access:\t{access}\natomik-slots:\t{slots}\n");
+    seq_print!(
+        m,
+        "atomik-ops:\tload {} accum {} read {} swap {} batch {} mmap {}\n",
+        s.loads,
+        s.accums,
+        s.reads,
+        s.swaps,
+        s.batches,
+        s.mmaps
+    );
 }

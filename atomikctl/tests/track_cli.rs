@@ -158,8 +158,9 @@ fn watch_a_busy_process() {
     }
 }
 
-/// atomikctl as an unprivileged user (nobody, when the tests run as root).
-fn unprivileged(dir: &tempfile::TempDir) -> Command {
+/// atomikctl as an unprivileged user (nobody, when the tests run as root); None (with the
+/// reason printed) when nobody cannot run the binary (a build under a private home).
+fn unprivileged(dir: &tempfile::TempDir) -> Option<Command> {
     let mut c = std::process::Command::new(assert_cmd::cargo::cargo_bin("atomikctl"));
     std::fs::set_permissions(dir.path(), std::os::unix::fs::PermissionsExt::from_mode(0o777)).unwrap();
     c.env("ATOMIK_SHM_DIR", dir.path()).env("ATOMIK_BACKEND", "soft");
@@ -167,14 +168,21 @@ fn unprivileged(dir: &tempfile::TempDir) -> Command {
     if unsafe { libc::geteuid() } == 0 {
         use std::os::unix::process::CommandExt;
         c.uid(65534).gid(65534);
+        let mut probe = std::process::Command::new(assert_cmd::cargo::cargo_bin("atomikctl"));
+        probe.arg("--version").uid(65534).gid(65534);
+        if !probe.output().is_ok_and(|o| o.status.success()) {
+            println!("SKIP: user nobody cannot run {}", assert_cmd::cargo::cargo_bin("atomikctl").display());
+            return None;
+        }
     }
-    Command::from_std(c)
+    Some(Command::from_std(c))
 }
 
 #[test]
 fn unprivileged_top_shows_own_processes_and_names_missing_columns() {
     let dir = tempfile::tempdir().unwrap();
-    let out = stdout(unprivileged(&dir).args(["--json", "top", "--once", "--interval", "0.1"]));
+    let Some(mut cmd) = unprivileged(&dir) else { return };
+    let out = stdout(cmd.args(["--json", "top", "--once", "--interval", "0.1"]));
     let v: Value = serde_json::from_str(out.trim()).unwrap();
     let root = v["rows"].as_array().unwrap().iter().find(|r| r["cgroup"] == "/").cloned();
     let root = root.expect("a root row");
@@ -190,8 +198,37 @@ fn unprivileged_top_shows_own_processes_and_names_missing_columns() {
 #[test]
 fn unprivileged_watch_of_init_names_pid_and_right() {
     let dir = tempfile::tempdir().unwrap();
-    let out = unprivileged(&dir).args(["watch", "--pid", "1", "--count", "1"]).assert().code(3);
+    let Some(mut cmd) = unprivileged(&dir) else { return };
+    let out = cmd.args(["watch", "--pid", "1", "--count", "1"]).assert().code(3);
     let err = String::from_utf8(out.get_output().stderr.clone()).unwrap();
     assert!(err.contains("pid 1") && err.contains("permission denied"), "{err}");
     assert!(err.contains("ptrace"), "names the missing right: {err}");
+}
+
+/// Ctrl-C ends `watch` cleanly: its fingerprint bank is removed.
+#[test]
+fn interrupted_watch_removes_its_bank() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut target = std::process::Command::new("sleep").arg("30").spawn().unwrap();
+    let mut watch = std::process::Command::new(assert_cmd::cargo::cargo_bin("atomikctl"))
+        .env("ATOMIK_SHM_DIR", dir.path())
+        .env("ATOMIK_BACKEND", "soft")
+        .args(["watch", "--pid", &target.id().to_string(), "--interval", "0.1"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let banks = || fs::read_dir(dir.path()).map(|d| d.count()).unwrap_or(0);
+    let t0 = std::time::Instant::now();
+    while banks() == 0 && t0.elapsed().as_secs() < 10 {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert_eq!(banks(), 1, "watch keeps one bank while it runs");
+    // SAFETY: signals a child this test started.
+    unsafe { libc::kill(watch.id() as i32, libc::SIGINT) };
+    let status = watch.wait().unwrap();
+    let _ = target.kill();
+    let _ = target.wait();
+    assert!(status.success(), "{status:?}");
+    assert_eq!(banks(), 0, "the bank is removed on Ctrl-C");
 }

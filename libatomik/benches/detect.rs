@@ -10,7 +10,7 @@
 //! pages with PAGEMAP_SCAN over userfaultfd write-protection where the kernel has it (the
 //! detector is printed). It runs twice: reading pages in place (`Tracker::watch_own`, a
 //! process tracking itself) against the in-place baselines, and reading them through
-//! process_vm_readv (how it reads another process) against an xxh3 rescan that reads the
+//! /proc/PID/mem (how it reads another process) against an xxh3 rescan that reads the
 //! same way.
 
 use atomik::track::fingerprint::Kernel;
@@ -89,7 +89,7 @@ fn main() {
     let mut reader = MemReader::new(me);
 
     // Two sweeps over the same memory: the tracker reading in place (a process tracking its
-    // own memory), then reading through process_vm_readv (how it reads another process).
+    // own memory), then reading through /proc/PID/mem (how it reads another process).
     // The baselines run in both; each is compared with the matching tracker.
     let mut results: Vec<[Duration; 5]> = vec![[Duration::ZERO; 5]; FRACTIONS.len()];
     let mut detector = "";
@@ -153,7 +153,7 @@ fn main() {
                     let mut hi = hashes.iter_mut();
                     reader
                         .for_each_page(range, |_, pg| rescan(pg, hi.next().unwrap()))
-                        .expect("process_vm_readv");
+                        .expect("/proc/PID/mem");
                 }
                 tx.push(t0.elapsed());
                 assert_eq!(n, k, "xxh3 changed pages");
@@ -182,7 +182,7 @@ fn main() {
     println!();
     println!(
         "| written | pages | tracker, in place | memcmp vs snapshot | xxh3 rescan | speed-up vs xxh3 \
-         | tracker, process_vm_readv | xxh3 rescan, process_vm_readv | speed-up |"
+         | tracker, /proc/PID/mem | xxh3 rescan, /proc/PID/mem | speed-up |"
     );
     println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     for (f, c) in FRACTIONS.iter().zip(&results) {

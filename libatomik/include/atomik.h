@@ -144,4 +144,41 @@ struct atomik_bank_header {
 	uint8_t reserved1[3776];
 };
 
+/*
+ * Page-change regions (REGION_* ioctls, feature ATOMIK_FEATURE_REGION): the kernel fingerprints
+ * a range of a process's pages and reports which changed since a baseline. See abi.rs for the
+ * errno of each ioctl.
+ */
+struct atomik_region_watch {
+	int32_t pid;         /* 0 = the caller */
+	uint32_t flags;      /* zero */
+	uint64_t start;      /* page aligned */
+	uint64_t len;        /* nonzero multiple of the page size */
+	uint32_t id;         /* out */
+	uint32_t reserved;   /* zero */
+	uint64_t unreadable; /* out: pages that could not be read */
+};
+
+struct atomik_region_check {
+	uint32_t id;
+	uint32_t flags;            /* zero */
+	uint64_t bitmap;           /* user pointer or 0: bit i%8 of byte i/8 = page i changed */
+	uint64_t bitmap_len;       /* bytes at bitmap */
+	uint64_t fingerprints;     /* user pointer to uint64_t[pages] or 0 */
+	uint64_t fingerprints_len; /* entries at fingerprints */
+	uint64_t pages;            /* out */
+	uint64_t changed;          /* out */
+	uint64_t unreadable;       /* out */
+};
+
+struct atomik_region_id {
+	uint32_t id;
+	uint32_t reserved; /* zero */
+};
+
+#define ATOMIK_IOCTL_REGION_WATCH _IOWR(ATOMIK_IOC_MAGIC, 0x20, struct atomik_region_watch)
+#define ATOMIK_IOCTL_REGION_CHECK _IOWR(ATOMIK_IOC_MAGIC, 0x21, struct atomik_region_check)
+#define ATOMIK_IOCTL_REGION_CHECKPOINT _IOW(ATOMIK_IOC_MAGIC, 0x22, struct atomik_region_id)
+#define ATOMIK_IOCTL_REGION_UNWATCH _IOW(ATOMIK_IOC_MAGIC, 0x23, struct atomik_region_id)
+
 #endif /* ATOMIK_H */

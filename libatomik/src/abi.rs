@@ -307,6 +307,66 @@ pub struct BankList {
     pub count: u32,
 }
 
+/// REGION_WATCH request and reply: start fingerprinting `len` bytes at `start` in process
+/// `pid`. The kernel reads every page now (the baseline) and at each REGION_CHECK.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RegionWatch {
+    /// Process to watch (in its caller's pid namespace); 0 = the caller.
+    pub pid: i32,
+    /// Reserved, zero.
+    pub flags: u32,
+    /// First byte, page aligned.
+    pub start: u64,
+    /// Bytes, a nonzero multiple of the page size.
+    pub len: u64,
+    /// Region id on this fd (out, nonzero).
+    pub id: u32,
+    /// Reserved, zero.
+    pub reserved: u32,
+    /// Pages of the range that could not be read (out): unmapped, PROT_NONE or I/O memory.
+    pub unreadable: u64,
+}
+
+/// REGION_CHECK request and reply: re-reads every page of a region and compares it with the
+/// baseline (the content at REGION_WATCH or at the last REGION_CHECKPOINT).
+///
+/// A page is *changed* when its fingerprint differs from the baseline's, or when it became
+/// readable or unreadable. Unreadable pages have no fingerprint (0 in `fingerprints`).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RegionCheck {
+    /// Region id (in).
+    pub id: u32,
+    /// Reserved, zero.
+    pub flags: u32,
+    /// User address of a bitmap, or 0 for none: bit `i % 8` of byte `i / 8` is set when page
+    /// `i` changed (in).
+    pub bitmap: u64,
+    /// Bytes at `bitmap`; at least `(pages + 7) / 8` when `bitmap` is not 0 (in).
+    pub bitmap_len: u64,
+    /// User address of one `u64` fingerprint per page, or 0 for none (in).
+    pub fingerprints: u64,
+    /// Entries at `fingerprints`; at least `pages` when `fingerprints` is not 0 (in).
+    pub fingerprints_len: u64,
+    /// Pages in the region (out).
+    pub pages: u64,
+    /// Pages changed since the baseline (out); 0 means nothing changed.
+    pub changed: u64,
+    /// Pages that could not be read by this check (out).
+    pub unreadable: u64,
+}
+
+/// REGION_CHECKPOINT and REGION_UNWATCH request.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RegionId {
+    /// Region id.
+    pub id: u32,
+    /// Reserved, zero.
+    pub reserved: u32,
+}
+
 // ---------------------------------------------------------------------------------------------
 // ioctl numbers. Errors common to all: ENOTTY unknown command, EFAULT bad user pointer,
 // EINVAL malformed request (bad name, unknown op/kind, nonzero reserved field, slot out of
@@ -338,6 +398,22 @@ pub const IOCTL_SWAP: u32 = ioc(IOC_READ | IOC_WRITE, 0x13, size_of::<SlotOp>())
 pub const IOCTL_BATCH: u32 = ioc(IOC_READ | IOC_WRITE, 0x14, size_of::<Batch>());
 /// Reads [`BankStats`] of the attached bank.
 pub const IOCTL_BANK_STATS: u32 = ioc(IOC_READ, 0x15, size_of::<BankStats>());
+/// Starts watching a range of a process's pages; the region belongs to this fd (freed by
+/// REGION_UNWATCH or when the fd is closed). Another process needs the same access as
+/// opening its `/proc/PID/mem` (ptrace access, which implies PTRACE_MODE_READ_FSCREDS): EPERM
+/// otherwise, ESRCH no such process, EINVAL unaligned/empty/overflowing range or nonzero
+/// reserved field, ENOMEM the fd would watch more than the `max_region_pages` module parameter,
+/// ENOSPC the fd has `max_regions_per_fd` regions, EINTR a signal arrived (nothing created).
+pub const IOCTL_REGION_WATCH: u32 = ioc(IOC_READ | IOC_WRITE, 0x20, size_of::<RegionWatch>());
+/// Re-reads a region and reports its changed pages. EINVAL unknown id or buffer shorter than
+/// the region, EFAULT bad buffer, ESRCH the watched address space is gone (exit or exec),
+/// EINTR a signal arrived (the baseline is unchanged; repeat the check).
+pub const IOCTL_REGION_CHECK: u32 = ioc(IOC_READ | IOC_WRITE, 0x21, size_of::<RegionCheck>());
+/// Makes the content seen by the last REGION_CHECK (or REGION_WATCH) the baseline. EINVAL
+/// unknown id.
+pub const IOCTL_REGION_CHECKPOINT: u32 = ioc(IOC_WRITE, 0x22, size_of::<RegionId>());
+/// Stops watching and frees a region. EINVAL unknown id.
+pub const IOCTL_REGION_UNWATCH: u32 = ioc(IOC_WRITE, 0x23, size_of::<RegionId>());
 
 // ---------------------------------------------------------------------------------------------
 // Shared bank layout
@@ -547,3 +623,15 @@ const _: () = assert!(offset_of!(BankHeader, shard_owner) == 128);
 const _: () = assert!(offset_of!(BankHeader, name) == 256);
 const _: () = assert!(IOCTL_GET_INFO == 0x8030_a700);
 const _: () = assert!(IOCTL_SWAP == 0xc010_a713);
+const _: () = assert!(size_of::<RegionWatch>() == 40);
+const _: () = assert!(offset_of!(RegionWatch, start) == 8);
+const _: () = assert!(offset_of!(RegionWatch, id) == 24);
+const _: () = assert!(offset_of!(RegionWatch, unreadable) == 32);
+const _: () = assert!(size_of::<RegionCheck>() == 64);
+const _: () = assert!(offset_of!(RegionCheck, bitmap) == 8);
+const _: () = assert!(offset_of!(RegionCheck, fingerprints) == 24);
+const _: () = assert!(offset_of!(RegionCheck, pages) == 40);
+const _: () = assert!(offset_of!(RegionCheck, unreadable) == 56);
+const _: () = assert!(size_of::<RegionId>() == 8);
+const _: () = assert!(IOCTL_REGION_WATCH == 0xc028_a720);
+const _: () = assert!(IOCTL_REGION_UNWATCH == 0x4008_a723);

@@ -18,6 +18,7 @@
 pub mod abi;
 pub mod backend;
 pub mod bank;
+pub mod fp_core;
 mod error;
 mod name;
 mod op;

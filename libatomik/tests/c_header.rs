@@ -40,6 +40,12 @@ int main(void) {
     N(ATOMIK_ABI_VERSION); N(ATOMIK_BANK_MAGIC); N(ATOMIK_NAME_LEN); N(ATOMIK_BATCH_MAX);
     N(ATOMIK_MAX_SHARDS); N(ATOMIK_MAX_SLOTS); N(ATOMIK_OP_ADD); N(ATOMIK_KIND_SWAP);
     N(ATOMIK_FEATURE_FPGA); N(ATOMIK_ACCESS_WRITE); N(ATOMIK_BANK_HEADER_SIZE);
+    S(atomik_region_watch); S(atomik_region_check); S(atomik_region_id);
+    O(atomik_region_watch, start); O(atomik_region_watch, id); O(atomik_region_watch, unreadable);
+    O(atomik_region_check, bitmap); O(atomik_region_check, fingerprints);
+    O(atomik_region_check, pages); O(atomik_region_check, unreadable);
+    N(ATOMIK_IOCTL_REGION_WATCH); N(ATOMIK_IOCTL_REGION_CHECK); N(ATOMIK_IOCTL_REGION_CHECKPOINT);
+    N(ATOMIK_IOCTL_REGION_UNWATCH); N(ATOMIK_FEATURE_REGION);
     return 0;
 }
 "#;
@@ -115,6 +121,21 @@ int main(void) {
         ("ATOMIK_FEATURE_FPGA", FEATURE_FPGA as u64),
         ("ATOMIK_ACCESS_WRITE", ACCESS_WRITE as u64),
         ("ATOMIK_BANK_HEADER_SIZE", BANK_HEADER_SIZE),
+        ("atomik_region_watch", size_of::<RegionWatch>() as u64),
+        ("atomik_region_check", size_of::<RegionCheck>() as u64),
+        ("atomik_region_id", size_of::<RegionId>() as u64),
+        ("atomik_region_watch.start", offset_of!(RegionWatch, start) as u64),
+        ("atomik_region_watch.id", offset_of!(RegionWatch, id) as u64),
+        ("atomik_region_watch.unreadable", offset_of!(RegionWatch, unreadable) as u64),
+        ("atomik_region_check.bitmap", offset_of!(RegionCheck, bitmap) as u64),
+        ("atomik_region_check.fingerprints", offset_of!(RegionCheck, fingerprints) as u64),
+        ("atomik_region_check.pages", offset_of!(RegionCheck, pages) as u64),
+        ("atomik_region_check.unreadable", offset_of!(RegionCheck, unreadable) as u64),
+        ("ATOMIK_IOCTL_REGION_WATCH", IOCTL_REGION_WATCH as u64),
+        ("ATOMIK_IOCTL_REGION_CHECK", IOCTL_REGION_CHECK as u64),
+        ("ATOMIK_IOCTL_REGION_CHECKPOINT", IOCTL_REGION_CHECKPOINT as u64),
+        ("ATOMIK_IOCTL_REGION_UNWATCH", IOCTL_REGION_UNWATCH as u64),
+        ("ATOMIK_FEATURE_REGION", FEATURE_REGION as u64),
     ];
     for (k, v) in expect {
         assert_eq!(c.get(k), Some(v), "{k}: C header and abi.rs disagree");

@@ -129,13 +129,21 @@ fn real_cgroup_tree_when_writable() {
     }
     let rel = format!("/{}", base.strip_prefix(&root).unwrap().display());
     let result = if moved {
-        let snap = Monitor::new(MonitorOptions {
+        let mut snap = Monitor::new(MonitorOptions {
             cgroup_root: Some(root.clone()),
             subtree: rel.clone(),
+            writes: true,
             ..MonitorOptions::default()
-        })
-        .sample();
-        Some(snap)
+        });
+        let first = snap.sample();
+        // The first sample only takes the baselines; the second has rates.
+        // a writes new content; b rewrites a page with the content it has (a copy identical
+        // to its origin in the parent).
+        let a_fill = first.map(|_| {
+            a.fill(0, 0xfeed);
+            b.fill(1, 2);
+        });
+        Some(a_fill.and_then(|_| snap.sample()))
     } else {
         println!("SKIP: cannot move processes between cgroups here");
         None
@@ -158,7 +166,15 @@ fn real_cgroup_tree_when_writable() {
         assert_eq!(row(rel.clone()).map(|r| r.processes), Some(2), "{:?}", snap.rows);
         assert_eq!(row(format!("{rel}/a")).map(|r| r.processes), Some(1));
         assert_eq!(row(format!("{rel}/b")).map(|r| r.processes), Some(1));
-        let shared = row(format!("{rel}/a")).unwrap().cow_shared_pages.unwrap();
-        assert!(shared >= 4, "the forked child shares its region copy-on-write: {shared}");
+        let a = row(format!("{rel}/a")).unwrap();
+        let shared = a.cow_shared_pages.unwrap();
+        assert!(shared >= 3, "the forked child shares its region copy-on-write: {shared}");
+        assert!(a.changed_per_s.unwrap() > 0.0, "child a changed a page: {a:?}");
+        let b = row(format!("{rel}/b")).unwrap();
+        match b.cow_identical_per_s {
+            Some(v) => assert!(v > 0.0, "b's copy equals its origin: {b:?}"),
+            None => println!("SKIP identical copies: PFNs hidden"),
+        }
+        assert!(snap.detectors.values().sum::<u64>() >= 2, "{:?}", snap.detectors);
     }
 }

@@ -48,3 +48,28 @@ fn fork_then_child_writes_counts_cow_breaks() {
         }
     }
 }
+
+#[test]
+fn reading_a_process_does_not_unshare_its_pages() {
+    let _serial = track_support::serial();
+    let region = Region::new(16, 1);
+    let child = Child::fork(&region);
+    let in_region = |a: u64| a >= region.base && a < region.range().end;
+    let shared = || {
+        let s = sample_anon(proc_root(), child.pid).unwrap();
+        s.shared.iter().filter(|(a, _)| in_region(*a)).count()
+    };
+    assert_eq!(shared(), 16);
+    // A tracker baseline, a check and a duplicate scan all read the child's pages.
+    let mut t = atomik::track::region::Tracker::watch(
+        child.pid,
+        &[region.range()],
+        atomik::track::region::TrackerOptions {
+            detector: Some(atomik::track::region::Detector::FullRescan),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    t.check().unwrap();
+    assert_eq!(shared(), 16, "reading must not copy the target's shared pages");
+}

@@ -9,15 +9,23 @@ KB=$1
 KREL=$(cat "$KB/include/config/kernel.release")
 command -v dkms >/dev/null || die "dkms is not installed (tests/vm/toolchain.sh installs it)"
 
-# 1. The check refuses a tree like a distribution's headers (Rust on, no .rmeta).
+# 1. The check refuses a tree like a distribution's headers (Rust on, no .rmeta), and one built
+#    by another rustc.
 FAKE=$(mktemp -d)
 trap 'rm -rf "$FAKE"' EXIT
-cp "$KB/.config" "$FAKE/.config"
+cp "$KB/.config" "$FAKE/.config"; mkdir "$FAKE/include"
 if msg=$("$REPO/dkms/check-kernel-tree.sh" "$FAKE" "$RUSTC_BIN" 2>&1); then
   die "dkms pre-build check accepted a tree without Rust build products"
 fi
 echo "$msg" | grep -q 'lacks the Rust build products' || die "unclear refusal: $msg"
 log "dkms: a tree without Rust build products is refused: ${msg%%$'\n'*}"
+"$REPO/dkms/check-kernel-tree.sh" "$KB" "$RUSTC_BIN" || die "the check refuses the real tree"
+mkdir -p "$FAKE/other/rust"; touch "$FAKE/other/rust/libkernel.rmeta" "$FAKE/other/rust/libcore.rmeta"
+sed 's/^CONFIG_RUSTC_VERSION=.*/CONFIG_RUSTC_VERSION=108501/' "$KB/.config" >"$FAKE/other/.config"
+if msg=$("$REPO/dkms/check-kernel-tree.sh" "$FAKE/other" "$RUSTC_BIN" 2>&1); then
+  die "dkms pre-build check accepted a tree built by another rustc"
+fi
+echo "$msg" | grep -q 'built by rustc 108501' || die "unclear refusal: $msg"
 
 # 2. Build and install for the built kernel.
 VER=$(sed -n 's/^PACKAGE_VERSION="\(.*\)"/\1/p' "$REPO/dkms/dkms.conf")
@@ -35,6 +43,13 @@ cleanup() {
 trap cleanup EXIT
 export ATOMIK_RUSTC=$RUSTC_BIN ATOMIK_BINDGEN=$BINDGEN_BIN
 dkms add "atomik/$VER" >/dev/null
+# Through dkms itself: the build against the headers-like tree stops with the message.
+if dkms build "atomik/$VER" -k "$KREL" --kernelsourcedir "$FAKE" >/tmp/atomik-dkms-refuse.log 2>&1; then
+  die "dkms build succeeded against a tree without Rust build products"
+fi
+grep -rqs 'lacks the Rust build products' /var/lib/dkms/atomik/"$VER"/build/make.log /tmp/atomik-dkms-refuse.log ||
+  die "dkms build failed without saying why (see /tmp/atomik-dkms-refuse.log)"
+log "dkms: dkms build against it stops with that message"
 if ! dkms build "atomik/$VER" -k "$KREL" --kernelsourcedir "$KB" >/tmp/atomik-dkms-build.log 2>&1; then
   cat /tmp/atomik-dkms-build.log >&2
   find /var/lib/dkms/atomik -name make.log -exec cat {} + >&2 || true

@@ -67,7 +67,8 @@ mkdir -p "$W"
 "$KBUILD_HOST/usr/gen_init_cpio" "$W/initramfs.list" | gzip -1 >"$W/initramfs.cpio.gz"
 
 # Small limits, so the limit tests reach them quickly.
-APPEND="console=ttyS0 panic=-1 oops=panic loglevel=6 atomik.max_slots=65536 atomik.max_total_bytes=16777216 atomik.max_banks_per_user=32"
+# no_timer_check: under TCG on a busy host the IO-APIC timer check can fail spuriously at boot.
+APPEND="console=ttyS0 panic=-1 oops=panic loglevel=6 no_timer_check atomik.max_slots=65536 atomik.max_total_bytes=16777216 atomik.max_banks_per_user=32"
 [ -n "$SUITES" ] && APPEND="$APPEND vmtest.suites=$SUITES"
 LOGF=$W/serial.log
 rm -f "$LOGF"
@@ -84,7 +85,8 @@ if grep -aqE "$BAD" "$LOGF"; then
   log "kernel log has problems:"; grep -aE -B2 -A20 "$BAD" "$LOGF" | head -80 >&2
   echo "VM-VERDICT: FAIL (kernel log)"; exit 1
 fi
-if ! grep -aq '^ATOMIK-VM-RESULT: PASS' "$LOGF"; then
+# Not anchored: a kernel message may share the line; only a passing run prints this string.
+if ! grep -aq 'ATOMIK-VM-RESULT: PASS' "$LOGF"; then
   tail -30 "$LOGF" >&2
   echo "VM-VERDICT: FAIL (tests)"; exit 1
 fi

@@ -87,6 +87,13 @@ pub const COLUMNS: &[Column] = &[
         get: |r| r.cow_copies_per_s,
     },
     Column {
+        key: "cow_identical_per_s",
+        header: "SAME/s",
+        help: "Copy-on-write copies identical to their origin in the parent, per second (needs PFNs)",
+        unit: Unit::Rate,
+        get: |r| r.cow_identical_per_s,
+    },
+    Column {
         key: "dup_bytes",
         header: "DUP",
         help: "Reclaimable duplicate anonymous memory not merged by KSM, bytes",

@@ -1,7 +1,5 @@
 //! `atomikctl report`: one per-cgroup snapshot as JSON, CSV or OpenMetrics.
 
-use std::time::Duration;
-
 use anyhow::Result;
 use clap::{Args, ValueEnum};
 use serde_json::{json, Value};
@@ -42,7 +40,7 @@ pub fn two_samples(m: &mut Monitor, interval: f64) -> Result<Snapshot> {
     let first = m.sample();
     m.options_mut().dups = dups;
     first?;
-    std::thread::sleep(Duration::from_secs_f64(interval));
+    super::sleep(interval);
     Ok(m.sample()?)
 }
 

@@ -1,7 +1,6 @@
 //! `atomikctl top`: a live per-cgroup table of memory activity.
 
 use std::io::IsTerminal;
-use std::time::Duration;
 
 use anyhow::Result;
 use clap::Args;
@@ -41,6 +40,7 @@ pub fn run(args: TopArgs, json: bool) -> Result<()> {
     if !(args.interval.is_finite() && args.interval > 0.0) {
         return Err(BadInput(format!("--interval {} must be a positive number", args.interval)).into());
     }
+    super::stop_on_signals();
     let mut m = Monitor::new(args.monitor.options());
     let live = !args.once && !json && std::io::stdout().is_terminal();
     let mut snap = two_samples(&mut m, args.interval)?;
@@ -62,7 +62,9 @@ pub fn run(args: TopArgs, json: bool) -> Result<()> {
         if args.once || (args.count > 0 && shown >= args.count) {
             return Ok(());
         }
-        std::thread::sleep(Duration::from_secs_f64(args.interval));
+        if !super::sleep(args.interval) {
+            return Ok(());
+        }
         snap = m.sample()?;
     }
 }

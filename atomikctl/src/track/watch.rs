@@ -2,14 +2,14 @@
 //! written without a change.
 
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use anyhow::{Context, Result};
 use clap::{Args, ValueEnum};
 use serde_json::json;
 
 use atomik::track::error::TrackError;
-use atomik::track::monitor::default_ranges;
+use atomik::track::monitor::{anon_mappings, default_ranges};
 use atomik::track::ranges::{total_pages, Range};
 use atomik::track::region::{Detector, Tracker, TrackerOptions};
 
@@ -34,8 +34,8 @@ pub struct WatchArgs {
     /// Intervals before exiting (0: until the process exits or you interrupt).
     #[arg(long, default_value_t = 0)]
     pub count: u64,
-    /// Address range START-END (hex) to watch; repeatable. Default: every private anonymous
-    /// writable mapping.
+    /// Address range START-END (hex) to watch; repeatable. Default: the populated parts of
+    /// every private anonymous writable mapping, recomputed when the mappings change.
     #[arg(long = "range", value_parser = parse_range)]
     pub ranges: Vec<Range>,
     /// How to find written pages.
@@ -68,6 +68,8 @@ pub fn run(args: WatchArgs, json: bool) -> Result<()> {
     let ranges_now = || -> Result<Vec<Range>> {
         Ok(if follow { default_ranges(Path::new("/proc"), args.pid)? } else { args.ranges.clone() })
     };
+    let maps_now = || anon_mappings(Path::new("/proc"), args.pid);
+    let mut maps = maps_now()?;
     let mut ranges = ranges_now()?;
     let watch = |ranges: &[Range]| {
         Tracker::watch(args.pid, ranges, TrackerOptions { detector, ..Default::default() })
@@ -77,10 +79,13 @@ pub fn run(args: WatchArgs, json: bool) -> Result<()> {
     if !json {
         println!("{:>8}  {:>9}  {:>9}  {:>9}  {:>9}", "TIME_S", "WRITTEN", "CHANGED", "SILENT", "READ");
     }
+    super::stop_on_signals();
     let start = Instant::now();
     let mut n = 0;
     loop {
-        std::thread::sleep(Duration::from_secs_f64(args.interval));
+        if !super::sleep(args.interval) {
+            return Ok(());
+        }
         let r = match t.check() {
             Ok(r) => r,
             Err(TrackError::NoProcess { .. }) if n > 0 => {
@@ -89,6 +94,7 @@ pub fn run(args: WatchArgs, json: bool) -> Result<()> {
             }
             // Mappings went away: follow the process's new layout with a new baseline.
             Err(TrackError::BadRange { .. }) if follow => {
+                maps = maps_now()?;
                 ranges = ranges_now()?;
                 t = watch(&ranges)?;
                 announce(&args, &t, ranges.len(), json);
@@ -132,9 +138,10 @@ pub fn run(args: WatchArgs, json: bool) -> Result<()> {
         }
         // New mappings (a grown heap, a new arena): watch them from now on.
         if follow {
-            let now = ranges_now()?;
-            if now != ranges {
-                ranges = now;
+            let now = maps_now()?;
+            if now != maps {
+                maps = now;
+                ranges = ranges_now()?;
                 t = watch(&ranges)?;
                 announce(&args, &t, ranges.len(), json);
             }

@@ -19,7 +19,7 @@ use super::maps::read_maps;
 use super::memread::MemReader;
 use super::pagemap::{PageEntry, Pagemap};
 use super::ranges::{coalesce, Range, PAGE};
-use super::scan::{scan_category, PAGE_IS_PFNZERO};
+use super::scan::{populated, scan_category, PAGE_IS_PFNZERO};
 use std::path::Path;
 
 /// One process's private anonymous memory at one moment.
@@ -53,35 +53,41 @@ pub fn sample_anon(proc_root: &Path, pid: i32) -> Result<AnonSample> {
     let mut entries: Vec<PageEntry> = Vec::new();
     let mut zero: Vec<Range> = Vec::new();
     let mut excl_addrs: Vec<u64> = Vec::new();
+    let mut spans: Vec<Range> = Vec::new();
     for m in maps.iter().filter(|m| m.is_private_anon()) {
-        pm.read(m.range, &mut entries)?;
         zero.clear();
         if s.zero_page_known && scan_category(&pm, m.range, PAGE_IS_PFNZERO, &mut zero).is_err() {
             s.zero_page_known = false;
         }
+        // Only populated pages: a mapping may reserve terabytes and use megabytes.
+        spans.clear();
+        populated(&pm, m.range, &mut spans)?;
         let mut zi = 0;
-        for (i, e) in entries.iter().enumerate() {
-            let addr = m.range.start + i as u64 * PAGE;
-            if e.swapped() {
-                s.swapped += 1;
-            }
-            if !e.anon_present() {
-                continue;
-            }
-            while zi < zero.len() && zero[zi].end <= addr {
-                zi += 1;
-            }
-            if zi < zero.len() && zero[zi].start <= addr {
-                s.zero_pages += 1;
-                continue;
-            }
-            s.present += 1;
-            s.pfn_visible |= e.pfn().is_some();
-            if e.exclusive() {
-                s.exclusive += 1;
-                excl_addrs.push(addr);
-            } else {
-                s.shared.push((addr, e.pfn().unwrap_or(0)));
+        for span in &spans {
+            pm.read(*span, &mut entries)?;
+            for (i, e) in entries.iter().enumerate() {
+                let addr = span.start + i as u64 * PAGE;
+                if e.swapped() {
+                    s.swapped += 1;
+                }
+                if !e.anon_present() {
+                    continue;
+                }
+                while zi < zero.len() && zero[zi].end <= addr {
+                    zi += 1;
+                }
+                if zi < zero.len() && zero[zi].start <= addr {
+                    s.zero_pages += 1;
+                    continue;
+                }
+                s.present += 1;
+                s.pfn_visible |= e.pfn().is_some();
+                if e.exclusive() {
+                    s.exclusive += 1;
+                    excl_addrs.push(addr);
+                } else {
+                    s.shared.push((addr, e.pfn().unwrap_or(0)));
+                }
             }
         }
     }

@@ -19,7 +19,7 @@ pub enum TrackError {
     Permission {
         /// The target process.
         pid: i32,
-        /// What was attempted (e.g. "process_vm_readv").
+        /// What was attempted (e.g. "reading memory").
         what: &'static str,
         /// The missing right.
         right: &'static str,

@@ -1,26 +1,34 @@
-//! Reading another process's pages with `process_vm_readv`, a chunk at a time into a
+//! Reading another process's pages through `/proc/PID/mem`, a chunk at a time into a
 //! reusable cache-sized buffer.
+//!
+//! Not `process_vm_readv`: it pins the pages it reads (FOLL_PIN), and since Linux 5.19 a
+//! read-only pin of an anonymous page shared copy-on-write *unshares* it — every shared page
+//! it reads is copied in the target. That would break the COW sharing atomikctl measures and
+//! cost the target memory. `/proc/PID/mem` takes plain references (FOLL_GET) and leaves the
+//! sharing as it was (checked by a test).
 
 use super::error::{Result, TrackError, RIGHT_PTRACE_READ};
 use super::ranges::{Range, PAGE};
+use std::fs::File;
 use std::io;
+use std::os::unix::fs::FileExt;
+use std::path::PathBuf;
 
-/// Pages read per `process_vm_readv` call: 256 KiB stays in L2 while it is fingerprinted.
+/// Pages read per system call: 256 KiB stays in L2 while it is fingerprinted.
 pub const CHUNK_PAGES: u64 = 64;
-/// Most places one `process_vm_readv` reads from (the kernel's IOV_MAX).
-pub const MAX_IOV: usize = 1024;
 
 /// Reads pages of process `pid`.
 #[derive(Debug)]
 pub struct MemReader {
     pid: i32,
+    file: Option<File>,
     buf: Vec<u8>,
 }
 
 impl MemReader {
-    /// A reader for `pid`; nothing is checked until the first read.
+    /// A reader for `pid`; `/proc/PID/mem` is opened at the first read.
     pub fn new(pid: i32) -> MemReader {
-        MemReader { pid, buf: vec![0; (CHUNK_PAGES * PAGE) as usize] }
+        MemReader { pid, file: None, buf: vec![0; (CHUNK_PAGES * PAGE) as usize] }
     }
 
     /// The process.
@@ -28,98 +36,67 @@ impl MemReader {
         self.pid
     }
 
+    fn open(&mut self) -> Result<()> {
+        if self.file.is_none() {
+            let path = PathBuf::from(format!("/proc/{}/mem", self.pid));
+            let f = File::open(&path)
+                .map_err(|e| TrackError::proc_io(self.pid, &path, e, "reading memory", RIGHT_PTRACE_READ))?;
+            self.file = Some(f);
+        }
+        Ok(())
+    }
+
     /// Calls `f(address, page)` for every page of `range`, in order.
     pub fn for_each_page(&mut self, range: Range, f: impl FnMut(u64, &[u8])) -> Result<()> {
         self.for_each_page_in(&[range], f)
     }
 
-    /// Calls `f(address, page)` for every page of `ranges` (sorted, not overlapping), in
-    /// order. Scattered pages are gathered: one `process_vm_readv` reads up to
-    /// [`CHUNK_PAGES`] pages from up to [`MAX_IOV`] places.
+    /// Calls `f(address, page)` for every page of `ranges`, in order.
     pub fn for_each_page_in(&mut self, ranges: &[Range], mut f: impl FnMut(u64, &[u8])) -> Result<()> {
-        let mut remote: Vec<libc::iovec> = Vec::with_capacity(MAX_IOV);
-        // Pages of the current batch: (address, pages) runs, matching `remote`.
-        let mut runs: Vec<(u64, u64)> = Vec::with_capacity(MAX_IOV);
-        let mut batch_pages = 0;
-        let mut flush = |this: &mut MemReader,
-                         remote: &mut Vec<libc::iovec>,
-                         runs: &mut Vec<(u64, u64)>,
-                         n: u64|
-         -> Result<()> {
-            if n == 0 {
-                return Ok(());
-            }
-            this.read_into(remote, runs, (n * PAGE) as usize)?;
-            let mut off = 0usize;
-            for &(addr, pages) in runs.iter() {
-                for i in 0..pages {
-                    f(addr + i * PAGE, &this.buf[off..off + PAGE as usize]);
-                    off += PAGE as usize;
-                }
-            }
-            remote.clear();
-            runs.clear();
-            Ok(())
-        };
+        self.open()?;
         for r in ranges {
             let mut addr = r.start;
             while addr < r.end {
-                let n = ((r.end - addr) / PAGE).min(CHUNK_PAGES - batch_pages);
-                remote
-                    .push(libc::iovec { iov_base: addr as *mut libc::c_void, iov_len: (n * PAGE) as usize });
-                runs.push((addr, n));
-                batch_pages += n;
-                addr += n * PAGE;
-                if batch_pages == CHUNK_PAGES || remote.len() == MAX_IOV {
-                    flush(self, &mut remote, &mut runs, batch_pages)?;
-                    batch_pages = 0;
+                let n = ((r.end - addr) / PAGE).min(CHUNK_PAGES);
+                let bytes = (n * PAGE) as usize;
+                self.read_at(addr, bytes)?;
+                for (i, page) in self.buf[..bytes].chunks_exact(PAGE as usize).enumerate() {
+                    f(addr + i as u64 * PAGE, page);
                 }
+                addr += n * PAGE;
             }
         }
-        flush(self, &mut remote, &mut runs, batch_pages)
+        Ok(())
     }
 
-    /// Reads `bytes` bytes from the `remote` places into the start of the buffer.
-    fn read_into(&mut self, remote: &[libc::iovec], runs: &[(u64, u64)], bytes: usize) -> Result<()> {
-        let local = libc::iovec { iov_base: self.buf.as_mut_ptr().cast(), iov_len: bytes };
-        // SAFETY: `local` describes `bytes` writable bytes at the start of self.buf (bytes ≤
-        // CHUNK_PAGES pages, the buffer's length); the remote iovecs (at most MAX_IOV) are
-        // only dereferenced by the kernel in the target's address space, with its checks.
-        let n =
-            unsafe { libc::process_vm_readv(self.pid, &local, 1, remote.as_ptr(), remote.len() as u64, 0) };
-        if n < 0 {
-            let e = io::Error::last_os_error();
-            return Err(match e.raw_os_error() {
-                Some(libc::EPERM) | Some(libc::EACCES) => TrackError::Permission {
-                    pid: self.pid,
-                    what: "process_vm_readv",
-                    right: RIGHT_PTRACE_READ,
-                },
-                Some(libc::ESRCH) => TrackError::NoProcess { pid: self.pid },
-                Some(libc::EFAULT) => self.unmapped(runs[0].0),
-                _ => TrackError::Sys { pid: self.pid, call: "process_vm_readv", source: e },
-            });
-        }
-        if (n as usize) < bytes {
-            // The read stops at the first page it cannot read: name it.
-            let mut left = n as u64 / PAGE;
-            for &(addr, pages) in runs {
-                if left < pages {
-                    return Err(self.unmapped(addr + left * PAGE));
+    fn read_at(&mut self, addr: u64, bytes: usize) -> Result<()> {
+        let file = self.file.as_ref().expect("opened by for_each_page_in");
+        let mut done = 0;
+        while done < bytes {
+            match file.read_at(&mut self.buf[done..bytes], addr + done as u64) {
+                Ok(0) => return Err(self.unmapped(addr + done as u64)),
+                Ok(k) => done += k,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    return Err(match e.raw_os_error() {
+                        Some(libc::EIO) | Some(libc::EFAULT) => self.unmapped(addr + done as u64),
+                        Some(libc::ESRCH) => TrackError::NoProcess { pid: self.pid },
+                        Some(libc::EPERM) | Some(libc::EACCES) => TrackError::Permission {
+                            pid: self.pid,
+                            what: "reading memory",
+                            right: RIGHT_PTRACE_READ,
+                        },
+                        _ => TrackError::Sys { pid: self.pid, call: "pread /proc/PID/mem", source: e },
+                    })
                 }
-                left -= pages;
             }
         }
         Ok(())
     }
 
     fn unmapped(&self, at: u64) -> TrackError {
-        TrackError::BadRange {
-            pid: self.pid,
-            start: at,
-            end: at + PAGE,
-            why: "not readable (unmapped or PROT_NONE)",
-        }
+        let at = at / PAGE * PAGE;
+        TrackError::BadRange { pid: self.pid, start: at, end: at + PAGE, why: "not readable (unmapped)" }
     }
 }
 

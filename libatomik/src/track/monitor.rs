@@ -5,7 +5,7 @@
 //! two samples into per-cgroup rows with rates.
 
 use super::cgroup::{ancestors, in_subtree, read_membership};
-use super::cow::{cow_breaks, sample_anon, AnonSample};
+use super::cow::{cow_breaks, identical_copies, sample_anon, AnonSample};
 use super::dups::{find_duplicates, DupProcess, DupReport};
 use super::error::TrackError;
 use super::ksm::{read_ksm, KsmGlobal};
@@ -66,7 +66,8 @@ pub struct CgroupRow {
     pub written_per_s: Option<f64>,
     /// Pages whose content changed per second.
     pub changed_per_s: Option<f64>,
-    /// Silent writes per second (written, content unchanged).
+    /// Silent writes per second (written, content unchanged); None when not tracked or not
+    /// observable for some process of the row (full-rescan mode).
     pub silent_per_s: Option<f64>,
     /// Present anonymous pages shared copy-on-write (per mapping: a page shared by two
     /// processes counts twice). Includes KSM-merged pages.
@@ -75,6 +76,9 @@ pub struct CgroupRow {
     pub cow_breaks_per_s: Option<f64>,
     /// Of those, copies made in these processes (needs PFNs), per second.
     pub cow_copies_per_s: Option<f64>,
+    /// Of those, copies whose bytes equal the origin still mapped by the parent at the same
+    /// address (writes that did not need a copy), per second (needs PFNs).
+    pub cow_identical_per_s: Option<f64>,
     /// Reclaimable duplicate bytes (extra copies of content kept elsewhere).
     pub dup_bytes: Option<u64>,
     /// KSM-merged bytes (Σ ksm_merging_pages).
@@ -102,6 +106,7 @@ pub struct Snapshot {
 
 struct ProcState {
     anon: Option<AnonSample>,
+    /// The tracker and the mappings it was set up for.
     tracker: Option<(Vec<Range>, Tracker)>,
 }
 
@@ -121,8 +126,11 @@ struct ProcFigures {
     cow_shared: Option<u64>,
     cow_breaks: Option<u64>,
     cow_copies: Option<u64>,
+    cow_identical: Option<u64>,
     ksm_merged: Option<u64>,
     ksm_profit: Option<i64>,
+    /// Processes whose silent writes are not observable.
+    silent_unknown: u64,
 }
 
 fn add_opt<T: std::ops::Add<Output = T> + Copy>(a: &mut Option<T>, b: Option<T>) {
@@ -131,13 +139,41 @@ fn add_opt<T: std::ops::Add<Output = T> + Copy>(a: &mut Option<T>, b: Option<T>)
     }
 }
 
-/// Private anonymous writable mappings: what `watch` and `top --writes` track by default.
-pub fn default_ranges(proc_root: &std::path::Path, pid: i32) -> super::error::Result<Vec<Range>> {
+/// The private anonymous writable mappings of `pid`: when they change, the default ranges
+/// are recomputed.
+pub fn anon_mappings(proc_root: &Path, pid: i32) -> super::error::Result<Vec<Range>> {
     Ok(read_maps(proc_root, pid)?
         .into_iter()
         .filter(|m| m.is_private_anon() && m.write && m.read)
         .map(|m| m.range)
         .collect())
+}
+
+/// What `watch` and `top --writes` track by default: the populated parts of the private
+/// anonymous writable mappings (spans of present or swapped pages, gaps under 1 MiB
+/// bridged). A mapping may reserve terabytes; only what is in use is watched.
+pub fn default_ranges(proc_root: &Path, pid: i32) -> super::error::Result<Vec<Range>> {
+    const BRIDGE: u64 = 256 * PAGE;
+    let pm = super::pagemap::Pagemap::open_in(proc_root, pid)?;
+    let mut out: Vec<Range> = Vec::new();
+    let mut spans = Vec::new();
+    for m in read_maps(proc_root, pid)?.into_iter().filter(|m| m.is_private_anon() && m.write && m.read) {
+        spans.clear();
+        super::scan::populated(&pm, m.range, &mut spans)?;
+        let mut cur: Option<Range> = None;
+        for s in &spans {
+            cur = match cur {
+                Some(c) if s.start - c.end <= BRIDGE => Some(Range::new(c.start, s.end)),
+                Some(c) => {
+                    out.push(c);
+                    Some(*s)
+                }
+                None => Some(*s),
+            };
+        }
+        out.extend(cur);
+    }
+    Ok(out)
 }
 
 impl Monitor {
@@ -165,6 +201,7 @@ impl Monitor {
         let mut snap = Snapshot { interval_s: dt, ksm: read_ksm(&self.opts.ksm_dir), ..Default::default() };
         let procs = self.processes(&mut snap)?;
         let mut no_pagemap = 0u64;
+        let mut pagemap_error: Option<String> = None;
         let mut no_pfn = false;
         let mut no_zero = false;
         let mut no_writes = 0u64;
@@ -189,6 +226,21 @@ impl Monitor {
                             if let Ok(b) = cow_breaks(&self.opts.proc_root, prev) {
                                 f.cow_breaks = Some(b.became_exclusive);
                                 f.cow_copies = b.copied;
+                                // A fork child's copies can be compared with the parent's
+                                // page at the same address while it is still the origin.
+                                if b.copied.is_some() {
+                                    f.cow_identical = Some(0);
+                                }
+                                if !b.copied_pages.is_empty() && info.ppid > 0 {
+                                    if let Ok(c) = identical_copies(
+                                        &self.opts.proc_root,
+                                        info.pid,
+                                        info.ppid,
+                                        &b.copied_pages,
+                                    ) {
+                                        f.cow_identical = Some(c.identical);
+                                    }
+                                }
                             }
                         }
                         st.anon = Some(a);
@@ -199,18 +251,21 @@ impl Monitor {
                             && Path::new(&self.opts.proc_root).join(info.pid.to_string()).exists()
                         {
                             no_pagemap += 1;
+                            pagemap_error.get_or_insert_with(|| e.to_string());
                         }
                         st.anon = None;
                     }
                 }
             }
-            if self.opts.writes && info.rss_bytes > 0 {
+            // Not ourselves: our own reads would be the activity we measure.
+            if self.opts.writes && info.rss_bytes > 0 && info.pid != std::process::id() as i32 {
                 match track_writes(&self.opts, info.pid, st) {
                     Some((det, w, c, s)) => {
                         *snap.detectors.entry(det.name().to_owned()).or_default() += 1;
                         f.written = Some(w);
                         f.changed = Some(c);
                         f.silent = s;
+                        f.silent_unknown = s.is_none() as u64;
                     }
                     None => no_writes += 1,
                 }
@@ -234,10 +289,18 @@ impl Monitor {
             snap.dups = Some(find_duplicates(&cands));
         }
 
+        if let Some(uid) = self.opts.uid {
+            snap.missing.push(format!(
+                "only processes of uid {uid} (other users' memory needs CAP_SYS_PTRACE; \
+                 atomikctl --all-users counts them without the pagemap columns)"
+            ));
+        }
         if no_pagemap > 0 {
             snap.missing.push(format!(
-                "COW and duplicate columns leave out {no_pagemap} processes whose pagemap is not \
-                 readable (needs ptrace read access: your own processes, or CAP_SYS_PTRACE)"
+                "COW and duplicate columns leave out {no_pagemap} processes whose pagemap could \
+                 not be read (ptrace read access is needed: your own processes, or \
+                 CAP_SYS_PTRACE); first: {}",
+                pagemap_error.as_deref().unwrap_or("?")
             ));
         }
         if no_pfn {
@@ -328,9 +391,11 @@ impl Monitor {
                 add_opt(&mut s.written, f.written);
                 add_opt(&mut s.changed, f.changed);
                 add_opt(&mut s.silent, f.silent);
+                s.silent_unknown += f.silent_unknown;
                 add_opt(&mut s.cow_shared, f.cow_shared);
                 add_opt(&mut s.cow_breaks, f.cow_breaks);
                 add_opt(&mut s.cow_copies, f.cow_copies);
+                add_opt(&mut s.cow_identical, f.cow_identical);
                 add_opt(&mut s.ksm_merged, f.ksm_merged);
                 add_opt(&mut s.ksm_profit, f.ksm_profit);
             }
@@ -347,10 +412,12 @@ impl Monitor {
                     rss_bytes: s.rss,
                     written_per_s: rate(s.written),
                     changed_per_s: rate(s.changed),
-                    silent_per_s: rate(s.silent),
+                    // A sum that leaves out processes would understate: unknown instead.
+                    silent_per_s: if s.silent_unknown > 0 { None } else { rate(s.silent) },
                     cow_shared_pages: s.cow_shared,
                     cow_breaks_per_s: rate(s.cow_breaks),
                     cow_copies_per_s: rate(s.cow_copies),
+                    cow_identical_per_s: rate(s.cow_identical),
                     dup_bytes,
                     ksm_merged_bytes: s.ksm_merged,
                     ksm_profit_bytes: s.ksm_profit,
@@ -367,16 +434,17 @@ fn track_writes(
     pid: i32,
     st: &mut ProcState,
 ) -> Option<(Detector, u64, u64, Option<u64>)> {
-    let ranges = default_ranges(&opts.proc_root, pid).ok()?;
-    if ranges.is_empty() {
-        return None;
-    }
-    let fresh = !matches!(&st.tracker, Some((r, _)) if *r == ranges);
+    let maps = anon_mappings(&opts.proc_root, pid).ok()?;
+    let fresh = !matches!(&st.tracker, Some((m, _)) if *m == maps);
     if fresh {
         st.tracker = None;
+        let ranges = default_ranges(&opts.proc_root, pid).ok()?;
+        if ranges.is_empty() {
+            return None;
+        }
         let t = Tracker::watch(pid, &ranges, TrackerOptions::default()).ok()?;
         let det = t.detector();
-        st.tracker = Some((ranges, t));
+        st.tracker = Some((maps, t));
         // A new baseline: nothing to report for this interval.
         return Some((det, 0, 0, (det != Detector::FullRescan).then_some(0)));
     }

@@ -140,7 +140,7 @@ impl std::fmt::Debug for Tracker {
 /// Where page contents come from.
 #[derive(Debug)]
 enum Source {
-    /// Another process (or this one, safely): `process_vm_readv`.
+    /// Another process (or this one, safely): `/proc/PID/mem`.
     Remote(MemReader),
     /// This process's own memory, read in place (see [`Tracker::watch_own`]).
     InPlace,
@@ -232,7 +232,7 @@ impl Tracker {
     }
 
     /// Watches `ranges` of the calling process and reads them in place instead of through
-    /// `process_vm_readv` (no copy, no page pinning: the fast path for a process tracking
+    /// `/proc/PID/mem` (no system call, no copy: the fast path for a process tracking
     /// its own memory).
     ///
     /// # Safety

@@ -11,7 +11,7 @@
 
 use super::error::{Result, TrackError};
 use super::pagemap::Pagemap;
-use super::ranges::Range;
+use super::ranges::{Range, PAGE};
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 
@@ -21,6 +21,8 @@ pub const PAGE_IS_WPALLOWED: u64 = 1 << 0;
 pub const PAGE_IS_WRITTEN: u64 = 1 << 1;
 /// Category: page is present.
 pub const PAGE_IS_PRESENT: u64 = 1 << 3;
+/// Category: page is swapped out.
+pub const PAGE_IS_SWAPPED: u64 = 1 << 4;
 /// Category: page maps the shared zero page.
 pub const PAGE_IS_PFNZERO: u64 = 1 << 5;
 /// Flag: write-protect the matched pages.
@@ -173,60 +175,22 @@ impl AsRawFd for WpArm {
     }
 }
 
-/// Scans `range` of the process behind `pm` for written pages, appending them to `out`.
-/// With `rearm`, write-protects them again in the same walk (so the next scan reports only
-/// newer writes). Fails with EPERM (as [`TrackError::Sys`]) when part of the range is not
-/// armed for async write-protection.
-pub fn scan_written(pm: &Pagemap, range: Range, rearm: bool, out: &mut Vec<Range>) -> Result<()> {
+/// Runs `PAGEMAP_SCAN` over `range` with `query` (flags and category masks), appending the
+/// matching pages to `out` as ranges.
+fn scan(pm: &Pagemap, range: Range, query: PmScanArg, out: &mut Vec<Range>) -> Result<()> {
     let mut regions = vec![PageRegion::default(); 512];
     let mut start = range.start;
     while start < range.end {
         let mut arg = PmScanArg {
             size: size_of::<PmScanArg>() as u64,
-            flags: PM_SCAN_CHECK_WPASYNC | if rearm { PM_SCAN_WP_MATCHING } else { 0 },
             start,
             end: range.end,
             vec: regions.as_mut_ptr() as u64,
             vec_len: regions.len() as u64,
-            category_mask: PAGE_IS_WRITTEN,
-            return_mask: PAGE_IS_WRITTEN,
-            ..Default::default()
+            ..query
         };
         // SAFETY: PAGEMAP_SCAN reads and writes `arg` (live, correctly sized) and writes at
         // most vec_len PageRegions into `regions`, which has that many.
-        let n = unsafe { libc::ioctl(pm.file().as_raw_fd(), PAGEMAP_SCAN as _, &mut arg) };
-        if n < 0 {
-            return Err(sys(pm.pid(), "PAGEMAP_SCAN"));
-        }
-        for r in &regions[..n as usize] {
-            out.push(Range::new(r.start, r.end));
-        }
-        if arg.walk_end <= start {
-            break;
-        }
-        start = arg.walk_end;
-    }
-    Ok(())
-}
-
-/// Pages of `range` in any of the `categories` (e.g. [`PAGE_IS_PFNZERO`]), appended to
-/// `out` as ranges. Needs no write-protection. Fails with ENOTTY (as [`TrackError::Sys`])
-/// on kernels before 6.7.
-pub fn scan_category(pm: &Pagemap, range: Range, categories: u64, out: &mut Vec<Range>) -> Result<()> {
-    let mut regions = vec![PageRegion::default(); 512];
-    let mut start = range.start;
-    while start < range.end {
-        let mut arg = PmScanArg {
-            size: size_of::<PmScanArg>() as u64,
-            start,
-            end: range.end,
-            vec: regions.as_mut_ptr() as u64,
-            vec_len: regions.len() as u64,
-            category_anyof_mask: categories,
-            return_mask: categories,
-            ..Default::default()
-        };
-        // SAFETY: as in scan_written: `arg` is live and sized, `regions` has vec_len entries.
         let n = unsafe { libc::ioctl(pm.file().as_raw_fd(), PAGEMAP_SCAN as _, &mut arg) };
         if n < 0 {
             return Err(sys(pm.pid(), "PAGEMAP_SCAN"));
@@ -236,6 +200,68 @@ pub fn scan_category(pm: &Pagemap, range: Range, categories: u64, out: &mut Vec<
             break;
         }
         start = arg.walk_end;
+    }
+    Ok(())
+}
+
+/// Scans `range` of the process behind `pm` for written pages, appending them to `out`.
+/// With `rearm`, write-protects them again in the same walk (so the next scan reports only
+/// newer writes). Fails with EPERM (as [`TrackError::Sys`]) when part of the range is not
+/// armed for async write-protection.
+pub fn scan_written(pm: &Pagemap, range: Range, rearm: bool, out: &mut Vec<Range>) -> Result<()> {
+    let query = PmScanArg {
+        flags: PM_SCAN_CHECK_WPASYNC | if rearm { PM_SCAN_WP_MATCHING } else { 0 },
+        category_mask: PAGE_IS_WRITTEN,
+        return_mask: PAGE_IS_WRITTEN,
+        ..Default::default()
+    };
+    scan(pm, range, query, out)
+}
+
+/// Pages of `range` in any of the `categories` (e.g. [`PAGE_IS_PFNZERO`]), appended to
+/// `out` as ranges. Needs no write-protection. Fails with ENOTTY (as [`TrackError::Sys`])
+/// on kernels before 6.7.
+pub fn scan_category(pm: &Pagemap, range: Range, categories: u64, out: &mut Vec<Range>) -> Result<()> {
+    let query = PmScanArg { category_anyof_mask: categories, return_mask: categories, ..Default::default() };
+    scan(pm, range, query, out)
+}
+
+/// Pages of `range` that are present or swapped (the populated ones), as ranges. Uses
+/// `PAGEMAP_SCAN` (compact even for terabyte-sized reservations); on kernels without it,
+/// reads pagemap in bounded chunks.
+pub fn populated(pm: &Pagemap, range: Range, out: &mut Vec<Range>) -> Result<()> {
+    if scan_category(pm, range, PAGE_IS_PRESENT | PAGE_IS_SWAPPED, out).is_ok() {
+        return Ok(());
+    }
+    const CHUNK: u64 = 1 << 16;
+    // Without PAGEMAP_SCAN every page costs 8 bytes of pagemap: refuse reservations too big
+    // to read that way rather than stall.
+    const MAX_FALLBACK: u64 = 64 << 30;
+    if range.end - range.start > MAX_FALLBACK {
+        return Err(TrackError::BadRange {
+            pid: pm.pid(),
+            start: range.start,
+            end: range.end,
+            why: "mapping over 64 GiB and no PAGEMAP_SCAN (Linux < 6.7) to find its used pages",
+        });
+    }
+    let mut entries = Vec::new();
+    let mut addr = range.start;
+    while addr < range.end {
+        let end = range.end.min(addr + CHUNK * PAGE);
+        pm.read(Range::new(addr, end), &mut entries)?;
+        let present = entries
+            .iter()
+            .enumerate()
+            .filter(|(_, e)| e.present() || e.swapped())
+            .map(|(i, _)| addr + i as u64 * PAGE);
+        for r in super::ranges::coalesce(present) {
+            match out.last_mut() {
+                Some(last) if last.end == r.start => last.end = r.end,
+                _ => out.push(r),
+            }
+        }
+        addr = end;
     }
     Ok(())
 }

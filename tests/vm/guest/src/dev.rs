@@ -150,7 +150,7 @@ impl Drop for Map {
 impl Map {
     /// The word at byte offset `off` (8-aligned, inside the mapping).
     pub fn word(&self, off: u64) -> &std::sync::atomic::AtomicU64 {
-        assert!(off % 8 == 0 && (off as usize) + 8 <= self.len);
+        assert!(off.is_multiple_of(8) && (off as usize) + 8 <= self.len);
         // SAFETY: aligned, inside the live mapping (checked), shared words are atomic.
         unsafe { &*(self.ptr.add(off as usize) as *const std::sync::atomic::AtomicU64) }
     }

@@ -13,13 +13,14 @@ mod dev;
 mod fuzz;
 mod lib_suites;
 mod perms;
+mod region;
 mod semantics;
 mod stress;
 mod system;
 
 use check::Report;
 
-const ALL: &[&str] = &["semantics", "limits", "stress", "perms", "fuzz", "library", "atomikctl", "unload"];
+const ALL: &[&str] = &["semantics", "limits", "stress", "perms", "fuzz", "region", "library", "atomikctl", "unload"];
 
 fn main() {
     let pid1 = std::process::id() == 1;
@@ -44,6 +45,7 @@ fn main() {
             "stress" => stress::run(&mut report),
             "perms" => perms::run(&mut report),
             "fuzz" => fuzz::run(&mut report),
+            "region" => region::run(&mut report),
             "library" => lib_suites::run_library(&mut report),
             "atomikctl" => lib_suites::run_atomikctl(&mut report),
             "bench" => bench::run(&mut report),

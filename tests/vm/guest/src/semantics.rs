@@ -197,6 +197,46 @@ pub fn run(report: &mut Report) {
         Ok(())
     });
 
+    report.run("a slot left locked by a dead writer: LOAD/READ/SWAP wait interruptibly (EINTR)", || {
+        let d = fresh("sem-stuck", 4, OP_XOR, 0)?;
+        let l = BankLayout::new(4, 0).unwrap();
+        let m = ok!(d.map(l.total_size as usize, 0, PROT_READ | PROT_WRITE, MAP_SHARED));
+        ok!(d.load(1, 7));
+        let seq = m.word(l.seq_off + 8);
+        let even = seq.load(SeqCst);
+        seq.store(even + 1, SeqCst); // what a writer killed inside its critical section leaves
+        extern "C" fn on_alarm(_: i32) {}
+        // SAFETY: installs a no-op SIGALRM handler without SA_RESTART, then arms a timer.
+        unsafe {
+            let mut sa: libc::sigaction = std::mem::zeroed();
+            sa.sa_sigaction = on_alarm as extern "C" fn(i32) as usize;
+            libc::sigaction(libc::SIGALRM, &sa, std::ptr::null_mut());
+        }
+        for (what, call) in [
+            ("READ", Box::new(|| d.read(1).map(|_| ())) as Box<dyn Fn() -> Result<(), i32>>),
+            ("LOAD", Box::new(|| d.load(1, 9))),
+            ("SWAP", Box::new(|| d.swap(1).map(|_| ()))),
+        ] {
+            // SAFETY: a one-shot 300 ms timer for this process.
+            unsafe {
+                let t = libc::itimerval {
+                    it_interval: libc::timeval { tv_sec: 0, tv_usec: 0 },
+                    it_value: libc::timeval { tv_sec: 0, tv_usec: 300_000 },
+                };
+                libc::setitimer(libc::ITIMER_REAL, &t, std::ptr::null_mut());
+            }
+            match call() {
+                Err(libc::EINTR) => {}
+                other => return Err(format!("{what} on a locked slot: {other:?}, want EINTR")),
+            }
+        }
+        ok!(d.accum(1, 1)); // ACCUM never waits
+        ok!(d.read(0)); // other slots are unaffected
+        seq.store(even, SeqCst);
+        ensure!(ok!(d.read(1)) == 6, "state intact after the lock is released");
+        Ok(())
+    });
+
     report.run("stats count ops by kind", || {
         let d = fresh("sem-stats", 4, OP_XOR, 0)?;
         ok!(d.load(0, 1));
@@ -209,6 +249,51 @@ pub fn run(report: &mut Report) {
         let s = ok!(d.stats());
         ensure!(s.loads == 1 && s.accums == 5 && s.reads == 1 && s.swaps == 1 && s.batches == 1, "{s:?}");
         ensure!(s.slots == 4 && s.uid == 0 && s.mode == 0o600 && s.op == OP_XOR, "{s:?}");
+        let fdinfo =
+            std::fs::read_to_string(format!("/proc/self/fdinfo/{}", d.fd)).map_err(|e| e.to_string())?;
+        ensure!(
+            fdinfo.contains("atomik-bank:\tsem-stats") && fdinfo.contains("accum 5 read 1 swap 1 batch 1"),
+            "fdinfo: {fdinfo}"
+        );
+        Ok(())
+    });
+
+    report.run("racing creates of one name: exactly one wins, the rest get EEXIST", || {
+        let d = ok!(Dev::open());
+        for n in 0..40 {
+            let _ = d.destroy(&format!("race-{n}"));
+        }
+        let racers: Vec<_> = (0..4)
+            .map(|_| {
+                std::thread::spawn(|| -> Result<u32, String> {
+                    let d = ok!(Dev::open());
+                    let mut won = 0;
+                    for n in 0..40 {
+                        match d.create(&format!("race-{n}"), 512, OP_XOR, 0o600, 0) {
+                            Ok(()) => won += 1,
+                            Err(libc::EEXIST) => {}
+                            Err(e) => return Err(format!("race-{n}: {}", crate::check::errname(e))),
+                        }
+                    }
+                    Ok(won)
+                })
+            })
+            .collect();
+        let mut won = 0;
+        for r in racers {
+            won += r.join().map_err(|_| "thread panicked".to_owned())??;
+        }
+        ensure!(won == 40, "{won} creates won for 40 names");
+        let before = ok!(d.info());
+        for n in 0..40 {
+            ok!(d.destroy(&format!("race-{n}")));
+        }
+        let after = ok!(d.info());
+        ensure!(before.bank_count - after.bank_count == 40, "bank count");
+        ensure!(
+            before.used_bytes - after.used_bytes == 40 * BankLayout::new(512, 0).unwrap().total_size,
+            "memory accounting"
+        );
         Ok(())
     });
 

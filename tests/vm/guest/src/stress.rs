@@ -177,7 +177,7 @@ fn stress(op: u32) -> Result<(), String> {
                 && m.word(l.ref_off + s * 8).load(SeqCst) == want[s as usize],
             "slot {s}: words after swap"
         );
-        ensure!(m.word(l.seq_off + s * 8).load(SeqCst) % 2 == 0, "slot {s}: seqlock left odd");
+        ensure!(m.word(l.seq_off + s * 8).load(SeqCst).is_multiple_of(2), "slot {s}: seqlock left odd");
     }
     drop(m);
     ok!(d.destroy(name));

@@ -1,0 +1,183 @@
+// SPDX-License-Identifier: GPL-2.0
+//! The address space a region watches: which one a pid names, whether the caller may read it,
+//! and fingerprinting its pages in place (referenced and mapped one at a time, never copied).
+//!
+//! Pages are taken with `get_user_pages_remote` (a plain reference, read access, like
+//! `/proc/PID/mem` and `process_vm_readv`), not pinned: a read-only pin of an anonymous page
+//! shared copy-on-write would make the kernel copy it, growing the watched process.
+//!
+//! # Who may watch another process
+//!
+//! Exactly who may open its `/proc/PID/mem`: the kernel's ptrace access check (credentials,
+//! dumpability, CAP_SYS_PTRACE, LSMs such as Yama), which implies PTRACE_MODE_READ_FSCREDS.
+//! Neither `ptrace_may_access` nor the task's dumpability is exported to modules, and a partial
+//! re-implementation would let a user read the fingerprints of its own non-dumpable processes
+//! (ssh-agent, gpg-agent). So the check is the kernel's own: the module opens
+//! `/proc/PID/mem` with the caller's credentials and file-system root, and accepts only if
+//! that file holds the very address space the pid names (procfs keeps it in `private_data`;
+//! the pointer is compared, never dereferenced, so a file of another kind can only fail the
+//! comparison). Consequence: watching another process needs procfs mounted at `/proc` for the
+//! caller's pid namespace; otherwise the access cannot be shown and the answer is EPERM.
+//!
+//! Like a `/proc/PID/mem` fd, a region keeps the address space it was granted (a `mmgrab`
+//! reference, which pins no memory): after the process exits or execs, reads find it gone
+//! (ESRCH) rather than reading whatever the pid runs next.
+
+use crate::fp_core;
+use core::ptr::{self, NonNull};
+use kernel::{
+    bindings,
+    error::from_err_ptr,
+    ffi::{c_long, c_ulong},
+    mm::{Mm, MmWithUser, MmapReadGuard},
+    page::PAGE_SIZE,
+    prelude::*,
+    str::CString,
+    sync::aref::ARef,
+    task::Task,
+};
+
+/// Page size of a region (the fingerprint is defined over 4096-byte pages).
+pub(crate) const PAGE: u64 = PAGE_SIZE as u64;
+const _: () = assert!(fp_core::PAGE_BYTES == PAGE_SIZE);
+
+/// Pages fingerprinted between two looks at pending signals; the target's mmap lock is
+/// released and the CPU offered to others between batches.
+const BATCH: u64 = 64;
+
+/// The address space of process `pid` (0 = the caller), if the caller may read it.
+/// EINVAL negative pid, ESRCH no such process (or a kernel thread), EPERM access denied.
+///
+/// Tasks are only reached through C functions (`get_task_mm`, ...), never through fields:
+/// `struct task_struct` as bindgen (libclang) lays it out differs from GCC's layout in the
+/// GCC-built kernels this module targets (`mm` is 48 bytes off in the tests' 7.3 build), which
+/// also makes `CurrentTask::mm()` unusable here.
+pub(crate) fn resolve(pid: i32) -> Result<ARef<Mm>> {
+    if pid < 0 {
+        return Err(EINVAL);
+    }
+    let own = task_mm(Task::current_raw())?;
+    if pid == 0 {
+        return Ok(ARef::from(&**own));
+    }
+    let users = pid_mm(pid)?;
+    // The caller's own address space (another thread of it, or a CLONE_VM sibling) is
+    // readable by the caller anyway.
+    if users.as_raw() != own.as_raw() {
+        check_access(pid, &users)?;
+    }
+    Ok(ARef::from(&**users))
+}
+
+/// The address space of `task`, with a user reference. ESRCH for kernel threads and exited
+/// tasks.
+fn task_mm(task: *mut bindings::task_struct) -> Result<ARef<MmWithUser>> {
+    // SAFETY: `task` is a valid task (the caller holds a reference or it is `current`);
+    // `get_task_mm` returns its address space with an `mmget` reference, or null.
+    let mm = unsafe { bindings::get_task_mm(task) };
+    let mm = NonNull::new(mm).ok_or(ESRCH)?;
+    // SAFETY: `mm` carries the `mmget` reference just taken, which the `ARef` takes over;
+    // `MmWithUser` is a transparent wrapper of `mm_struct`.
+    Ok(unsafe { ARef::from_raw(mm.cast()) })
+}
+
+/// The address space of `pid` in the caller's pid namespace, with a user reference.
+fn pid_mm(pid: i32) -> Result<ARef<MmWithUser>> {
+    // SAFETY: `find_get_pid` may be called from process context with any number; it returns a
+    // counted reference or null.
+    let spid = unsafe { bindings::find_get_pid(pid) };
+    if spid.is_null() {
+        return Err(ESRCH);
+    }
+    // SAFETY: `spid` is a valid counted `struct pid`.
+    let task = unsafe { bindings::get_pid_task(spid, bindings::pid_type_PIDTYPE_PID) };
+    // SAFETY: drops the reference `find_get_pid` took; `spid` is not used afterwards.
+    unsafe { bindings::put_pid(spid) };
+    let task = NonNull::new(task).ok_or(ESRCH)?;
+    // SAFETY: `get_pid_task` returned a counted task reference, which the `ARef` takes over
+    // (and drops after `task_mm`); `Task` is a transparent wrapper of `task_struct`.
+    let task: ARef<Task> = unsafe { ARef::from_raw(task.cast()) };
+    task_mm(task.as_ptr())
+}
+
+/// EPERM unless the caller may open `/proc/PID/mem` of the process owning `mm` (see the
+/// module documentation).
+fn check_access(pid: i32, mm: &MmWithUser) -> Result {
+    let path = CString::try_from_fmt(fmt!("/proc/{pid}/mem"))?;
+    // SAFETY: `path` is NUL-terminated and outlives the call; `filp_open` runs in the caller's
+    // process context with its credentials and file-system root. O_RDONLY is 0.
+    let file = unsafe { bindings::filp_open(path.as_char_ptr(), 0, 0) };
+    // Any failure (EACCES, EPERM, ENOENT without procfs, ...) means access is not shown.
+    let file = from_err_ptr(file).map_err(|_| EPERM)?;
+    // SAFETY: `file` is a valid open file (filp_open succeeded). `private_data` is only read and
+    // compared as a pointer, never dereferenced.
+    let same = unsafe { (*file).private_data } == mm.as_raw().cast();
+    // SAFETY: `file` came from `filp_open`, is owned by no fd table, and is closed exactly once.
+    unsafe { bindings::filp_close(file, ptr::null_mut()) };
+    if same {
+        Ok(())
+    } else {
+        Err(EPERM)
+    }
+}
+
+/// Calls `f(i, fingerprint)` for the `pages` pages from `start`, in order: `Some` with the
+/// page's fingerprint, `None` when it cannot be read (no mapping, PROT_NONE, I/O memory).
+/// Untouched anonymous pages read as the zero page, as through `/proc/PID/mem`.
+/// ESRCH when the address space is gone, EINTR when a signal is pending.
+pub(crate) fn fingerprint_pages(
+    mm: &Mm,
+    start: u64,
+    pages: u64,
+    mut f: impl FnMut(u64, Option<u64>),
+) -> Result {
+    let users = mm.mmget_not_zero().ok_or(ESRCH)?;
+    let mut i = 0;
+    while i < pages {
+        let end = pages.min(i + BATCH);
+        {
+            let lock = users.mmap_read_lock();
+            while i < end {
+                f(i, fingerprint_one(&users, &lock, start + i * PAGE)?);
+                i += 1;
+            }
+        }
+        if kernel::current!().signal_pending() {
+            return Err(EINTR);
+        }
+        // SAFETY: process context, no lock held.
+        unsafe { bindings::might_resched() };
+    }
+    Ok(())
+}
+
+/// Fingerprint of the page at `addr` of `mm`, whose mmap lock `_lock` holds.
+fn fingerprint_one(mm: &MmWithUser, _lock: &MmapReadGuard<'_>, addr: u64) -> Result<Option<u64>> {
+    let mut page: *mut bindings::page = ptr::null_mut();
+    // SAFETY: `mm` has a user reference and its mmap lock is held for reading (`_lock`), as
+    // `get_user_pages_remote` requires when `locked` is null; `page` has room for the one page
+    // asked for. Flags 0: read access, no FOLL_FORCE (like process_vm_readv).
+    let n = unsafe {
+        bindings::get_user_pages_remote(mm.as_raw(), addr as c_ulong, 1, 0, &mut page, ptr::null_mut())
+    };
+    if n == EFAULT.to_errno() as c_long || n == 0 || page.is_null() {
+        return Ok(None);
+    }
+    if n < 0 {
+        return Err(Error::from_errno(n as i32));
+    }
+    // SAFETY: `page` is referenced (n == 1) until `release_pages` below; `kmap_local_page` maps
+    // it for this context until `kunmap_local`.
+    let va = unsafe { bindings::kmap_local_page(page) }.cast::<u64>();
+    let fp = fp_core::fingerprint_words(|w| {
+        // SAFETY: `va` maps one whole page, page aligned, and `w < PAGE_WORDS`, so the word is
+        // inside it and aligned. Its owner may write it meanwhile: one volatile whole-word read.
+        u64::from_le(unsafe { ptr::read_volatile(va.add(w)) })
+    });
+    // SAFETY: `va` is the only mapping made by `kmap_local_page` above, unmapped once.
+    unsafe { bindings::kunmap_local(va.cast()) };
+    // SAFETY: drops, once, the one page reference `get_user_pages_remote` took; the union is
+    // C's transparent union of page-pointer arrays, passed like the pointer it holds.
+    unsafe { bindings::release_pages(bindings::release_pages_arg { pages: &mut page }, 1) };
+    Ok(Some(fp))
+}
