@@ -18,8 +18,8 @@
 pub mod abi;
 pub mod backend;
 pub mod bank;
-pub mod fp_core;
 mod error;
+pub mod fp_core;
 mod name;
 mod op;
 pub mod replica;
