@@ -41,7 +41,7 @@ pub enum Command {
     Status,
     /// Measure ops/s of ACCUM, READ, SWAP against a mutex-per-bank design.
     Bench(BenchArgs),
-    /// Replicate a bank with peers over authenticated TCP.
+    /// Replicate a bank with peers over authenticated TCP or through NATS JetStream.
     #[command(subcommand)]
     Sync(crate::sync::SyncCmd),
     /// Pages of a process written, changed and silently rewritten, per interval.

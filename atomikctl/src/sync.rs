@@ -1,4 +1,5 @@
-//! `atomikctl sync serve|join|status`: replicate a bank over authenticated TCP.
+//! `atomikctl sync serve|join|status`: replicate a bank over authenticated TCP, or (join
+//! `--nats`) through a NATS JetStream stream.
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -23,13 +24,27 @@ pub enum SyncCmd {
         #[arg(long)]
         peer: Vec<String>,
     },
-    /// Replicate BANK with the peer at ADDR (reconnecting with backoff).
+    /// Replicate BANK with the peer at ADDR (reconnecting with backoff), or through NATS.
     Join {
         #[command(flatten)]
         common: Common,
         /// Peer address (repeatable).
-        #[arg(long, required = true)]
+        #[arg(long, required_unless_present = "nats")]
         peer: Vec<String>,
+        /// Replicate through this NATS JetStream server instead of TCP peers, e.g.
+        /// nats://127.0.0.1:4222 (no shared secret: NATS authenticates; credentials in the URL).
+        #[arg(long, conflicts_with = "peer")]
+        nats: Option<String>,
+        /// Name of the replicated bank on NATS (default: --bank). Replicas on one machine
+        /// need distinct bank names but the same group.
+        #[arg(long, requires = "nats")]
+        group: Option<String>,
+        /// Own messages between two snapshots of this origin on NATS.
+        #[arg(long, hide = true, default_value_t = 1000, requires = "nats")]
+        nats_snapshot_every: u64,
+        /// Messages the stream keeps per origin (when this replica creates the stream).
+        #[arg(long, hide = true, default_value_t = 4096, requires = "nats")]
+        nats_max_per_subject: i64,
     },
     /// Show a daemon's replica state from its directory.
     Status {
@@ -89,12 +104,25 @@ fn secret(c: &Common) -> Result<Vec<u8>> {
     Ok(s)
 }
 
-fn daemon(c: &Common, listen: Option<String>, peers: Vec<String>) -> Result<()> {
+/// Where a daemon exchanges deltas.
+enum Transport {
+    Tcp { listen: Option<String>, peers: Vec<String> },
+    Nats { url: String, group: String, snapshot_every: u64, max_per_subject: i64 },
+}
+
+fn daemon(c: &Common, transport: Transport) -> Result<()> {
+    let (listen, peers, nats) = match transport {
+        Transport::Tcp { listen, peers } => (listen, peers, None),
+        Transport::Nats { url, group, snapshot_every, max_per_subject } => {
+            (None, Vec::new(), Some((url, group, snapshot_every, max_per_subject)))
+        }
+    };
     let cfg = DaemonConfig {
         bank: c.bank.clone(),
         data: data_dir(&c.bank, &c.data),
         create: c.slots.map(|s| (s, c.op)),
-        secret: secret(c)?,
+        // NATS does its own authentication; the HMAC handshake is TCP's.
+        secret: if nats.is_some() { Vec::new() } else { secret(c)? },
         listen,
         peers,
         tick: Duration::from_millis(c.tick_ms.max(1)),
@@ -106,7 +134,13 @@ fn daemon(c: &Common, listen: Option<String>, peers: Vec<String>) -> Result<()> 
         libc::signal(libc::SIGINT, on_signal as *const () as libc::sighandler_t);
     }
     let stop = Arc::new(AtomicBool::new(false));
+    let data = cfg.data.clone();
+    let tick = cfg.tick;
     let d = Daemon::open(cfg, Arc::clone(&stop))?;
+    let nats = match nats {
+        Some((url, group, every, max)) => Some(start_nats(&d, url, group, data, tick, (every, max))?),
+        None => None,
+    };
     let watcher = Arc::clone(&stop);
     std::thread::spawn(move || loop {
         if STOP.load(Ordering::Relaxed) {
@@ -116,14 +150,72 @@ fn daemon(c: &Common, listen: Option<String>, peers: Vec<String>) -> Result<()> 
         std::thread::sleep(Duration::from_millis(20));
     });
     d.run()?;
+    if let Some(t) = nats {
+        t.finish();
+    }
     Ok(())
+}
+
+#[cfg(feature = "nats")]
+fn start_nats(
+    d: &Arc<Daemon>,
+    url: String,
+    group: String,
+    data: PathBuf,
+    tick: Duration,
+    (snapshot_every, max_per_subject): (u64, i64),
+) -> Result<atomik::replica::nats::Transport> {
+    use atomik::replica::nats::{spawn, NatsConfig};
+    if snapshot_every == 0 || max_per_subject < 2 * snapshot_every as i64 {
+        bail!("--nats-max-per-subject must be at least twice --nats-snapshot-every (and that above 0)");
+    }
+    let mut cfg = NatsConfig::new(&url, &group, data);
+    cfg.tick = tick;
+    cfg.snapshot_every = snapshot_every;
+    cfg.max_per_subject = max_per_subject;
+    spawn(Arc::clone(d), cfg).context("starting the NATS transport thread")
+}
+
+#[cfg(not(feature = "nats"))]
+fn start_nats(
+    _: &Arc<Daemon>,
+    _: String,
+    _: String,
+    _: PathBuf,
+    _: Duration,
+    _: (u64, i64),
+) -> Result<NoNats> {
+    bail!("this atomikctl was built without the `nats` feature")
+}
+
+#[cfg(not(feature = "nats"))]
+struct NoNats;
+
+#[cfg(not(feature = "nats"))]
+impl NoNats {
+    fn finish(self) {}
 }
 
 /// Runs a `sync` subcommand.
 pub fn run(cmd: &SyncCmd, json: bool) -> Result<()> {
     match cmd {
-        SyncCmd::Serve { common, listen, peer } => daemon(common, Some(listen.clone()), peer.clone()),
-        SyncCmd::Join { common, peer } => daemon(common, None, peer.clone()),
+        SyncCmd::Serve { common, listen, peer } => {
+            daemon(common, Transport::Tcp { listen: Some(listen.clone()), peers: peer.clone() })
+        }
+        SyncCmd::Join {
+            common, nats: Some(url), group, nats_snapshot_every, nats_max_per_subject, ..
+        } => daemon(
+            common,
+            Transport::Nats {
+                url: url.clone(),
+                group: group.clone().unwrap_or_else(|| common.bank.clone()),
+                snapshot_every: *nats_snapshot_every,
+                max_per_subject: *nats_max_per_subject,
+            },
+        ),
+        SyncCmd::Join { common, peer, nats: None, .. } => {
+            daemon(common, Transport::Tcp { listen: None, peers: peer.clone() })
+        }
         SyncCmd::Status { bank, data } => {
             let path = data_dir(bank, data).join("status.json");
             let s = std::fs::read_to_string(&path).with_context(|| {
@@ -133,7 +225,8 @@ pub fn run(cmd: &SyncCmd, json: bool) -> Result<()> {
                 print!("{s}");
             } else {
                 // Flatten the one-line JSON into `key: value` lines.
-                let body = s.trim().trim_start_matches('{').trim_end_matches('}');
+                let s = s.trim();
+                let body = s.strip_prefix('{').and_then(|b| b.strip_suffix('}')).unwrap_or(s);
                 for part in split_top(body) {
                     if let Some((k, v)) = part.split_once(':') {
                         println!("{:<13} {}", k.trim_matches('"'), v);

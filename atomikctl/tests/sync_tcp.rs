@@ -4,23 +4,14 @@
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::OnceLock;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use atomik::{Bank, CreateOptions, Op};
+use atomik::Op;
+
+mod sync_support;
+use sync_support::{bank, create, create_offline, shm, wait_all};
 
 const SECRET: &str = "correct horse battery staple";
-
-fn shm() -> &'static Path {
-    static DIR: OnceLock<tempfile::TempDir> = OnceLock::new();
-    DIR.get_or_init(|| {
-        let d = tempfile::tempdir().unwrap();
-        // SAFETY (of the environment): set once, before any bank is opened by this process.
-        std::env::set_var("ATOMIK_SHM_DIR", d.path());
-        d
-    })
-    .path()
-}
 
 fn free_port() -> String {
     let l = TcpListener::bind("127.0.0.1:0").unwrap();
@@ -59,39 +50,6 @@ fn join(bank: &str, peer: &str, data: &Path, secret: &str) -> Node {
     spawn(&["join", "--bank", bank, "--slots", "64", "--op", "add", "--peer", peer], data, secret)
 }
 
-fn bank(name: &str) -> Bank {
-    shm();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        match Bank::open(name) {
-            Ok(b) => return b,
-            Err(_) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(20)),
-            Err(e) => panic!("bank {name}: {e}"),
-        }
-    }
-}
-
-fn create(name: &str) -> Bank {
-    shm();
-    Bank::create(name, CreateOptions::new(64).op(Op::Add)).unwrap()
-}
-
-/// Polls until every bank reads `want`; panics with the last values after a generous bound
-/// (the bound only turns a hang into a failure; nothing here measures speed).
-fn wait_all(names: &[&str], want: &[u64]) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let got: Vec<Vec<u64>> = names.iter().map(|n| bank(n).read_all()).collect();
-        if got.iter().all(|g| g == want) {
-            return;
-        }
-        if Instant::now() > deadline {
-            panic!("banks {names:?} did not converge to {want:?}: {got:?}");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
 fn dir(tmp: &tempfile::TempDir, name: &str) -> PathBuf {
     tmp.path().join(name)
 }
@@ -103,7 +61,7 @@ fn three_processes_converge_and_a_peer_without_the_secret_is_refused() {
     let _s = serve("t1s", &addr, &dir(&tmp, "s"));
     let _a = join("t1a", &addr, &dir(&tmp, "a"), SECRET);
     let _b = join("t1b", &addr, &dir(&tmp, "b"), SECRET);
-    let intruder = create("t1x");
+    let intruder = create("t1x", Op::Add);
     intruder.accum(0, 1_000_000).unwrap();
     let _x = join("t1x", &addr, &dir(&tmp, "x"), "not the secret at all");
     let mut want = vec![0u64; 64];
@@ -178,14 +136,7 @@ fn offline_clients_reconnect_in_random_order_and_lose_no_increment() {
     let names = ["t4c0", "t4c1", "t4c2", "t4c3"];
     let mut want = vec![0u64; 64];
     // Round 1: clients that never ran accumulate offline (concurrent increments on shared slots).
-    for (k, n) in names.iter().enumerate() {
-        let b = create(n);
-        for t in 0..500u64 {
-            let slot = (t * (k as u64 + 3)) % 64;
-            b.accum(slot, 1 + (t + k as u64) % 3).unwrap();
-            want[slot as usize] += 1 + (t + k as u64) % 3;
-        }
-    }
+    create_offline(&names, &mut want);
     // Reconnect in a pseudo-random order.
     let mut order = vec![2usize, 0, 3, 1];
     let mut clients: Vec<Option<Node>> = (0..names.len()).map(|_| None).collect();

@@ -5,9 +5,12 @@
 //! - [`persist`]: snapshot + write-ahead log, durable across `kill -9`.
 //! - [`sim`]: the deterministic convergence simulator behind `atomikctl bench converge`.
 //! - [`tcp`]: authenticated TCP anti-entropy; `nats` (feature `nats`): NATS JetStream.
+//! - [`daemon`]: the sync daemon that mirrors a bank and runs a transport.
 
 pub mod daemon;
 pub mod model;
+#[cfg(feature = "nats")]
+pub mod nats;
 pub mod op;
 pub mod persist;
 pub mod sim;

@@ -21,7 +21,7 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use super::model::{Config, Joined, Replica};
+use super::model::{Config, Joined, Replica, ReplicaError};
 use super::op::Op;
 use super::persist::{PersistError, Store};
 use super::tcp::{self, Conn, Hello, TcpError};
@@ -59,6 +59,8 @@ pub enum DaemonError {
     Listen { addr: String, source: std::io::Error },
     #[error("{0}")]
     Io(#[from] std::io::Error),
+    #[error(transparent)]
+    Replica(#[from] ReplicaError),
 }
 
 struct Peer {
@@ -78,6 +80,8 @@ struct Inner {
     last_error: String,
     bytes_in: u64,
     bytes_out: u64,
+    /// Another transport's status (a JSON object), shown in status.json.
+    transport: Option<String>,
 }
 
 /// A running daemon's shared state.
@@ -139,6 +143,7 @@ impl Daemon {
                 last_error: String::new(),
                 bytes_in: 0,
                 bytes_out: 0,
+                transport: None,
             }),
             next_conn: AtomicU64::new(1),
             stop,
@@ -203,7 +208,29 @@ impl Daemon {
         }
     }
 
-    fn note_error(&self, e: String) {
+    /// Runs `f` on the replica (under the daemon's lock: keep it short).
+    pub fn with_replica<R>(&self, f: impl FnOnce(&Replica) -> R) -> R {
+        f(&self.inner.lock().expect("daemon lock").replica)
+    }
+
+    /// Joins a message that another transport received: when it changes anything it is
+    /// logged (fsync) before this returns, then mirrored into the bank. A
+    /// [`DaemonError::Replica`] means the message was refused (shape, origin limits); any
+    /// other error means it may not be durable.
+    pub fn join_remote(&self, msg: &Message) -> Result<Vec<Joined>, DaemonError> {
+        let mut g = self.inner.lock().expect("daemon lock");
+        join_logged(&mut g, msg)
+    }
+
+    /// Sets another transport's status object (JSON), written to status.json as `transport`.
+    pub fn set_transport_status(&self, json: String) {
+        if let Ok(mut g) = self.inner.lock() {
+            g.transport = Some(json);
+        }
+    }
+
+    /// Records an error for status.json and prints it.
+    pub fn note_error(&self, e: String) {
         eprintln!("atomik sync: {e}");
         if let Ok(mut g) = self.inner.lock() {
             g.last_error = e;
@@ -299,11 +326,7 @@ impl Daemon {
                 }
             }
             Message::Deltas { .. } => {
-                let joined = g.replica.join_message(msg).map_err(|e| e.to_string())?;
-                if joined.iter().any(|j| matches!(j, Joined::Applied | Joined::Buffered)) {
-                    g.store.log(msg).map_err(|e| e.to_string())?;
-                    mirror_remote(g).map_err(|e| e.to_string())?;
-                }
+                join_logged(g, msg).map_err(|e| e.to_string())?;
             }
         }
         Ok(())
@@ -353,6 +376,16 @@ impl Daemon {
     }
 }
 
+/// Joins `msg`, logs it (fsync) if it changed anything, and mirrors it into the bank.
+fn join_logged(g: &mut Inner, msg: &Message) -> Result<Vec<Joined>, DaemonError> {
+    let joined = g.replica.join_message(msg)?;
+    if joined.iter().any(|j| matches!(j, Joined::Applied | Joined::Buffered)) {
+        g.store.log(msg)?;
+        mirror_remote(g)?;
+    }
+    Ok(joined)
+}
+
 /// Per origin, the larger version of two sorted views.
 fn merge_views(a: &[(u64, u64)], b: &[(u64, u64)]) -> Vec<(u64, u64)> {
     let mut m: BTreeMap<u64, u64> = a.iter().copied().collect();
@@ -398,7 +431,7 @@ fn write_status(cfg: &DaemonConfig, g: &Inner) -> std::io::Result<()> {
     let json = format!(
         "{{\"bank\":{:?},\"origin\":\"{:016x}\",\"version\":{},\"digest\":\"{:016x}\",\"updated_unix\":{now},\
          \"listen\":{:?},\"peers\":[{}],\"origins\":[{}],\"applied\":{},\"duplicates\":{},\"buffered\":{},\
-         \"snapshots\":{},\"refused\":{},\"wal_bytes\":{},\"last_error\":{:?}}}\n",
+         \"snapshots\":{},\"refused\":{},\"wal_bytes\":{},\"last_error\":{:?},\"transport\":{}}}\n",
         cfg.bank,
         g.replica.id(),
         g.replica.version(),
@@ -412,7 +445,8 @@ fn write_status(cfg: &DaemonConfig, g: &Inner) -> std::io::Result<()> {
         s.snapshots,
         g.refused,
         g.store.wal_len(),
-        g.last_error
+        g.last_error,
+        g.transport.as_deref().unwrap_or("null")
     );
     let tmp = cfg.data.join("status.json.tmp");
     std::fs::write(&tmp, json)?;
