@@ -78,6 +78,21 @@ impl CreateOptions {
         self.shards = shards;
         self
     }
+
+    /// Checks the parameters for bank `name` and gives the layout they make: every backend
+    /// refuses the same requests with the same error.
+    pub fn validate(&self, name: &BankName) -> Result<crate::abi::BankLayout> {
+        use crate::abi::{BankLayout, MAX_SHARDS, MAX_SLOTS};
+        let bad = |reason: String| Error::BadParams { name: name.to_string(), reason };
+        if self.mode & !0o777 != 0 {
+            return Err(bad(format!("mode {:#o} has bits beyond 0777", self.mode)));
+        }
+        if self.shards as usize > MAX_SHARDS {
+            return Err(bad(format!("{} shards, at most {MAX_SHARDS}", self.shards)));
+        }
+        BankLayout::new(self.slots, self.shards)
+            .ok_or_else(|| bad(format!("{} slots, must be 1 to {MAX_SLOTS}", self.slots)))
+    }
 }
 
 /// Access wanted when opening a bank.

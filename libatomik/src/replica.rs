@@ -8,6 +8,8 @@
 //! - [`daemon`]: the sync daemon that mirrors a bank and runs a transport.
 
 pub mod daemon;
+#[doc(hidden)]
+pub mod fuzz_check;
 pub mod model;
 #[cfg(feature = "nats")]
 pub mod nats;

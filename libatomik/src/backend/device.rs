@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 
 use memmap2::MmapOptions;
 
-use crate::abi::{self, BankLayout, MAX_SHARDS};
+use crate::abi::{self, BankLayout};
 use crate::backend::{Access, Backend, BackendKind, BankInfo, Control, CreateOptions, Opened};
 use crate::bank::BankMemory;
 use crate::error::{Error, Result};
@@ -153,15 +153,7 @@ impl Backend for DeviceBackend {
     }
 
     fn create(&self, name: &BankName, opts: &CreateOptions) -> Result<Opened> {
-        let bad = |reason: String| Error::BadParams { name: name.to_string(), reason };
-        if opts.mode & !0o777 != 0 {
-            return Err(bad(format!("mode {:#o} has bits beyond 0777", opts.mode)));
-        }
-        if opts.shards as usize > MAX_SHARDS {
-            return Err(bad(format!("{} shards, at most {MAX_SHARDS}", opts.shards)));
-        }
-        BankLayout::new(opts.slots, opts.shards)
-            .ok_or_else(|| bad(format!("{} slots, must be 1 to {}", opts.slots, abi::MAX_SLOTS)))?;
+        opts.validate(name)?;
         let req = abi::BankCreate {
             name: name.to_abi(),
             slots: opts.slots,

@@ -12,7 +12,6 @@ use std::path::{Path, PathBuf};
 
 use memmap2::MmapOptions;
 
-use crate::abi::{BankLayout, MAX_SHARDS};
 use crate::backend::{Access, Backend, BackendKind, BankInfo, CreateOptions, Opened};
 use crate::bank::BankMemory;
 use crate::error::{Error, Result};
@@ -128,15 +127,7 @@ impl Backend for SoftBackend {
     }
 
     fn create(&self, name: &BankName, opts: &CreateOptions) -> Result<Opened> {
-        let bad = |reason: String| Error::BadParams { name: name.to_string(), reason };
-        if opts.mode & !0o777 != 0 {
-            return Err(bad(format!("mode {:#o} has bits beyond 0777", opts.mode)));
-        }
-        if opts.shards as usize > MAX_SHARDS {
-            return Err(bad(format!("{} shards, at most {MAX_SHARDS}", opts.shards)));
-        }
-        let layout = BankLayout::new(opts.slots, opts.shards)
-            .ok_or_else(|| bad(format!("{} slots, must be 1 to {}", opts.slots, crate::abi::MAX_SLOTS)))?;
+        let layout = opts.validate(name)?;
         self.ensure_dir()?;
         let path = self.path(name);
         if path.exists() {
