@@ -27,8 +27,9 @@ pub struct BenchArgs {
     /// Most threads and processes to try (1, 2, … up to this).
     #[arg(long, default_value_t = default_workers())]
     pub workers: usize,
-    /// Slots the workers share.
-    #[arg(long, default_value_t = 64)]
+    /// Slots the workers share (a power of two). With few slots, workers fight over the same
+    /// cache lines on every op.
+    #[arg(long, default_value_t = 65_536)]
     pub slots: u64,
     /// MiB of slots for the dense batch pass.
     #[arg(long, default_value_t = 64)]

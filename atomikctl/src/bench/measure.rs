@@ -54,8 +54,11 @@ pub fn ops_per_sec(workers: usize, ops: u64, f: impl Fn(usize, u64) + Sync) -> f
             let (f, barrier) = (&f, &barrier);
             s.spawn(move || {
                 barrier.wait();
+                // Each worker walks its own pseudo-random sequence: workers meet on a cache
+                // line only as often as the slot count makes them.
+                let offset = (w as u64).wrapping_mul(0x5851_F42D_4C95_7F2D);
                 for i in 0..ops {
-                    f(w, i.wrapping_mul(0x9E37_79B9).wrapping_add(w as u64));
+                    f(w, i.wrapping_mul(0x9E37_79B9).wrapping_add(offset));
                 }
             });
         }

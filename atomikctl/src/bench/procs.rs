@@ -35,9 +35,11 @@ pub fn child(name: &str, ops: &str) -> Result<()> {
     let ops = parse_u64(ops, "ops")?;
     let bank = Bank::open(name)?;
     let (mem, mask) = (bank.memory(), (1u64 << (63 - bank.slots().leading_zeros())) - 1);
-    let salt = std::process::id() as u64;
+    // As for threads: each process walks its own pseudo-random sequence of slots.
+    let offset = (std::process::id() as u64).wrapping_mul(0x5851_F42D_4C95_7F2D);
     for i in 0..ops {
-        mem.accum(i & mask, i ^ salt);
+        let x = i.wrapping_mul(0x9E37_79B9).wrapping_add(offset);
+        mem.accum(x & mask, x);
     }
     Ok(())
 }
