@@ -146,22 +146,22 @@ pub fn run(a: &ConvergeArgs, json: bool) -> Result<()> {
             let per = (a.ticks * a.nodes as u64) as f64;
             let digests: Vec<String> = r.digests.iter().map(|d| format!("{d:016x}")).collect();
             if json {
-                rows.push(format!(
-                    "{{\"faults\":\"{name}\",\"banks\":{banks},\"bytes\":{},\"push_bytes\":{},\"ae_bytes\":{},\
-                     \"messages\":{},\"lost\":{},\"duplicated\":{},\"crashes\":{},\"partitions\":{},\
-                     \"snapshots\":{},\"heal_rounds\":{},\"converged\":{equal},\"digests\":[{}]}}",
-                    r.bytes,
-                    r.push_bytes,
-                    r.ae_bytes,
-                    r.messages,
-                    r.lost,
-                    r.duplicated,
-                    r.crashes,
-                    r.partitions,
-                    r.snapshots,
-                    r.heal_rounds,
-                    digests.iter().map(|d| format!("\"{d}\"")).collect::<Vec<_>>().join(",")
-                ));
+                rows.push(serde_json::json!({
+                    "faults": name,
+                    "banks": banks,
+                    "bytes": r.bytes,
+                    "push_bytes": r.push_bytes,
+                    "ae_bytes": r.ae_bytes,
+                    "messages": r.messages,
+                    "lost": r.lost,
+                    "duplicated": r.duplicated,
+                    "crashes": r.crashes,
+                    "partitions": r.partitions,
+                    "snapshots": r.snapshots,
+                    "heal_rounds": r.heal_rounds,
+                    "converged": equal,
+                    "digests": digests,
+                }));
             } else {
                 println!(
                     "{:<10} {:>5} {:>12} {:>8.1} {:>10.1} {:>9.1} {:>7} {:>7} {:>6} {:>5} {:>6} {:>5} {:<6} {}",
@@ -184,17 +184,18 @@ pub fn run(a: &ConvergeArgs, json: bool) -> Result<()> {
         }
     }
     if json {
-        println!(
-            "{{\"nodes\":{},\"ticks\":{},\"slots\":{},\"density\":{},\"op\":\"{}\",\"seed\":\"{:#018x}\",\
-             \"expected\":\"{expected:016x}\",\"converged\":{ok},\"runs\":[{}]}}",
-            a.nodes,
-            a.ticks,
-            a.slots,
-            a.density,
-            a.op,
-            a.seed,
-            rows.join(",")
-        );
+        let report = serde_json::json!({
+            "nodes": a.nodes,
+            "ticks": a.ticks,
+            "slots": a.slots,
+            "density": a.density,
+            "op": a.op.to_string(),
+            "seed": format!("{:#018x}", a.seed),
+            "expected": format!("{expected:016x}"),
+            "converged": ok,
+            "runs": rows,
+        });
+        println!("{report}");
     } else if ok {
         println!("all {} runs converged to {expected:016x}", models.len() * a.banks.len());
     } else {
