@@ -146,6 +146,24 @@ impl Conn {
         self.send(K_FRAME, &wire::encode(msg))
     }
 
+    /// The peer's ERROR frame as an error carrying its reason.
+    fn refused(&self, body: &[u8]) -> TcpError {
+        TcpError::Refused { peer: self.peer.clone(), reason: String::from_utf8_lossy(body).into() }
+    }
+
+    /// Receives a handshake frame of kind `want`: an ERROR frame is the peer refusing us (its
+    /// reason carried), any other kind a protocol error.
+    fn recv_handshake(&mut self, want: u8, expected: &str) -> Result<Vec<u8>, TcpError> {
+        let (kind, body) = self.recv()?;
+        if kind == K_ERROR {
+            return Err(self.refused(&body));
+        }
+        if kind != want {
+            return Err(self.proto(expected));
+        }
+        Ok(body)
+    }
+
     /// Receives one wire message (the peer's `ERROR` becomes [`TcpError::Refused`]).
     pub fn recv_msg(&mut self) -> Result<Message, TcpError> {
         let (kind, body) = self.recv()?;
@@ -153,10 +171,7 @@ impl Conn {
             K_FRAME => {
                 wire::decode(&body).map_err(|source| TcpError::Wire { peer: self.peer.clone(), source })
             }
-            K_ERROR => Err(TcpError::Refused {
-                peer: self.peer.clone(),
-                reason: String::from_utf8_lossy(&body).into(),
-            }),
+            K_ERROR => Err(self.refused(&body)),
             k => Err(self.proto(format!("unexpected record kind {k}"))),
         }
     }
@@ -172,29 +187,11 @@ impl Conn {
         h.extend_from_slice(&me.id.to_le_bytes());
         h.extend_from_slice(&me.nonce);
         self.send(K_HELLO, &h)?;
-        let (kind, body) = self.recv()?;
-        if kind == K_ERROR {
-            return Err(TcpError::Refused {
-                peer: self.peer.clone(),
-                reason: String::from_utf8_lossy(&body).into(),
-            });
-        }
-        if kind != K_HELLO {
-            return Err(self.proto("expected HELLO"));
-        }
+        let body = self.recv_handshake(K_HELLO, "expected HELLO")?;
         let them = self.parse_hello(&body)?;
         let proof = mac(secret, &them.nonce, &me.nonce, me.id, &me.bank).finalize().into_bytes();
         self.send(K_AUTH, &proof)?;
-        let (kind, body) = self.recv()?;
-        if kind == K_ERROR {
-            return Err(TcpError::Refused {
-                peer: self.peer.clone(),
-                reason: String::from_utf8_lossy(&body).into(),
-            });
-        }
-        if kind != K_AUTH {
-            return Err(self.proto("expected AUTH"));
-        }
+        let body = self.recv_handshake(K_AUTH, "expected AUTH")?;
         let ok = mac(secret, &me.nonce, &them.nonce, them.id, &them.bank).verify_slice(&body).is_ok();
         if !ok {
             let _ = self.send(K_ERROR, b"authentication failed");
