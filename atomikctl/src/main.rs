@@ -49,7 +49,8 @@ fn exit_code(e: &anyhow::Error) -> u8 {
             | E::SlotOutOfRange { .. }
             | E::BadParams { .. }
             | E::BadBackend { .. }
-            | E::ReadOnly { .. },
+            | E::ReadOnly { .. }
+            | E::Replicated { .. },
         ) => 2,
         Some(E::PermissionDenied { .. }) => 3,
         _ => 1,

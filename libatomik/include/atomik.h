@@ -13,7 +13,7 @@
 #include <stdint.h>
 #include <linux/ioctl.h>
 
-#define ATOMIK_ABI_VERSION 1u
+#define ATOMIK_ABI_VERSION 2u
 #define ATOMIK_IOC_MAGIC 0xA7
 #define ATOMIK_DEVICE_PATH "/dev/atomik"
 #define ATOMIK_NAME_LEN 64
@@ -123,6 +123,10 @@ struct atomik_bank_list {
 /* Shared bank layout: header page, then page-aligned arrays (see abi.rs). */
 #define ATOMIK_BANK_MAGIC 0x4b424b494d4f5441ull /* "ATOMIKBK" little-endian */
 #define ATOMIK_BANK_HEADER_SIZE 4096u
+/* Slots per dirty card; ACCUM marks card[slot / ATOMIK_CARD_SLOTS] (see abi.rs). */
+#define ATOMIK_CARD_SLOTS 512u
+/* Low bits of a sequence word: the counter; the locking pid sits above (0 = the kernel). */
+#define ATOMIK_SEQ_COUNTER_MASK 0xffffffffull
 
 struct atomik_bank_header {
 	uint64_t magic;
@@ -138,7 +142,11 @@ struct atomik_bank_header {
 	uint64_t shard_off;
 	uint64_t base_off;
 	uint64_t shard_stride;
-	uint64_t reserved0[5];
+	uint64_t taken_off;   /* replicated-accumulator words, one per slot */
+	uint64_t card_off;    /* dirty cards: one uint64_t per ATOMIK_CARD_SLOTS slots */
+	uint64_t origin;      /* replica origin id when bound by a sync daemon, else 0 */
+	uint64_t incarnation; /* binding id when bound, else 0 */
+	uint64_t reserved0[1];
 	uint64_t shard_owner[ATOMIK_MAX_SHARDS];
 	char name[ATOMIK_NAME_LEN];
 	uint8_t reserved1[3776];

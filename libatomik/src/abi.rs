@@ -21,6 +21,8 @@
 //! | `seq_off`         | `8 N` (page-rounded) | per-slot sequence word (seqlock)              |
 //! | `ref_off`         | `8 N` (page-rounded) | per-slot reference                            |
 //! | `acc_off`         | `8 N` (page-rounded) | per-slot accumulator                          |
+//! | `taken_off`       | `8 N` (page-rounded) | per-slot accumulator value already replicated |
+//! | `card_off`        | `8 ⌈N/512⌉` (rounded)| per accumulator page, a dirty card (0 or 1)   |
 //! | `shard_off`       | `8 N K` (rounded)    | `K` writer-private accumulator shards (K ≥ 0) |
 //! | `base_off`        | `8 N K` (rounded)    | per shard, the value already folded by SWAP   |
 //!
@@ -30,11 +32,25 @@
 //!
 //! # Concurrency protocol (per slot `i`, operator `∘`, identity `e`)
 //!
-//! - **ACCUM(d)**: one atomic read-modify-write `acc[i] ∘= d` (`lock xor` / `lock xadd`).
-//!   It never touches `seq[i]`: ACCUM is wait-free for any number of threads and processes.
-//! - **Writers (LOAD, SWAP)** serialise on `seq[i]`: compare-and-swap an even value `s` to
-//!   `s + 1` (acquire), do their work, store `s + 2` (release). The critical section is a few
-//!   instructions with no system call and no fault (the pages are mapped and populated).
+//! - **ACCUM(d)**: one atomic read-modify-write `acc[i] ∘= d` (`lock xor` / `lock xadd`,
+//!   sequentially consistent), then the slot's card `c = i / 512` is marked: load
+//!   `card[c]` and, only when it is 0, store 1. It never touches `seq[i]`: ACCUM is wait-free
+//!   for any number of threads and processes, and the card costs one load that hits the cache
+//!   (the store happens once per page between two scans). A sync daemon swaps each card to 0
+//!   and then reads the page's accumulators: an ACCUM whose card load saw 1 came before the
+//!   swap, so the read sees it; one that saw 0 stores 1 and is found at the next scan.
+//! - **Sequence words.** Unlocked, `seq[i]` is an even counter below 2^32. A writer locks it
+//!   by compare-and-swap of an even value `s` to `(holder << 32) | ((s + 1) mod 2^32)`
+//!   (acquire), where `holder` is its process id, or 0 for the kernel; it unlocks by storing
+//!   `(s + 2) mod 2^32` (release). A waiter that finds the lock held for long by a process
+//!   that no longer exists (`kill(holder, 0)` fails with `ESRCH`) releases it in the dead
+//!   holder's place by the same compare-and-swap from the exact locked word, so no slot stays
+//!   wedged by a killed writer. A kernel holder (0) is never released by others.
+//! - **Writers (LOAD, SWAP, REF_COMBINE)** serialise on `seq[i]`. The critical section is a
+//!   few instructions with no system call and no fault (the pages are mapped and populated).
+//!   - REF_COMBINE(d): `ref[i] = ref[i] ∘ d`, the accumulator untouched: how a sync daemon
+//!     merges remote changes into a replicated bank (one store, so a writer killed inside it
+//!     leaves the old or the new reference, never a torn slot).
 //!   - LOAD(v): `ref[i] = v`; `acc[i]` is exchanged with `e` (ACCUMs before the exchange are
 //!     discarded by the LOAD, those after it stay).
 //!   - SWAP: `a = exchange(acc[i], e)`, fold the shards (below), `ref[i] = ref[i] ∘ a ∘ f`,
@@ -53,16 +69,27 @@
 //!   each writer's own program order as long as a writer does not mix shard writes and atomic
 //!   ACCUMs on one slot while expecting a concurrent READ to see them in that order.
 //!
-//! A process killed inside a writer's critical section leaves `seq[i]` odd; readers and
-//! writers of that slot then spin. The window is a handful of instructions with no syscall,
-//! so this needs a `SIGKILL` landing exactly there; the kernel backend's LOAD and SWAP run in
-//! the kernel where this cannot happen.
+//! A process killed inside a writer's critical section leaves `seq[i]` locked by a dead
+//! holder; the next waiter releases it (above). A LOAD or SWAP killed between its two stores
+//! leaves that slot as far as it got (a SWAP killed after taking the accumulator and before
+//! storing the reference drops what it took, like a SWAP whose result was thrown away); the
+//! window is a handful of instructions with no syscall. The kernel backend's LOAD and SWAP
+//! run in the kernel where this cannot happen.
+//!
+//! # Replicated banks
+//!
+//! A bank mirrored by `atomikctl sync` is *bound*: [`BankHeader::origin`] holds the replica's
+//! origin id and [`BankHeader::incarnation`] the id of this binding (both 0 when unbound).
+//! Only the daemon writes `ref` (by REF_COMBINE) and `taken`; producers only ACCUM, so
+//! `acc[i] ∘ taken[i]⁻¹` is exactly the local change not yet replicated and
+//! `ref[i] ∘ taken[i]` the replicated state. LOAD and SWAP on a bound bank are refused by the
+//! library. See `docs/replication.md` for the invariants and why every crash point is safe.
 #![allow(dead_code)]
 
 use core::mem::{offset_of, size_of};
 
 /// Version of this ABI: ioctl structs and the bank layout. Bumped on any incompatible change.
-pub const ABI_VERSION: u32 = 1;
+pub const ABI_VERSION: u32 = 2;
 
 /// The ioctl type byte of `/dev/atomik` (the legacy C module used `'A'`).
 pub const IOC_MAGIC: u32 = 0xA7;
@@ -81,6 +108,12 @@ pub const MAX_SHARDS: usize = 16;
 
 /// Page size the layout is aligned to (x86_64 and the kernel module's target).
 pub const PAGE_SIZE: u64 = 4096;
+
+/// Slots per dirty card: one card per page of accumulators.
+pub const CARD_SLOTS: u64 = PAGE_SIZE / 8;
+
+/// Bits of a sequence word that hold the counter; the holder's pid sits above them.
+pub const SEQ_COUNTER_MASK: u64 = 0xffff_ffff;
 
 // ---------------------------------------------------------------------------------------------
 // ioctl number encoding (asm-generic/ioctl.h: dir << 30 | size << 16 | type << 8 | nr)
@@ -454,8 +487,17 @@ pub struct BankHeader {
     pub base_off: u64,
     /// Bytes between consecutive shards (and bases).
     pub shard_stride: u64,
+    /// Offset of the replicated-accumulator words (`taken`).
+    pub taken_off: u64,
+    /// Offset of the dirty cards.
+    pub card_off: u64,
+    /// Origin id of the replica that mirrors this bank, 0 when unbound. Accessed atomically.
+    pub origin: u64,
+    /// Id of the binding between this bank and its replica directory, 0 when unbound.
+    /// Accessed atomically; written last when binding.
+    pub incarnation: u64,
     /// Reserved, zero.
-    pub reserved0: [u64; 5],
+    pub reserved0: [u64; 1],
     /// Per shard, the pid holding its lease (0 = free). Accessed atomically.
     pub shard_owner: [u64; MAX_SHARDS],
     /// NUL-terminated bank name, informational.
@@ -477,6 +519,12 @@ pub struct BankLayout {
     pub ref_off: u64,
     /// Offset of the accumulators.
     pub acc_off: u64,
+    /// Offset of the replicated-accumulator words.
+    pub taken_off: u64,
+    /// Offset of the dirty cards.
+    pub card_off: u64,
+    /// Number of dirty cards (`⌈N / CARD_SLOTS⌉`).
+    pub cards: u64,
     /// Offset of shard 0.
     pub shard_off: u64,
     /// Offset of base 0.
@@ -502,10 +550,13 @@ impl BankLayout {
             return None;
         }
         let array = page_round(slots * 8);
+        let cards = slots.div_ceil(CARD_SLOTS);
         let seq_off = BANK_HEADER_SIZE;
         let ref_off = seq_off + array;
         let acc_off = ref_off + array;
-        let shard_off = acc_off + array;
+        let taken_off = acc_off + array;
+        let card_off = taken_off + array;
+        let shard_off = card_off + page_round(cards * 8);
         let base_off = shard_off + array * shards as u64;
         let total_size = base_off + array * shards as u64;
         Some(BankLayout {
@@ -514,6 +565,9 @@ impl BankLayout {
             seq_off,
             ref_off,
             acc_off,
+            taken_off,
+            card_off,
+            cards,
             shard_off,
             base_off,
             shard_stride: array,
@@ -537,7 +591,11 @@ impl BankLayout {
             shard_off: self.shard_off,
             base_off: self.base_off,
             shard_stride: self.shard_stride,
-            reserved0: [0; 5],
+            taken_off: self.taken_off,
+            card_off: self.card_off,
+            origin: 0,
+            incarnation: 0,
+            reserved0: [0; 1],
             shard_owner: [0; MAX_SHARDS],
             name,
             reserved1: [0; 3776],
@@ -581,6 +639,8 @@ impl BankHeader {
             || self.seq_off != layout.seq_off
             || self.ref_off != layout.ref_off
             || self.acc_off != layout.acc_off
+            || self.taken_off != layout.taken_off
+            || self.card_off != layout.card_off
             || self.shard_off != layout.shard_off
             || self.base_off != layout.base_off
             || self.shard_stride != layout.shard_stride
@@ -619,6 +679,10 @@ const _: () = assert!(size_of::<BankHeader>() == BANK_HEADER_SIZE as usize);
 const _: () = assert!(offset_of!(BankHeader, slot_count) == 16);
 const _: () = assert!(offset_of!(BankHeader, total_size) == 32);
 const _: () = assert!(offset_of!(BankHeader, shard_stride) == 80);
+const _: () = assert!(offset_of!(BankHeader, taken_off) == 88);
+const _: () = assert!(offset_of!(BankHeader, card_off) == 96);
+const _: () = assert!(offset_of!(BankHeader, origin) == 104);
+const _: () = assert!(offset_of!(BankHeader, incarnation) == 112);
 const _: () = assert!(offset_of!(BankHeader, shard_owner) == 128);
 const _: () = assert!(offset_of!(BankHeader, name) == 256);
 const _: () = assert!(IOCTL_GET_INFO == 0x8030_a700);

@@ -130,6 +130,14 @@ impl Bank {
         }
     }
 
+    /// LOAD and SWAP would discard or move replicated state: refused on a bound bank.
+    fn check_unreplicated(&self, op: &'static str) -> Result<()> {
+        match self.memory.incarnation() {
+            0 => Ok(()),
+            _ => Err(Error::Replicated { name: self.name.to_string(), op, origin: self.memory.origin() }),
+        }
+    }
+
     fn check_all<'a>(&self, slots: impl IntoIterator<Item = &'a u64>) -> Result<()> {
         slots.into_iter().try_for_each(|&s| self.check(s))
     }
@@ -138,6 +146,7 @@ impl Bank {
     pub fn load(&self, slot: u64, v: u64) -> Result<()> {
         self.check(slot)?;
         self.check_writable()?;
+        self.check_unreplicated("LOAD")?;
         match &self.control {
             Some(c) => c.load(slot, v),
             None => {
@@ -178,6 +187,7 @@ impl Bank {
     pub fn swap(&self, slot: u64) -> Result<u64> {
         self.check(slot)?;
         self.check_writable()?;
+        self.check_unreplicated("SWAP")?;
         match &self.control {
             Some(c) => c.swap(slot),
             None => Ok(self.memory.swap(slot)),
@@ -198,6 +208,7 @@ impl Bank {
     pub fn load_batch(&self, ops: &[(u64, u64)]) -> Result<()> {
         self.check_all(ops.iter().map(|(s, _)| s))?;
         self.check_writable()?;
+        self.check_unreplicated("LOAD")?;
         ops.iter().try_for_each(|&(s, v)| self.load(s, v))
     }
 
@@ -237,6 +248,7 @@ impl Bank {
     /// SWAPs every slot, returning the states.
     pub fn swap_all(&self) -> Result<Vec<u64>> {
         self.check_writable()?;
+        self.check_unreplicated("SWAP")?;
         (0..self.slots()).map(|i| self.swap(i)).collect()
     }
 

@@ -100,6 +100,20 @@ pub enum Error {
         /// The value found.
         value: String,
     },
+    /// LOAD or SWAP on a bank that a sync daemon replicates: they would discard or move
+    /// replicated state behind the daemon's back.
+    #[error(
+        "bank {name:?} is replicated (origin {origin:016x}): {op} is refused; only ACCUM and READ \
+         are allowed (ACCUM the difference instead)"
+    )]
+    Replicated {
+        /// Bank name.
+        name: String,
+        /// The refused operation.
+        op: &'static str,
+        /// Origin id of the replica bound to the bank.
+        origin: u64,
+    },
     /// No free writer shard in the bank.
     #[error("bank {name:?}: all {shards} writer shards are leased")]
     NoFreeShard {

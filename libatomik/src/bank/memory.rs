@@ -9,12 +9,18 @@ use std::sync::atomic::{fence, AtomicU64, Ordering};
 
 use memmap2::MmapRaw;
 
-use crate::abi::{BankHeader, BankLayout, HeaderError, MAX_SHARDS, NAME_LEN};
+use crate::abi::{BankHeader, BankLayout, HeaderError, CARD_SLOTS, MAX_SHARDS, NAME_LEN, SEQ_COUNTER_MASK};
 use crate::error::{Error, Result};
 use crate::Op;
 
 /// Byte offset of `BankHeader::shard_owner`.
 const SHARD_OWNER_OFF: u64 = std::mem::offset_of!(BankHeader, shard_owner) as u64;
+/// Byte offset of `BankHeader::origin`.
+const ORIGIN_OFF: u64 = std::mem::offset_of!(BankHeader, origin) as u64;
+/// Byte offset of `BankHeader::incarnation`.
+const INCARNATION_OFF: u64 = std::mem::offset_of!(BankHeader, incarnation) as u64;
+/// Waits (spins and yields) on a locked slot between two checks that its holder still lives.
+const DEAD_CHECK_EVERY: u32 = 1024;
 
 /// A mapped bank: header validated, regions located.
 ///
@@ -147,6 +153,125 @@ impl BankMemory {
         self.word(self.layout.base_off + k as u64 * self.layout.shard_stride, i)
     }
 
+    #[inline(always)]
+    fn taken(&self, i: u64) -> &AtomicU64 {
+        self.word(self.layout.taken_off, i)
+    }
+
+    #[inline(always)]
+    fn card(&self, c: u64) -> &AtomicU64 {
+        assert!(c < self.layout.cards, "card {c} beyond {}", self.layout.cards);
+        // SAFETY: the card region holds `cards` aligned u64 words inside the live mapping
+        // (type invariant, validated layout) and `c < cards`.
+        unsafe { &*(self.base.add((self.layout.card_off + c * 8) as usize) as *const AtomicU64) }
+    }
+
+    #[inline(always)]
+    fn header_word(&self, off: u64) -> &AtomicU64 {
+        // SAFETY: `off` is the offset of an aligned u64 field of the header page, which is
+        // inside the mapping.
+        unsafe { &*(self.base.add(off as usize) as *const AtomicU64) }
+    }
+
+    /// Origin id of the replica bound to this bank (0: unbound).
+    pub fn origin(&self) -> u64 {
+        self.header_word(ORIGIN_OFF).load(Ordering::Acquire)
+    }
+
+    /// Id of the binding between this bank and its replica directory (0: unbound).
+    pub fn incarnation(&self) -> u64 {
+        self.header_word(INCARNATION_OFF).load(Ordering::Acquire)
+    }
+
+    /// Binds the bank to replica `origin` under binding `incarnation` (both 0: unbinds). The
+    /// incarnation is stored last, so a bank reads as bound only when both are written.
+    pub fn set_binding(&self, origin: u64, incarnation: u64) {
+        self.header_word(INCARNATION_OFF).store(0, Ordering::Release);
+        self.header_word(ORIGIN_OFF).store(origin, Ordering::Release);
+        self.header_word(INCARNATION_OFF).store(incarnation, Ordering::Release);
+    }
+
+    /// The accumulator of slot `i` alone (no reference, no shards).
+    pub fn accumulator(&self, i: u64) -> u64 {
+        self.acc(i).load(Ordering::SeqCst)
+    }
+
+    /// The reference of slot `i`, read consistently with the writers.
+    pub fn reference_value(&self, i: u64) -> u64 {
+        let seq = self.seq(i);
+        let mut spins = 0u32;
+        loop {
+            let s1 = seq.load(Ordering::Acquire);
+            if s1 & 1 == 0 {
+                let r = self.reference(i).load(Ordering::Relaxed);
+                fence(Ordering::Acquire);
+                if seq.load(Ordering::Relaxed) == s1 {
+                    return r;
+                }
+            } else {
+                self.wait_locked(i, s1, &mut spins);
+            }
+            backoff(&mut spins);
+        }
+    }
+
+    /// The replicated part of slot `i`'s accumulator (written by the sync daemon only).
+    pub fn taken_value(&self, i: u64) -> u64 {
+        self.taken(i).load(Ordering::Acquire)
+    }
+
+    /// Records that the accumulator of slot `i` is replicated up to `v` (sync daemon only).
+    pub fn set_taken(&self, i: u64, v: u64) {
+        self.taken(i).store(v, Ordering::Release);
+    }
+
+    /// REF_COMBINE: `ref[i] ∘= d` as a seqlock writer, the accumulator untouched.
+    pub fn ref_combine(&self, i: u64, d: u64) {
+        let s = self.lock(i);
+        let r = self.reference(i);
+        r.store(self.op.combine(r.load(Ordering::Relaxed), d), Ordering::Relaxed);
+        self.unlock(i, s);
+    }
+
+    /// `ref[i] = v` as a seqlock writer, the accumulator untouched (recovery of a replica).
+    pub fn set_reference(&self, i: u64, v: u64) {
+        let s = self.lock(i);
+        self.reference(i).store(v, Ordering::Relaxed);
+        self.unlock(i, s);
+    }
+
+    /// Number of dirty cards (pages of accumulators).
+    pub fn cards(&self) -> u64 {
+        self.layout.cards
+    }
+
+    /// Clears card `c` and says whether it was marked: an ACCUM into its slots happened since
+    /// the last clear. Read the card's slots after this returns (see the ABI's card protocol).
+    pub fn take_card(&self, c: u64) -> bool {
+        let card = self.card(c);
+        // A plain load first: most cards are clean, and a load does not take the line.
+        card.load(Ordering::Relaxed) != 0 && card.swap(0, Ordering::SeqCst) != 0
+    }
+
+    /// Marks the cards of slots `start..end` (after non-RMW writes, e.g. shard stores).
+    pub(crate) fn mark_range(&self, start: u64, end: u64) {
+        if start >= end {
+            return;
+        }
+        fence(Ordering::SeqCst);
+        for c in start / CARD_SLOTS..=(end - 1) / CARD_SLOTS {
+            self.mark(c);
+        }
+    }
+
+    #[inline(always)]
+    fn mark(&self, c: u64) {
+        let card = self.card(c);
+        if card.load(Ordering::SeqCst) == 0 {
+            card.store(1, Ordering::SeqCst);
+        }
+    }
+
     /// The lease word of shard `k`.
     pub(crate) fn shard_owner(&self, k: u32) -> &AtomicU64 {
         assert!((k as usize) < MAX_SHARDS);
@@ -169,14 +294,19 @@ impl BankMemory {
     #[inline]
     fn lock(&self, i: u64) -> u64 {
         let seq = self.seq(i);
+        let me = holder_id() << 32;
         let mut spins = 0u32;
         loop {
             let s = seq.load(Ordering::Relaxed);
-            if s & 1 == 0 && seq.compare_exchange_weak(s, s + 1, Ordering::Acquire, Ordering::Relaxed).is_ok()
-            {
-                // Orders the odd sequence before the data stores that follow.
-                fence(Ordering::Release);
-                return s;
+            if s & 1 == 0 {
+                let locked = me | (s.wrapping_add(1) & SEQ_COUNTER_MASK);
+                if seq.compare_exchange_weak(s, locked, Ordering::Acquire, Ordering::Relaxed).is_ok() {
+                    // Orders the locked sequence before the data stores that follow.
+                    fence(Ordering::Release);
+                    return s;
+                }
+            } else {
+                self.wait_locked(i, s, &mut spins);
             }
             backoff(&mut spins);
         }
@@ -184,7 +314,32 @@ impl BankMemory {
 
     #[inline]
     fn unlock(&self, i: u64, s: u64) {
-        self.seq(i).store(s.wrapping_add(2), Ordering::Release);
+        self.seq(i).store(s.wrapping_add(2) & SEQ_COUNTER_MASK, Ordering::Release);
+    }
+
+    /// Called while slot `i` is seen locked as `w`: now and then checks that the holder is
+    /// alive, and releases the lock in a dead holder's place (robust-futex style).
+    #[cold]
+    fn wait_locked(&self, i: u64, w: u64, spins: &mut u32) {
+        if *spins == 0 || *spins % DEAD_CHECK_EVERY != 0 {
+            return;
+        }
+        let holder = w >> 32;
+        if holder == 0 || holder == holder_id() || holder > i32::MAX as u64 {
+            return; // the kernel, this process, or not a pid: wait
+        }
+        // SAFETY: kill with signal 0 only checks that the process exists.
+        let gone = unsafe { libc::kill(holder as libc::pid_t, 0) } == -1
+            && std::io::Error::last_os_error().raw_os_error() == Some(libc::ESRCH);
+        if gone {
+            let released = (w & SEQ_COUNTER_MASK).wrapping_add(1) & SEQ_COUNTER_MASK;
+            let _ = self.seq(i).compare_exchange(w, released, Ordering::AcqRel, Ordering::Relaxed);
+        }
+    }
+
+    /// The raw sequence word of slot `i` (tests and diagnostics).
+    pub fn sequence(&self, i: u64) -> &AtomicU64 {
+        self.seq(i)
     }
 
     /// Σ over shards of (shard ∘ base⁻¹): what the shards hold that SWAP has not folded yet.
@@ -212,13 +367,15 @@ impl BankMemory {
         self.unlock(i, s);
     }
 
-    /// ACCUM: one atomic read-modify-write of the accumulator. Wait-free.
+    /// ACCUM: one atomic read-modify-write of the accumulator, then the slot's dirty card is
+    /// marked if it is clear (one load that hits the cache). Wait-free.
     #[inline]
     pub fn accum(&self, i: u64, d: u64) {
         match self.op {
-            Op::Xor => self.acc(i).fetch_xor(d, Ordering::Release),
-            Op::Add => self.acc(i).fetch_add(d, Ordering::Release),
+            Op::Xor => self.acc(i).fetch_xor(d, Ordering::SeqCst),
+            Op::Add => self.acc(i).fetch_add(d, Ordering::SeqCst),
         };
+        self.mark(i / CARD_SLOTS);
     }
 
     /// READ: reference ∘ accumulator (∘ unfolded shards), never torn by LOAD or SWAP.
@@ -241,6 +398,8 @@ impl BankMemory {
                     let pending = self.op.combine(a, f);
                     return (self.op.combine(r, pending), pending == self.op.identity());
                 }
+            } else {
+                self.wait_locked(i, s1, &mut spins);
             }
             backoff(&mut spins);
         }
@@ -275,4 +434,25 @@ fn backoff(spins: &mut u32) {
     } else {
         std::thread::yield_now();
     }
+}
+
+/// This process's id as a sequence-word holder; refreshed in a forked child.
+fn holder_id() -> u64 {
+    use std::sync::atomic::AtomicU32;
+    static PID: AtomicU32 = AtomicU32::new(0);
+    static HOOK: std::sync::Once = std::sync::Once::new();
+    extern "C" fn forget() {
+        PID.store(0, Ordering::Relaxed);
+    }
+    let p = PID.load(Ordering::Relaxed);
+    if p != 0 {
+        return u64::from(p);
+    }
+    HOOK.call_once(|| {
+        // SAFETY: registers a child-side fork handler that only stores to an atomic.
+        unsafe { libc::pthread_atfork(None, None, Some(forget)) };
+    });
+    let p = std::process::id();
+    PID.store(p, Ordering::Relaxed);
+    u64::from(p)
 }

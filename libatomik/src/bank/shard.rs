@@ -70,6 +70,7 @@ impl<'a> ShardWriter<'a> {
             // Only this lease holder stores to the word, so load + store is not a lost update.
             w.store(op.combine(w.load(Ordering::Relaxed), d), Ordering::Release);
         }
+        self.memory.mark_range(start, start + deltas.len() as u64);
         Ok(())
     }
 }
