@@ -321,7 +321,7 @@ impl BankMemory {
     /// alive, and releases the lock in a dead holder's place (robust-futex style).
     #[cold]
     fn wait_locked(&self, i: u64, w: u64, spins: &mut u32) {
-        if *spins == 0 || *spins % DEAD_CHECK_EVERY != 0 {
+        if *spins == 0 || !(*spins).is_multiple_of(DEAD_CHECK_EVERY) {
             return;
         }
         let holder = w >> 32;
