@@ -5,11 +5,14 @@
 //! - [`persist`]: snapshot + write-ahead log, durable across `kill -9`.
 //! - [`sim`]: the deterministic convergence simulator behind `atomikctl bench converge`.
 //! - [`tcp`]: authenticated TCP anti-entropy; `nats` (feature `nats`): NATS JetStream.
+//! - [`binding`], [`mirror`]: the bank ↔ replica boundary, exact across crashes.
 //! - [`daemon`]: the sync daemon that mirrors a bank and runs a transport.
 
+pub mod binding;
 pub mod daemon;
 #[doc(hidden)]
 pub mod fuzz_check;
+pub mod mirror;
 pub mod model;
 #[cfg(feature = "nats")]
 pub mod nats;
