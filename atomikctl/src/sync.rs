@@ -46,6 +46,16 @@ pub enum SyncCmd {
         #[arg(long, hide = true, default_value_t = 4096, requires = "nats")]
         nats_max_per_subject: i64,
     },
+    /// Rebind BANK after its replica directory was lost: keeps the bank's local changes not
+    /// yet replicated, drops the rest, which the peers send again when the daemon runs.
+    Recover {
+        /// Bank name.
+        #[arg(long)]
+        bank: String,
+        /// The (new, empty) replica directory.
+        #[arg(long)]
+        data: Option<PathBuf>,
+    },
     /// Show a daemon's replica state from its directory.
     Status {
         /// Bank name (for the default --data).
@@ -78,6 +88,13 @@ pub struct Common {
     /// Milliseconds between ticks (commit local changes, push, status).
     #[arg(long, default_value_t = 100)]
     pub tick_ms: u64,
+    /// Most TCP peer connections served at once (more are closed before any handshake).
+    #[arg(long, default_value_t = 64)]
+    pub max_conns: usize,
+    /// On a clean stop, milliseconds to wait for connected peers to acknowledge the last
+    /// deltas.
+    #[arg(long, default_value_t = 5000)]
+    pub drain_ms: u64,
 }
 
 fn data_dir(bank: &str, data: &Option<PathBuf>) -> PathBuf {
@@ -127,6 +144,8 @@ fn daemon(c: &Common, transport: Transport) -> Result<()> {
         peers,
         tick: Duration::from_millis(c.tick_ms.max(1)),
         ae_every: 10,
+        max_conns: c.max_conns,
+        drain: Duration::from_millis(c.drain_ms),
     };
     // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
     unsafe {
@@ -215,6 +234,20 @@ pub fn run(cmd: &SyncCmd, json: bool) -> Result<()> {
         ),
         SyncCmd::Join { common, peer, nats: None, .. } => {
             daemon(common, Transport::Tcp { listen: None, peers: peer.clone() })
+        }
+        SyncCmd::Recover { bank, data } => {
+            let dir = data_dir(bank, data);
+            let start = atomik::replica::daemon::recover(bank, &dir)?;
+            if json {
+                println!("{}", serde_json::json!({"bank": bank, "data": dir, "start": format!("{start:?}")}));
+            } else {
+                println!(
+                    "bank {bank:?} rebound to a new replica in {}: start `atomikctl sync` again to rebuild it \
+                     from the peers",
+                    dir.display()
+                );
+            }
+            Ok(())
         }
         SyncCmd::Status { bank, data } => {
             let path = data_dir(bank, data).join("status.json");

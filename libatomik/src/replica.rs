@@ -20,6 +20,7 @@ pub mod op;
 pub mod persist;
 pub mod sim;
 pub mod tcp;
+pub mod tcp_peers;
 pub mod varint;
 pub mod wire;
 

@@ -39,7 +39,14 @@ impl World {
         for s in &sides {
             Bank::create(&s.name, CreateOptions::new(slots).op(op)).unwrap();
         }
-        World { op, slots, sides, ledger: vec![op.identity(); slots as usize], rng: 0x9e37_79b9_7f4a_7c15, _dir: dir }
+        World {
+            op,
+            slots,
+            sides,
+            ledger: vec![op.identity(); slots as usize],
+            rng: 0x9e37_79b9_7f4a_7c15,
+            _dir: dir,
+        }
     }
 
     fn next(&mut self) -> u64 {

@@ -109,7 +109,9 @@ pub enum MirrorError {
     Persist(#[from] PersistError),
     #[error(transparent)]
     Replica(#[from] ReplicaError),
-    #[error("bank {bank:?} does not exist and {data} holds no replica: give --slots (and --op) to create it")]
+    #[error(
+        "bank {bank:?} does not exist and {data} holds no replica: give --slots (and --op) to create it"
+    )]
     NoBank { bank: String, data: PathBuf },
     #[error("bank {bank:?} has {slots} slots: replication supports 1 to {max}")]
     BadWidth { bank: String, slots: u64, max: u64 },
@@ -222,9 +224,10 @@ impl Mirror {
             Err(e) => return Err(e.into()),
         };
         let slots = bank.slots();
-        let width = u32::try_from(slots).ok().filter(|&w| u64::from(w) <= MAX_WIDTH).ok_or(
-            MirrorError::BadWidth { bank: opts.bank.clone(), slots, max: MAX_WIDTH },
-        )?;
+        let width = u32::try_from(slots)
+            .ok()
+            .filter(|&w| u64::from(w) <= MAX_WIDTH)
+            .ok_or(MirrorError::BadWidth { bank: opts.bank.clone(), slots, max: MAX_WIDTH })?;
         let shards = bank.memory().layout().shards;
         if shards > 0 {
             return Err(MirrorError::Shards { bank: opts.bank.clone(), shards });
@@ -241,7 +244,9 @@ impl Mirror {
             store,
             data: opts.data.clone(),
             full_scan: true,
-            crash: opts.crash.or_else(|| std::env::var(ENV_CRASH_AT).ok().and_then(|s| CrashPoint::parse(&s))),
+            crash: opts
+                .crash
+                .or_else(|| std::env::var(ENV_CRASH_AT).ok().and_then(|s| CrashPoint::parse(&s))),
             start: Start::Resumed,
         };
         let (binding, start) = m.choose_binding(opts)?;
@@ -273,10 +278,8 @@ impl Mirror {
             (0..n).map(|i| (i as u32, f(i))).filter(|&(_, v)| v != op.identity()).collect()
         };
         let new = |replaces: u64, base: Vec<(u32, u64)>| -> Result<Binding, MirrorError> {
-            let incarnation = random_id().map_err(|source| PersistError::Io {
-                path: PathBuf::from("/dev/urandom"),
-                source,
-            })?;
+            let incarnation = random_id()
+                .map_err(|source| PersistError::Io { path: PathBuf::from("/dev/urandom"), source })?;
             let b = Binding { incarnation, replaces, pending: true, base };
             b.store(&self.data)?;
             Ok(b)
@@ -348,7 +351,8 @@ impl Mirror {
         let mem = self.bank.memory();
         let own = self.replica.own_acc();
         let state = self.replica.state();
-        let taken: Vec<u64> = (0..n).map(|i| op.combine(b.base_of(i as u32, op.identity()), own[i as usize])).collect();
+        let taken: Vec<u64> =
+            (0..n).map(|i| op.combine(b.base_of(i as u32, op.identity()), own[i as usize])).collect();
         for (i, &t) in taken.iter().enumerate() {
             if i as u64 == n / 2 {
                 self.crash_at(CrashPoint::BindingTakenHalf)?;
@@ -411,7 +415,7 @@ impl Mirror {
         let op = self.bank.op();
         let n = self.bank.slots();
         let mem = self.bank.memory();
-        let mut scan = |i: u64, replica: &mut Replica, mirrored: &mut [u64]| {
+        let scan = |i: u64, replica: &mut Replica, mirrored: &mut [u64]| {
             let a = mem.accumulator(i);
             let t = mem.taken_value(i);
             if a != t {

@@ -325,7 +325,7 @@ async fn session(
                             // printed, as a new replica may meet thousands.
                             n.gaps += joined.iter().filter(|j| **j == Joined::Dropped).count() as u64;
                         }
-                        Err(DaemonError::Replica(e)) => {
+                        Err(e) if e.is_refusal() => {
                             n.refused += 1;
                             d.note_error(format!("{}: seq {seq} on {}: {e}", cfg.stream_name(), m.subject));
                         }

@@ -26,6 +26,11 @@ use sha2::Sha256;
 use super::op::Op;
 use super::wire::{self, Message, WireError};
 
+/// Largest handshake record accepted: nothing big is allocated before authentication.
+pub const HANDSHAKE_MAX: usize = 1024;
+/// The whole handshake must finish within this.
+pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// Version of the TCP handshake.
 pub const PROTOCOL: u8 = 1;
 const K_HELLO: u8 = 1;
@@ -128,14 +133,55 @@ impl Conn {
     }
 
     fn recv(&mut self) -> Result<(u8, Vec<u8>), TcpError> {
+        self.recv_limited(wire::MAX_FRAME + 1, None)
+    }
+
+    /// Reads `buf` fully, before `deadline` when there is one.
+    fn read_full(&mut self, buf: &mut [u8], deadline: Option<std::time::Instant>) -> Result<(), TcpError> {
+        let Some(deadline) = deadline else {
+            return self.stream.read_exact(buf).map_err(self.io());
+        };
+        let mut got = 0;
+        while got < buf.len() {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            if left.is_zero() {
+                return Err(self.proto("handshake timed out"));
+            }
+            self.stream.set_read_timeout(Some(left)).map_err(self.io())?;
+            match self.stream.read(&mut buf[got..]) {
+                Ok(0) => {
+                    return Err(TcpError::Io {
+                        peer: self.peer.clone(),
+                        source: std::io::ErrorKind::UnexpectedEof.into(),
+                    })
+                }
+                Ok(n) => got += n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e)
+                    if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) =>
+                {
+                    return Err(self.proto("handshake timed out"))
+                }
+                Err(e) => return Err(self.io()(e)),
+            }
+        }
+        Ok(())
+    }
+
+    /// Receives one record of at most `max` bytes (kind included).
+    fn recv_limited(
+        &mut self,
+        max: usize,
+        deadline: Option<std::time::Instant>,
+    ) -> Result<(u8, Vec<u8>), TcpError> {
         let mut len = [0u8; 4];
-        self.stream.read_exact(&mut len).map_err(self.io())?;
+        self.read_full(&mut len, deadline)?;
         let len = u32::from_le_bytes(len) as usize;
-        if len == 0 || len > wire::MAX_FRAME + 1 {
-            return Err(self.proto(format!("record length {len}")));
+        if len == 0 || len > max {
+            return Err(self.proto(format!("record length {len} (at most {max} here)")));
         }
         let mut buf = vec![0u8; len];
-        self.stream.read_exact(&mut buf).map_err(self.io())?;
+        self.read_full(&mut buf, deadline)?;
         self.bytes_in += 4 + len as u64;
         let kind = buf.remove(0);
         Ok((kind, buf))
@@ -153,8 +199,13 @@ impl Conn {
 
     /// Receives a handshake frame of kind `want`: an ERROR frame is the peer refusing us (its
     /// reason carried), any other kind a protocol error.
-    fn recv_handshake(&mut self, want: u8, expected: &str) -> Result<Vec<u8>, TcpError> {
-        let (kind, body) = self.recv()?;
+    fn recv_handshake(
+        &mut self,
+        want: u8,
+        expected: &str,
+        deadline: std::time::Instant,
+    ) -> Result<Vec<u8>, TcpError> {
+        let (kind, body) = self.recv_limited(HANDSHAKE_MAX, Some(deadline))?;
         if kind == K_ERROR {
             return Err(self.refused(&body));
         }
@@ -178,7 +229,7 @@ impl Conn {
 
     /// Runs the mutual HMAC challenge; on success `remote` holds the peer's hello.
     pub fn handshake(&mut self, me: &Hello, secret: &[u8]) -> Result<Hello, TcpError> {
-        self.set_read_timeout(Some(Duration::from_secs(10)))?;
+        let deadline = std::time::Instant::now() + HANDSHAKE_TIMEOUT;
         let mut h = vec![PROTOCOL];
         h.extend_from_slice(&(me.bank.len() as u16).to_le_bytes());
         h.extend_from_slice(me.bank.as_bytes());
@@ -187,11 +238,11 @@ impl Conn {
         h.extend_from_slice(&me.id.to_le_bytes());
         h.extend_from_slice(&me.nonce);
         self.send(K_HELLO, &h)?;
-        let body = self.recv_handshake(K_HELLO, "expected HELLO")?;
+        let body = self.recv_handshake(K_HELLO, "expected HELLO", deadline)?;
         let them = self.parse_hello(&body)?;
         let proof = mac(secret, &them.nonce, &me.nonce, me.id, &me.bank).finalize().into_bytes();
         self.send(K_AUTH, &proof)?;
-        let body = self.recv_handshake(K_AUTH, "expected AUTH")?;
+        let body = self.recv_handshake(K_AUTH, "expected AUTH", deadline)?;
         let ok = mac(secret, &me.nonce, &them.nonce, them.id, &them.bank).verify_slice(&body).is_ok();
         if !ok {
             let _ = self.send(K_ERROR, b"authentication failed");
