@@ -1,5 +1,6 @@
 //! Helpers shared by the `atomikctl sync` integration tests: a private shared-memory
 //! directory for banks, and polling until banks converge.
+#![allow(dead_code)] // each test binary uses a different subset
 
 use std::path::Path;
 use std::sync::OnceLock;
