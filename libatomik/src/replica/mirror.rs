@@ -319,8 +319,16 @@ impl Mirror {
             Some(b) if b.incarnation == bank_inc && mem.origin() == self.replica.id() => {
                 Ok((b, Start::Resumed))
             }
-            Some(b) if b.pending && (bank_inc == 0 || bank_inc == b.replaces) => {
-                let start = if b.replaces != 0 { Start::Recovered } else { Start::Rebuilt };
+            // A binding whose application was interrupted: apply it again. (A recovery whose
+            // bank was lost meanwhile falls through to a rebuild: its base describes the
+            // old bank's `taken` words, not the new bank's.)
+            Some(b) if b.pending && b.replaces != 0 && bank_inc == b.replaces => Ok((b, Start::Recovered)),
+            Some(b) if b.pending && b.replaces == 0 && bank_inc == 0 => {
+                let start = if fresh_replica && self.replica.version() == 0 {
+                    Start::Adopted
+                } else {
+                    Start::Rebuilt
+                };
                 Ok((b, start))
             }
             Some(_) if bank_inc == 0 => {
