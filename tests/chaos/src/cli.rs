@@ -22,10 +22,10 @@ pub struct Args {
     #[arg(long, value_enum, default_value = "all")]
     pub op: OpArg,
     /// Runs per transport × operator combination.
-    #[arg(long, default_value_t = 1)]
-    pub runs: usize,
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..))]
+    pub runs: u64,
     /// Seconds of producers and faults per run (heal and comparison come after).
-    #[arg(long, default_value_t = 25)]
+    #[arg(long, default_value_t = 25, value_parser = clap::value_parser!(u64).range(1..))]
     pub seconds: u64,
     /// Seed of the first run (the k-th run uses SEED + k); random when absent. With the same
     /// --seconds and --faults a seed gives the same fault schedule.
@@ -118,5 +118,6 @@ mod tests {
         assert!(!a.fault_kinds().contains(&FaultKind::DirLoss));
         assert_eq!((a.transports(), a.ops()), (vec![Transport::Nats], vec![Op::Xor]));
         assert!(Args::try_parse_from(["atomik-chaos", "--faults", "meteor"]).is_err());
+        assert!(Args::try_parse_from(["atomik-chaos", "--runs", "0"]).is_err());
     }
 }

@@ -35,19 +35,9 @@ pub fn heal(n: &mut Nemesis, bound: Duration) -> Result<Healed> {
             n.log.line(format_args!("{} SIGCONT", n.cluster.name(r)));
         }
     }
-    // A crashed server or daemon is restarted right away from now on.
+    // From now on a crashed server or daemon is restarted almost at once.
     let soon = Duration::from_millis(100)..Duration::from_millis(300);
-    if n.cluster.nats.as_ref().is_some_and(|s| !s.running()) {
-        let clock = n.cluster.clock;
-        let pid = n.cluster.nats.as_mut().expect("checked").start(&clock)?;
-        n.log.line(format_args!("nats-server started (pid {pid})"));
-    }
-    for r in 0..n.cluster.replicas.len() {
-        if !n.cluster.running(r) {
-            let pid = n.cluster.start(r)?;
-            n.log.line(format_args!("{} spawn (pid {pid})", n.cluster.name(r)));
-        }
-    }
+    n.ensure_up()?;
     let mut last: Vec<Option<Vec<u64>>> = Vec::new();
     let mut stable_since = Instant::now();
     loop {
@@ -55,6 +45,7 @@ pub fn heal(n: &mut Nemesis, bound: Duration) -> Result<Healed> {
             bail!("interrupted");
         }
         n.watch(soon.clone())?;
+        n.ensure_up()?;
         let banks: Vec<String> = n.cluster.replicas.iter().map(|r| r.name.clone()).collect();
         let states = banks.iter().map(|b| n.cluster.ctl.read_all(b)).collect::<Result<Vec<_>>>()?;
         let all_up = (0..banks.len()).all(|r| n.cluster.running(r))

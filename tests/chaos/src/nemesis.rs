@@ -147,6 +147,21 @@ impl<'a> Nemesis<'a> {
         Ok(())
     }
 
+    /// Starts every daemon (and the server) that is down and not already due for a restart:
+    /// the heal's "make sure everything runs", repeated while it waits.
+    pub fn ensure_up(&mut self) -> Result<()> {
+        if self.nats_restart_at.is_none() {
+            self.nats_start()?;
+        }
+        for r in 0..self.restart_at.len() {
+            if self.restart_at[r].is_none() && !self.cluster.running(r) {
+                let pid = self.cluster.start(r)?;
+                self.log.line(format_args!("{} spawn (pid {pid})", self.cluster.name(r)));
+            }
+        }
+        Ok(())
+    }
+
     fn nats_start(&mut self) -> Result<()> {
         let clock = self.cluster.clock;
         if let Some(n) = self.cluster.nats.as_mut() {
