@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Chaos runs of `atomikctl sync` with real daemons and a real nats-server (tests/chaos/README.md).
-#   scripts/chaos.sh --short   CI: each transport × operator once, 25 s of faults each (~2 min)
+#   scripts/chaos.sh --short   CI: each transport × operator once, 25 s of faults each (2–3.5 min)
 #   scripts/chaos.sh --long    a campaign: 3 runs of each combination (12 runs), 60 s each (~15 min)
 # Further arguments go to atomik-chaos, e.g. `--seed 7`, `--exclude dir-loss`, `--json`, `--keep`.
 # Exit status: atomik-chaos's (0 iff every run passed; a failed run's directory is kept and printed).
