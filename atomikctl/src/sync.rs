@@ -128,6 +128,13 @@ enum Transport {
 }
 
 fn daemon(c: &Common, transport: Transport) -> Result<()> {
+    // First of all: a SIGTERM during start-up (recovery included) must still end in a clean
+    // stop, which takes the last changes and drains them, not in a crash.
+    // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
+    unsafe {
+        libc::signal(libc::SIGTERM, on_signal as *const () as libc::sighandler_t);
+        libc::signal(libc::SIGINT, on_signal as *const () as libc::sighandler_t);
+    }
     let (listen, peers, nats) = match transport {
         Transport::Tcp { listen, peers } => (listen, peers, None),
         Transport::Nats { url, group, snapshot_every, max_per_subject } => {
@@ -147,11 +154,6 @@ fn daemon(c: &Common, transport: Transport) -> Result<()> {
         max_conns: c.max_conns,
         drain: Duration::from_millis(c.drain_ms),
     };
-    // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
-    unsafe {
-        libc::signal(libc::SIGTERM, on_signal as *const () as libc::sighandler_t);
-        libc::signal(libc::SIGINT, on_signal as *const () as libc::sighandler_t);
-    }
     let stop = Arc::new(AtomicBool::new(false));
     let data = cfg.data.clone();
     let tick = cfg.tick;

@@ -103,6 +103,8 @@ struct Status {
     peers: BTreeMap<u64, PeerInfo>,
     closed_bytes_in: u64,
     closed_bytes_out: u64,
+    /// After a clean stop: whether every connected peer acknowledged all we hold.
+    drained: Option<bool>,
 }
 
 /// A running daemon's shared state.
@@ -122,6 +124,9 @@ pub struct Daemon {
 impl Daemon {
     /// Opens the bank and the replica directory and makes them agree (see the mirror).
     pub fn open(cfg: DaemonConfig, stop: Arc<AtomicBool>) -> Result<Arc<Daemon>, DaemonError> {
+        // A status left by an earlier run (its `drained` above all) must not be taken for
+        // this one's if this one dies before its first tick.
+        let _ = std::fs::remove_file(cfg.data.join("status.json"));
         let mut opts = MirrorOptions::new(&cfg.bank, &cfg.data);
         opts.create = cfg.create;
         let mirror = Mirror::open(&opts)?;
@@ -167,26 +172,38 @@ impl Daemon {
             self.tick()?;
         }
         self.tick()?;
-        self.drain();
+        let drained = self.drain();
         self.mirror().checkpoint()?;
+        self.status.lock().expect("status lock").drained = Some(drained);
+        self.write_status()?;
+        if !drained {
+            eprintln!(
+                "atomik sync: bank {:?}: stopped before any peer acknowledged all this replica holds \
+                 (it is safe in {}, and sent at the next start)",
+                self.cfg.bank,
+                self.cfg.data.display()
+            );
+        }
         self.poke();
         Ok(())
     }
 
-    /// Waits (bounded by `drain`) until every connected peer acknowledged this replica's
-    /// version.
-    fn drain(&self) {
+    /// Waits (bounded by `drain`) until a connected peer acknowledged everything this replica
+    /// holds (every origin's version, relayed ones included: a hub's clients may hold deltas
+    /// only the hub has relayed), so that this replica's directory is no longer the only copy
+    /// of anything. Returns whether that was reached; it cannot be when no peer is connected
+    /// and this replica holds anything.
+    fn drain(&self) -> bool {
         let deadline = Instant::now() + self.cfg.drain;
-        let (id, version) = self.with_replica(|r| (r.id(), r.version()));
+        let ours = self.with_replica(|r| r.versions());
         loop {
-            let behind = {
+            let holders = {
                 let s = self.status.lock().expect("status lock");
-                s.peers.values().any(|p| {
-                    p.acked.binary_search_by_key(&id, |a| a.0).map_or(version > 0, |k| p.acked[k].1 < version)
-                })
+                s.peers.values().filter(|p| covers(&p.acked, &ours)).count()
             };
-            if !behind || Instant::now() >= deadline {
-                return;
+            let drained = ours.is_empty() || holders > 0;
+            if drained || Instant::now() >= deadline {
+                return drained;
             }
             self.poke();
             std::thread::sleep(Duration::from_millis(20));
@@ -351,6 +368,7 @@ impl Daemon {
         o.insert("wal_bytes".into(), wal.into());
         o.insert("last_error".into(), s.last_error.clone().into());
         o.insert("transport".into(), transport);
+        o.insert("drained".into(), s.drained.into());
         drop(s);
         let tmp = self.cfg.data.join("status.json.tmp");
         std::fs::write(&tmp, format!("{json}\n"))?;
@@ -375,4 +393,9 @@ pub fn recover(bank: &str, data: &std::path::Path) -> Result<Start, DaemonError>
     opts.recover = true;
     let m = Mirror::open(&opts)?;
     Ok(m.start())
+}
+
+/// True when `acked` holds at least `ours`' version of every origin.
+fn covers(acked: &[(u64, u64)], ours: &[(u64, u64)]) -> bool {
+    ours.iter().all(|&(o, v)| acked.binary_search_by_key(&o, |a| a.0).is_ok_and(|k| acked[k].1 >= v))
 }

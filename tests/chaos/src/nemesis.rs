@@ -37,6 +37,10 @@ pub struct Tally {
     pub term_timeouts: u64,
     /// `sync recover` runs that did not exit 0: a run with any fails.
     pub recover_failures: u64,
+    /// Directory losses not injected because the clean stop before them did not drain (no
+    /// peer acknowledged everything the replica held: its directory was the only copy), and
+    /// bank deletions not injected because the SIGTERM before them did not stop cleanly.
+    pub losses_skipped: u64,
     /// Stamped lines for the report: what made the run fail besides the data.
     pub problems: Vec<String>,
 }
@@ -55,6 +59,14 @@ pub struct Nemesis<'a> {
     rng: ChaCha8Rng,
     restart_at: Vec<Option<u64>>,
     nats_restart_at: Option<u64>,
+    /// Per replica: the last directory loss was skipped (so is its recovery).
+    loss_skipped: Vec<bool>,
+    /// Per replica: a SIGTERM was sent and the daemon did not exit cleanly (it died in the
+    /// few milliseconds before its signal handler existed): that stop took nothing, so a
+    /// reboot after it would lose what producers wrote since the last tick by definition.
+    unclean_term: Vec<bool>,
+    /// Per replica: the last signal sent was SIGTERM.
+    termed: Vec<bool>,
     pub tally: Tally,
 }
 
@@ -73,6 +85,9 @@ impl<'a> Nemesis<'a> {
             rng: ChaCha8Rng::seed_from_u64(seed ^ 0x006e_656d_6573_6973),
             restart_at: vec![None; n],
             nats_restart_at: None,
+            loss_skipped: vec![false; n],
+            unclean_term: vec![false; n],
+            termed: vec![false; n],
             tally: Tally::default(),
         }
     }
@@ -190,10 +205,12 @@ impl<'a> Nemesis<'a> {
             |pid: Option<u32>| pid.map_or("not running: nothing sent".to_owned(), |p| format!("pid {p}"));
         match action {
             Kill(_) => {
+                self.termed[r] = false;
                 let pid = self.cluster.kill(r);
                 self.log.line(format_args!("{name} kill -9 ({})", sent(pid)));
             }
             Term(_) => {
+                self.termed[r] = true;
                 let pid = self.cluster.signal(r, Signal::SIGTERM);
                 self.log.line(format_args!("{name} SIGTERM ({})", sent(pid)));
             }
@@ -210,6 +227,8 @@ impl<'a> Nemesis<'a> {
                 self.log.line(format_args!("{name} spawn: already running"))
             }
             Start(_) => {
+                self.termed[r] = false;
+                self.unclean_term[r] = false;
                 let pid = self.cluster.start(r)?;
                 self.log.line(format_args!("{name} spawn (pid {pid})"));
             }
@@ -225,12 +244,29 @@ impl<'a> Nemesis<'a> {
                 self.log.line(format_args!("{name} producers let in again"));
             }
             WaitQuiet(_) => self.wait_quiet(r, &name),
+            DeleteBank(_) if self.unclean_term[r] => {
+                self.tally.losses_skipped += 1;
+                self.log.line(format_args!("{name} bank deletion skipped: its SIGTERM stop was not clean"));
+            }
             DeleteBank(_) => {
                 let res = std::fs::remove_file(self.cluster.bank_file(r));
                 self.log.line(format_args!(
                     "{name} bank file deleted{}",
                     res.err().map_or(String::new(), |e| format!(": {e}"))
                 ));
+            }
+            RemoveData(_) if !self.drained(r) => {
+                // Losing the only copy of acknowledged deltas is data loss by definition; the
+                // daemon's promise is that a drained stop leaves none there.
+                self.loss_skipped[r] = true;
+                self.tally.losses_skipped += 1;
+                self.log.line(format_args!(
+                    "{name} rm -rf skipped: its stop did not drain (status.json drained != true)"
+                ));
+            }
+            Recover(_) if self.loss_skipped[r] => {
+                self.loss_skipped[r] = false;
+                self.log.line(format_args!("{name} sync recover skipped (no loss injected)"));
             }
             RemoveData(_) => {
                 let res = std::fs::remove_dir_all(&self.cluster.replicas[r].data);
@@ -247,11 +283,22 @@ impl<'a> Nemesis<'a> {
         Ok(())
     }
 
+    /// Whether the replica's last clean stop reported every peer acknowledged its state.
+    fn drained(&self, r: usize) -> bool {
+        let path = self.cluster.replicas[r].data.join("status.json");
+        std::fs::read_to_string(path)
+            .ok()
+            .and_then(|s| serde_json::from_str::<serde_json::Value>(&s).ok())
+            .and_then(|v| v.get("drained").and_then(serde_json::Value::as_bool))
+            .unwrap_or(false)
+    }
+
     fn wait_exit(&mut self, r: usize, name: &str) {
         let t = Instant::now();
         match self.cluster.wait_exit(r, TERM_BOUND) {
             Waited::NotRunning => self.log.line(format_args!("{name} was not running")),
             Waited::Exited(st) => {
+                self.unclean_term[r] = self.termed[r] && !st.success();
                 self.log.line(format_args!("{name} exited in {} ms ({st})", t.elapsed().as_millis()))
             }
             Waited::StillRunning => {

@@ -163,7 +163,8 @@ fn details(r: &RunReport) -> String {
     let _ = writeln!(
         s,
         "  acknowledged {}, rejected {}, indeterminate {}; daemon crashes {}, nats-server crashes {}, \
-         SIGTERM timeouts {}, recover failures {}; heal {} ms, replicas equal: {}",
+         SIGTERM timeouts {}, recover failures {}, losses not injected (stop not clean or not drained) {}; \
+         heal {} ms, replicas equal: {}",
         l.acknowledged,
         l.rejected,
         l.indeterminate,
@@ -171,6 +172,7 @@ fn details(r: &RunReport) -> String {
         t.nats_crashes,
         t.term_timeouts,
         t.recover_failures,
+        t.losses_skipped,
         r.heal_ms,
         if r.replicas_equal { "yes" } else { "no" }
     );
