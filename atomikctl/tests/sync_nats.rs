@@ -13,6 +13,9 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 mod sync_support;
+
+/// The group's shared secret: every frame on the stream is signed with it.
+const SECRET: &str = "correct horse battery staple";
 use sync_support::{bank, create_offline, shm, wait_all};
 
 /// The nats-server binary, `None` when the tests are to be skipped (ATOMIK_SKIP_NATS=1).
@@ -116,7 +119,7 @@ fn join(bank: &str, group: &str, op: &str, url: &str, data: &Path) -> Node {
 
 fn join_with(bank: &str, group: &str, op: &str, url: &str, data: &Path, extra: &[&str]) -> Node {
     let mut c = Command::new(env!("CARGO_BIN_EXE_atomikctl"));
-    c.env("ATOMIK_SHM_DIR", shm()).env_remove("ATOMIK_SYNC_SECRET").stdout(Stdio::null());
+    c.env("ATOMIK_SHM_DIR", shm()).env("ATOMIK_SYNC_SECRET", SECRET).stdout(Stdio::null());
     c.stderr(if std::env::var_os("ATOMIK_TEST_VERBOSE").is_some() {
         Stdio::inherit()
     } else {
