@@ -258,6 +258,9 @@ struct Head {
     version: u64,
     /// The last message is a snapshot.
     snapshot: bool,
+    /// The last message did not verify: our version on the stream is unknown, and only a
+    /// snapshot repairs the subject.
+    unknown: bool,
 }
 
 /// Connects, sets up the stream, and runs until an error or `done`.
@@ -334,7 +337,8 @@ async fn session(
     // A snapshot at the start of every session unless the subject ends with one (the previous
     // session may have stopped just before its snapshot), then every `snapshot_every` own
     // messages: the retained tail of the subject always holds one.
-    let mut since_snapshot = if head.snapshot || head.version == 0 { 0 } else { cfg.snapshot_every };
+    let mut since_snapshot =
+        if !head.unknown && (head.snapshot || head.version == 0) { 0 } else { cfg.snapshot_every };
     let mut tick = tokio::time::interval(cfg.tick);
     let mut saved = *cursor;
     let log = RefusalLog::default();
@@ -458,7 +462,7 @@ async fn read_head(
                         cfg.stream_name(),
                         m.sequence
                     ));
-                    return Ok(Head { seq: m.sequence, version: 0, snapshot: false });
+                    return Ok(Head { seq: m.sequence, version: 0, snapshot: false, unknown: true });
                 }
             };
             let (version, snapshot) = match wire::decode(frame)? {
@@ -467,10 +471,10 @@ async fn read_head(
                 }
                 Message::Summary { .. } => (0, false),
             };
-            Ok(Head { seq: m.sequence, version, snapshot })
+            Ok(Head { seq: m.sequence, version, snapshot, unknown: false })
         }
         Err(e) if e.kind() == stream::LastRawMessageErrorKind::NoMessageFound => {
-            Ok(Head { seq: 0, version: 0, snapshot: false })
+            Ok(Head { seq: 0, version: 0, snapshot: false, unknown: false })
         }
         Err(e) => Err(Box::new(e)),
     }
@@ -488,7 +492,8 @@ async fn publish_own(
 ) -> Result<(), NatsError> {
     let (id, op, delta) = d.with_replica(|r| (r.id(), r.config().op, r.since(r.id(), head.version)));
     let mut out = Vec::new();
-    if let Some(delta) = delta {
+    // After an unverifiable head only a snapshot helps (an interval from 0 overlaps).
+    if let Some(delta) = delta.filter(|_| !head.unknown) {
         out.push(delta);
     }
     if *since_snapshot + out.len() as u64 >= cfg.snapshot_every {
@@ -518,6 +523,7 @@ async fn publish_own(
         head.seq = ack.sequence;
         head.version = delta.to;
         head.snapshot = replace;
+        head.unknown = false;
         n.messages_out += 1;
         n.bytes_out += len;
         if replace {
