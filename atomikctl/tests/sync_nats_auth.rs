@@ -12,17 +12,13 @@ use atomik::Op;
 
 #[allow(dead_code)] // shared with the other sync tests
 mod sync_support;
-use sync_support::{bank, wait_all};
+use sync_support::{bank, origin_of, origins_held, wait_all};
 #[path = "sync_support/nats.rs"]
 mod nats_support;
 use nats_support::{join, join_cmd, join_with, wait_status, NatsServer, Node};
 
 fn status(data: &Path) -> serde_json::Value {
     wait_status(data, "written", |v| v["transport"].is_object())
-}
-
-fn origin_of(data: &Path) -> u64 {
-    u64::from_str_radix(status(data)["origin"].as_str().unwrap(), 16).unwrap()
 }
 
 fn delta_frame(origin: u64, from: u64, slots: Vec<(u32, u64)>) -> Vec<u8> {
@@ -180,12 +176,7 @@ fn at_the_origin_cap_a_new_origin_is_refused_once_and_the_others_keep_joining() 
     let log = tmp.path().join("c4.log");
     let c4 = join_cmd("c4", "cap", "add", &url, &dir("c4"), &["--max-origins", "3"], Some(&log));
     let v = wait_status(&dir("c4"), "refused one origin", |v| v["transport"]["refused"].as_u64() >= Some(1));
-    let held: Vec<u64> = v["origins"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|o| u64::from_str_radix(o["origin"].as_str().unwrap(), 16).unwrap())
-        .collect();
+    let held = origins_held(&v);
     let ids: Vec<u64> = names.iter().map(|n| origin_of(&dir(n))).collect();
     let refused: Vec<usize> = (0..3).filter(|&k| !held.contains(&ids[k])).collect();
     assert_eq!(refused.len(), 1, "c4 holds {held:x?} of {ids:x?}");

@@ -139,18 +139,4 @@ pub fn join_cmd(
     Node { child: c.spawn().expect("start atomikctl sync join --nats") }
 }
 
-/// Polls a replica's status.json until `pred` holds for it (the file is rewritten every
-/// tick, so it may lag the bank a little).
-pub fn wait_status(data: &Path, what: &str, pred: impl Fn(&serde_json::Value) -> bool) -> serde_json::Value {
-    let deadline = Instant::now() + Duration::from_secs(90);
-    loop {
-        let s = std::fs::read_to_string(data.join("status.json")).unwrap_or_default();
-        if let Ok(v) = serde_json::from_str::<serde_json::Value>(&s) {
-            if pred(&v) {
-                return v;
-            }
-        }
-        assert!(Instant::now() < deadline, "{}: never {what}: {s}", data.display());
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
+pub use super::sync_support::wait_status;
