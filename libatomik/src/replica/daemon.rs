@@ -43,6 +43,8 @@ pub struct DaemonConfig {
     pub max_conns: usize,
     /// How long a clean stop waits for peers to acknowledge the last deltas.
     pub drain: Duration,
+    /// Most live origins the replica holds (see [`super::model::Config::max_origins`]).
+    pub max_origins: usize,
 }
 
 impl DaemonConfig {
@@ -59,6 +61,7 @@ impl DaemonConfig {
             ae_every: 10,
             max_conns: 64,
             drain: Duration::from_secs(5),
+            max_origins: super::model::Config::new(1, Op::Xor).max_origins,
         }
     }
 }
@@ -129,6 +132,7 @@ impl Daemon {
         let _ = std::fs::remove_file(cfg.data.join("status.json"));
         let mut opts = MirrorOptions::new(&cfg.bank, &cfg.data);
         opts.create = cfg.create;
+        opts.max_origins = cfg.max_origins;
         let mirror = Mirror::open(&opts)?;
         let start = mirror.start();
         let d = Arc::new(Daemon {
