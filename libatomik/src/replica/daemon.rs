@@ -176,10 +176,13 @@ impl Daemon {
             self.tick()?;
         }
         self.tick()?;
-        let drained = self.drain();
+        let tcp = self.cfg.listen.is_some() || !self.cfg.peers.is_empty();
+        // Over NATS the transport drains after this returns (see `report_drained`).
+        let drained = !tcp || self.drain();
         self.mirror().checkpoint()?;
-        self.status.lock().expect("status lock").drained = Some(drained);
-        self.write_status()?;
+        if tcp {
+            self.report_drained(drained);
+        }
         if !drained {
             eprintln!(
                 "atomik sync: bank {:?}: stopped before any peer acknowledged all this replica holds \
@@ -211,6 +214,15 @@ impl Daemon {
             }
             self.poke();
             std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Records whether the clean stop left a copy of everything this replica holds outside
+    /// its directory (status.json `drained`).
+    pub fn report_drained(&self, drained: bool) {
+        self.status.lock().expect("status lock").drained = Some(drained);
+        if let Err(e) = self.write_status() {
+            self.note_error(format!("{}: status.json: {e}", self.cfg.data.display()));
         }
     }
 

@@ -372,6 +372,9 @@ async fn session(
                 status(d, cfg, cursor, n, head.version);
                 r?;
                 if finishing {
+                    // Drained when the stream (durable on the server) holds every delta of ours.
+                    let ours = d.with_replica(|r| r.version());
+                    d.report_drained(head.version >= ours);
                     return Ok(());
                 }
             }

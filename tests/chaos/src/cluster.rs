@@ -130,7 +130,7 @@ impl Cluster {
             (Transport::Tcp, 0) => c.args(["serve", "--listen", &self.hub]),
             (Transport::Tcp, _) => c.args(["join", "--peer", &self.hub]),
             (Transport::Nats, _) => {
-                c.env_remove("ATOMIK_SYNC_SECRET");
+                // NATS frames are signed with the same shared secret as TCP's handshake.
                 let url = self.nats.as_ref().map(|n| n.url()).unwrap_or_default();
                 c.args(["join", "--nats", &url, "--group", GROUP])
             }
