@@ -10,7 +10,6 @@ use atomik::replica::nats_frame;
 use atomik::replica::wire::{self, Delta, Message};
 use atomik::Op;
 
-#[allow(dead_code)] // shared with the other sync tests
 mod sync_support;
 use sync_support::{bank, origin_of, origins_held, wait_all};
 #[path = "sync_support/nats.rs"]
