@@ -288,7 +288,8 @@ impl Daemon {
 
     fn write_status(&self) -> std::io::Result<()> {
         let (bank_part, wal) = {
-            let m = self.mirror();
+            let mut m = self.mirror();
+            let digest = m.digest();
             let r = m.replica();
             let s = r.stats();
             let origins: Vec<_> = r
@@ -300,7 +301,7 @@ impl Daemon {
                 serde_json::json!({
                     "origin": format!("{:016x}", r.id()),
                     "version": r.version(),
-                    "digest": format!("{:016x}", r.digest()),
+                    "digest": format!("{digest:016x}"),
                     "origins": origins,
                     "applied": s.applied,
                     "duplicates": s.duplicates,
