@@ -375,11 +375,18 @@ impl BankMemory {
     /// marked if it is clear (one load that hits the cache). Wait-free.
     #[inline(always)]
     pub fn accum(&self, i: u64, d: u64) {
+        let acc = self.acc(i);
+        // Both addresses are computed (and bounds checked) before the RMW: after it, a full
+        // barrier, only the card's load remains, with no reload of the layout. The load itself
+        // still follows the RMW (both SeqCst), as the card protocol requires.
+        let card = self.card(i / CARD_SLOTS);
         match self.op {
-            Op::Xor => self.acc(i).fetch_xor(d, Ordering::SeqCst),
-            Op::Add => self.acc(i).fetch_add(d, Ordering::SeqCst),
+            Op::Xor => acc.fetch_xor(d, Ordering::SeqCst),
+            Op::Add => acc.fetch_add(d, Ordering::SeqCst),
         };
-        self.mark(i / CARD_SLOTS);
+        if card.load(Ordering::SeqCst) == 0 {
+            card.store(1, Ordering::SeqCst);
+        }
     }
 
     /// READ: reference ∘ accumulator (∘ unfolded shards), never torn by LOAD or SWAP.
