@@ -324,8 +324,7 @@ impl Daemon {
 
     fn write_status(&self) -> std::io::Result<()> {
         let (bank_part, wal) = {
-            let mut m = self.mirror();
-            let digest = m.digest();
+            let m = self.mirror();
             let r = m.replica();
             let s = r.stats();
             // The digest reads every slot: computed again only when some version moved, so an

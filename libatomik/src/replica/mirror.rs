@@ -204,12 +204,6 @@ pub struct Mirror {
     full_scan: bool,
     crash: Option<CrashPoint>,
     start: Start,
-    /// Bumped whenever the replica's state changes (a take that committed, a join that
-    /// touched slots): keys [`Mirror::digest`]'s cache.
-    changes: u64,
-    /// `(changes, digest)` when last computed: an idle daemon reports its digest every tick
-    /// without hashing the whole state every tick.
-    digest: Option<(u64, u64)>,
 }
 
 /// Largest bank a replica can mirror: a snapshot must fit one wire frame.
@@ -264,8 +258,6 @@ impl Mirror {
                 .crash
                 .or_else(|| std::env::var(ENV_CRASH_AT).ok().and_then(|s| CrashPoint::parse(&s))),
             start: Start::Resumed,
-            changes: 0,
-            digest: None,
         };
         let (binding, start) = m.choose_binding(opts)?;
         m.start = start;
@@ -424,19 +416,6 @@ impl Mirror {
         &self.replica
     }
 
-    /// The replica's state digest ([`Replica::digest`]), hashed again only when the state
-    /// changed since the last call: O(bank) per change, not per call.
-    pub fn digest(&mut self) -> u64 {
-        match self.digest {
-            Some((at, d)) if at == self.changes => d,
-            _ => {
-                let d = self.replica.digest();
-                self.digest = Some((self.changes, d));
-                d
-            }
-        }
-    }
-
     /// The replica directory.
     pub fn data(&self) -> &Path {
         &self.data
@@ -463,15 +442,13 @@ impl Mirror {
                 mem.set_taken(i, a);
                 mirrored[i as usize] = op.combine(mirrored[i as usize], u);
             }
-            a != t
         };
-        let mut changed = false;
         if self.full_scan {
             for c in 0..mem.cards() {
                 mem.take_card(c);
             }
             for i in 0..n {
-                changed |= scan(i, &mut self.replica, &mut self.mirrored);
+                scan(i, &mut self.replica, &mut self.mirrored);
             }
             self.full_scan = false;
         } else {
@@ -479,13 +456,10 @@ impl Mirror {
                 if mem.take_card(c) {
                     let first = c * crate::abi::CARD_SLOTS;
                     for i in first..(first + crate::abi::CARD_SLOTS).min(n) {
-                        changed |= scan(i, &mut self.replica, &mut self.mirrored);
+                        scan(i, &mut self.replica, &mut self.mirrored);
                     }
                 }
             }
-        }
-        if changed {
-            self.changes += 1;
         }
         self.crash_at(CrashPoint::TakeBeforeLog)?;
         let Some(delta) = self.replica.commit() else {
@@ -501,9 +475,6 @@ impl Mirror {
     pub fn join(&mut self, msg: &Message) -> Result<Vec<Joined>, MirrorError> {
         let joined = self.replica.join_message(msg)?;
         let touched = self.replica.take_touched();
-        if !touched.is_empty() {
-            self.changes += 1;
-        }
         if !joined.iter().any(|j| matches!(j, Joined::Applied | Joined::Buffered)) {
             return Ok(joined);
         }
