@@ -34,6 +34,7 @@ const CMDS: &[u32] = &[
     IOCTL_ACCUM,
     IOCTL_READ,
     IOCTL_SWAP,
+    IOCTL_SWAP_SET,
     IOCTL_BATCH,
     IOCTL_BANK_STATS,
 ];
