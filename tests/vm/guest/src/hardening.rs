@@ -497,9 +497,23 @@ pub fn run_limits(report: &mut Report) {
     });
 
     report.run("per-uid byte limit (max_user_bytes): ENOMEM for a uid, CAP_SYS_RESOURCE exempt", || {
+        // finit_module does not read atomik.* from the kernel command line (modprobe would):
+        // reload the module with the limits this test needs, and as it was afterwards.
+        const PARAMS: &str = "max_slots=65536 max_total_bytes=16777216 max_user_bytes=8388608";
+        ensure!(crate::system::rmmod() == 0, "rmmod before the reload");
+        crate::system::insmod("/atomik.ko", PARAMS)?;
+        let r = per_user_limit(8 << 20);
+        let unload = crate::system::rmmod();
+        crate::system::insmod("/atomik.ko", "")?;
+        ensure!(unload == 0, "rmmod after the test: errno {unload}");
+        r
+    });
+}
+
+fn per_user_limit(user_limit: u64) -> Result<(), String> {
+    {
         let root = ok!(Dev::open());
         let i = ok!(root.info());
-        let user_limit = param("max_user_bytes", 64 << 20);
         ensure!(user_limit < i.max_total_bytes, "harness sets max_user_bytes below max_total_bytes");
         let per = BankLayout::new(i.max_slots, 0).unwrap().total_size;
         in_child(become_user, || {
@@ -529,5 +543,5 @@ pub fn run_limits(report: &mut Report) {
             ok!(root.destroy(&format!("acct-r-{k}")));
         }
         Ok(())
-    });
+    }
 }

@@ -131,9 +131,9 @@ pub fn run(report: &mut Report) {
         || {
             let root = ok!(Dev::open());
             remake(&root, "perm-wo", 0o622)?;
-            let check = |d: &Dev| -> Result<(), String> {
+            let check = |d: &Dev, delta: u64| -> Result<(), String> {
                 let att = ok!(d.attach("perm-wo", W));
-                ok!(d.accum(1, 4));
+                ok!(d.accum(1, delta));
                 ok!(d.load(2, 9));
                 fails_with!(d.read(1), libc::EACCES);
                 fails_with!(d.swap(1), libc::EACCES);
@@ -151,14 +151,14 @@ pub fn run(report: &mut Report) {
             in_child(become_user, || {
                 let d = ok!(Dev::open());
                 fails_with!(d.attach("perm-wo", R), libc::EACCES);
-                check(&d)
+                check(&d, 4)
             })?;
             let wo = ok!(Dev::open_flags(libc::O_WRONLY));
             fails_with!(wo.attach("perm-wo", R | W), libc::EACCES);
-            check(&wo)?;
+            check(&wo, 8)?;
             let d = ok!(Dev::open());
             ok!(d.attach("perm-wo", R));
-            ensure!(ok!(d.read(1)) == 8 && ok!(d.read(2)) == 9, "write-only ops landed");
+            ensure!(ok!(d.read(1)) == 12 && ok!(d.read(2)) == 9, "write-only ops landed");
             ok!(root.destroy("perm-wo"));
             Ok(())
         },
