@@ -1,40 +1,37 @@
 //! The sync daemon behind `atomikctl sync serve|join`: one replica of a named bank, mirrored
-//! into that bank, kept durable in a directory, exchanged with peers over authenticated TCP.
+//! into that bank ([`super::mirror`]), exchanged with peers by a transport (TCP:
+//! [`super::tcp_peers`]; NATS: `super::nats`).
 //!
-//! **Mirroring.** Local producers ACCUM into the bank as usual. Every tick the daemon READs
-//! the bank; the difference from what it last mirrored is the local change, which it ACCUMs
-//! into the replica and commits as a delta (logged with fsync, then sent). Remote changes it
-//! joins are ACCUMed into the bank, so READ of the bank is the converged state.
+//! Every tick the daemon takes the bank's local changes (found through its dirty cards, so
+//! an idle daemon's cost follows the change, not the bank), logs them as its next delta and
+//! wakes the transports; remote deltas the transports receive are joined through
+//! [`Daemon::join_remote`], logged before they change the bank. The mirror's lock is held
+//! for a take or a join (which include an fsync) and never across network I/O: every peer
+//! has its own threads, so one slow peer stalls only itself.
 //!
-//! **Restart.** After a clean stop (SIGTERM/SIGINT: last tick committed, checkpoint written,
-//! `clean` marker fsynced) or with a brand-new replica directory, whatever the bank holds
-//! beyond the replica's state is taken as local changes made offline. After a crash the bank
-//! is reloaded (LOAD) from the persisted replica: acknowledged deltas are kept, and local
-//! ACCUMs of at most the last tick that were never committed are dropped (they could not be
-//! told apart from remote changes mirrored just before the crash).
+//! A clean stop (SIGTERM/SIGINT) takes the last changes, waits a bounded time for the
+//! connected peers to acknowledge them (so a stopped replica's deltas are not only on its
+//! disk), and checkpoints. After `kill -9` anywhere, the next start is exact (see the
+//! mirror's crash table): no acknowledged ACCUM is lost, doubled or negated.
 
 use std::collections::BTreeMap;
-use std::net::{TcpListener, TcpStream, ToSocketAddrs};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
-use std::thread;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use super::model::{Config, Joined, Replica, ReplicaError};
+use super::mirror::{Mirror, MirrorError, MirrorOptions, Start};
+use super::model::{Joined, Replica, ReplicaError};
 use super::op::Op;
-use super::persist::{PersistError, Store};
-use super::tcp::{self, Conn, Hello, TcpError};
 use super::wire::Message;
-use crate::{Bank, CreateOptions};
 
 /// Options of a sync daemon.
 #[derive(Debug, Clone)]
 pub struct DaemonConfig {
     pub bank: String,
-    /// Replica directory (snapshot, log, status).
+    /// Replica directory (snapshot, log, binding, status).
     pub data: PathBuf,
-    /// Slots and operator to create the bank with when it does not exist.
+    /// Slots and operator to create the bank with when neither it nor a replica exists.
     pub create: Option<(u64, Op)>,
     pub secret: Vec<u8>,
     pub listen: Option<String>,
@@ -42,19 +39,38 @@ pub struct DaemonConfig {
     pub tick: Duration,
     /// Ticks between summaries sent to each peer.
     pub ae_every: u64,
+    /// Most TCP connections served at once (others are closed before any handshake).
+    pub max_conns: usize,
+    /// How long a clean stop waits for peers to acknowledge the last deltas.
+    pub drain: Duration,
+    /// Most live origins the replica holds (see [`super::model::Config::max_origins`]).
+    pub max_origins: usize,
+}
+
+impl DaemonConfig {
+    /// Defaults: 100 ms ticks, a summary every 10 ticks, 64 connections, 5 s drain.
+    pub fn new(bank: impl Into<String>, data: impl Into<PathBuf>) -> DaemonConfig {
+        DaemonConfig {
+            bank: bank.into(),
+            data: data.into(),
+            create: None,
+            secret: Vec::new(),
+            listen: None,
+            peers: Vec::new(),
+            tick: Duration::from_millis(100),
+            ae_every: 10,
+            max_conns: 64,
+            drain: Duration::from_secs(5),
+            max_origins: super::model::Config::new(1, Op::Xor).max_origins,
+        }
+    }
 }
 
 /// Errors of the daemon.
 #[derive(Debug, thiserror::Error)]
 pub enum DaemonError {
     #[error(transparent)]
-    Bank(#[from] crate::Error),
-    #[error(transparent)]
-    Persist(#[from] PersistError),
-    #[error("bank {bank:?} does not exist: give its --slots (and --op) to create it")]
-    NoBank { bank: String },
-    #[error("bank {bank:?} has {slots} slots: replication supports at most {max}")]
-    TooWide { bank: String, slots: u64, max: u64 },
+    Mirror(#[from] MirrorError),
     #[error("listen on {addr}: {source}")]
     Listen { addr: String, source: std::io::Error },
     #[error("{0}")]
@@ -63,392 +79,339 @@ pub enum DaemonError {
     Replica(#[from] ReplicaError),
 }
 
-struct Peer {
-    conn: Conn,
-    addr: String,
-    remote_id: u64,
-    view: Vec<(u64, u64)>,
+impl DaemonError {
+    /// True when a message was refused by the replica model (bad shape, origin limits):
+    /// the sender's fault, not a local failure.
+    pub fn is_refusal(&self) -> bool {
+        matches!(self, DaemonError::Replica(_) | DaemonError::Mirror(MirrorError::Replica(_)))
+    }
 }
 
-struct Inner {
-    replica: Replica,
-    store: Store,
-    bank: Bank,
-    seen: Vec<u64>,
-    peers: BTreeMap<u64, Peer>,
-    refused: u64,
+/// What a transport reports of one connected peer.
+#[derive(Debug, Clone, Default)]
+pub struct PeerInfo {
+    pub addr: String,
+    pub origin: u64,
+    pub bytes_out: u64,
+    pub bytes_in: u64,
+    /// The peer's versions from its last summary: what it holds durably.
+    pub acked: Vec<(u64, u64)>,
+}
+
+#[derive(Default)]
+struct Status {
     last_error: String,
-    bytes_in: u64,
-    bytes_out: u64,
-    /// Another transport's status (a JSON object), shown in status.json.
+    refused: u64,
     transport: Option<String>,
+    peers: BTreeMap<u64, PeerInfo>,
+    closed_bytes_in: u64,
+    closed_bytes_out: u64,
+    /// After a clean stop: whether every connected peer acknowledged all we hold.
+    drained: Option<bool>,
 }
 
 /// A running daemon's shared state.
 pub struct Daemon {
     cfg: DaemonConfig,
-    inner: Mutex<Inner>,
-    next_conn: AtomicU64,
+    mirror: Mutex<Mirror>,
+    /// Bumped whenever the replica gains versions or a peer's view changes; transports wait
+    /// on it.
+    generation: Mutex<u64>,
+    changed: Condvar,
+    status: Mutex<Status>,
+    /// Sum of all versions when the digest was last computed, and that digest.
+    digest: Mutex<(Option<u64>, u64)>,
     stop: Arc<AtomicBool>,
 }
 
 impl Daemon {
-    /// Opens the bank and the replica directory and reconciles them (see the module doc).
+    /// Opens the bank and the replica directory and makes them agree (see the mirror).
     pub fn open(cfg: DaemonConfig, stop: Arc<AtomicBool>) -> Result<Arc<Daemon>, DaemonError> {
-        let bank = match Bank::open(&cfg.bank) {
-            Ok(b) => b,
-            Err(crate::Error::NotFound { .. }) => match cfg.create {
-                Some((slots, op)) => Bank::create(&cfg.bank, CreateOptions::new(slots).op(op))?,
-                None => return Err(DaemonError::NoBank { bank: cfg.bank.clone() }),
-            },
-            Err(e) => return Err(e.into()),
-        };
-        let width = u32::try_from(bank.slots())
-            .ok()
-            .filter(|&w| u64::from(w) <= (crate::replica::wire::MAX_FRAME / 9) as u64)
-            .ok_or(DaemonError::TooWide {
-                bank: cfg.bank.clone(),
-                slots: bank.slots(),
-                max: (crate::replica::wire::MAX_FRAME / 9) as u64,
-            })?;
-        let (store, mut replica) = Store::open(&cfg.data, Config::new(width, bank.op()))?;
-        let clean = cfg.data.join("clean");
-        let fresh = replica.version() == 0 && replica.versions().is_empty();
-        let state = replica.state().to_vec();
-        if clean.exists() || fresh {
-            // Offline local changes: import them as local ACCUMs.
-            let cur = bank.read_all();
-            let op = bank.op();
-            for (i, (&c, &s)) in cur.iter().zip(&state).enumerate() {
-                if c != s {
-                    replica.accum(i as u32, op.difference(c, s)).expect("slot in range");
-                }
-            }
-            let _ = std::fs::remove_file(&clean);
-        } else {
-            for (i, &s) in state.iter().enumerate() {
-                bank.load(i as u64, s)?;
-            }
-        }
-        let seen = replica.state().to_vec();
+        // A status left by an earlier run (its `drained` above all) must not be taken for
+        // this one's if this one dies before its first tick.
+        let _ = std::fs::remove_file(cfg.data.join("status.json"));
+        let mut opts = MirrorOptions::new(&cfg.bank, &cfg.data);
+        opts.create = cfg.create;
+        opts.max_origins = cfg.max_origins;
+        let mirror = Mirror::open(&opts)?;
+        let start = mirror.start();
         let d = Arc::new(Daemon {
             cfg,
-            inner: Mutex::new(Inner {
-                replica,
-                store,
-                bank,
-                seen,
-                peers: BTreeMap::new(),
-                refused: 0,
-                last_error: String::new(),
-                bytes_in: 0,
-                bytes_out: 0,
-                transport: None,
-            }),
-            next_conn: AtomicU64::new(1),
+            mirror: Mutex::new(mirror),
+            generation: Mutex::new(0),
+            changed: Condvar::new(),
+            status: Mutex::new(Status::default()),
+            digest: Mutex::new((None, 0)),
             stop,
         });
-        d.tick(0)?;
+        if start != Start::Resumed {
+            eprintln!("atomik sync: bank {:?}: {}", d.cfg.bank, start_note(start));
+        }
+        d.tick()?;
         Ok(d)
     }
 
-    /// Runs listeners, dialers and the tick loop until the stop flag is set.
+    /// The configuration.
+    pub fn config(&self) -> &DaemonConfig {
+        &self.cfg
+    }
+
+    /// True once a stop was asked for.
+    pub fn stopping(&self) -> bool {
+        self.stop.load(Ordering::Relaxed)
+    }
+
+    fn mirror(&self) -> MutexGuard<'_, Mirror> {
+        self.mirror.lock().expect("mirror lock")
+    }
+
+    /// Runs the TCP transport (when configured) and the tick loop until the stop flag is set,
+    /// then stops cleanly: last take, bounded drain to the peers, checkpoint.
     pub fn run(self: &Arc<Daemon>) -> Result<(), DaemonError> {
-        if let Some(addr) = &self.cfg.listen {
-            let l = TcpListener::bind(addr)
-                .map_err(|source| DaemonError::Listen { addr: addr.clone(), source })?;
-            let me = Arc::clone(self);
-            thread::spawn(move || {
-                for s in l.incoming().flatten() {
-                    let me = Arc::clone(&me);
-                    thread::spawn(move || me.serve_conn(Conn::new(s), None));
-                }
-            });
+        if self.cfg.listen.is_some() || !self.cfg.peers.is_empty() {
+            super::tcp_peers::start(self)?;
         }
-        for p in self.cfg.peers.clone() {
-            let me = Arc::clone(self);
-            thread::spawn(move || me.dial_loop(p));
+        while !self.stopping() {
+            std::thread::sleep(self.cfg.tick);
+            self.tick()?;
         }
-        let mut n = 1u64;
-        while !self.stop.load(Ordering::Relaxed) {
-            thread::sleep(self.cfg.tick);
-            self.tick(n)?;
-            n += 1;
+        self.tick()?;
+        let tcp = self.cfg.listen.is_some() || !self.cfg.peers.is_empty();
+        // Over NATS the transport drains after this returns (see `report_drained`).
+        let drained = !tcp || self.drain();
+        self.mirror().checkpoint()?;
+        if tcp {
+            self.report_drained(drained);
         }
-        // Clean stop: last local changes committed, checkpoint, marker.
-        self.tick(n)?;
-        let mut g = self.inner.lock().expect("daemon lock");
-        let g = &mut *g;
-        g.store.checkpoint(&g.replica)?;
-        let clean = self.cfg.data.join("clean");
-        std::fs::File::create(&clean)?.sync_all()?;
-        std::fs::File::open(&self.cfg.data)?.sync_all()?;
+        if !drained {
+            eprintln!(
+                "atomik sync: bank {:?}: stopped before any peer acknowledged all this replica holds \
+                 (it is safe in {}, and sent at the next start)",
+                self.cfg.bank,
+                self.cfg.data.display()
+            );
+        }
+        self.poke();
         Ok(())
     }
 
-    fn dial_loop(self: Arc<Daemon>, addr: String) {
-        let mut backoff = Duration::from_millis(100);
-        while !self.stop.load(Ordering::Relaxed) {
-            let conn = addr
-                .to_socket_addrs()
-                .ok()
-                .and_then(|mut a| a.next())
-                .and_then(|a| TcpStream::connect_timeout(&a, Duration::from_secs(2)).ok());
-            match conn {
-                Some(s) => {
-                    let up = self.serve_conn(Conn::new(s), Some(addr.clone()));
-                    if up {
-                        backoff = Duration::from_millis(100);
-                    }
-                }
-                None => self.note_error(format!("{addr}: connect failed")),
+    /// Waits (bounded by `drain`) until a connected peer acknowledged everything this replica
+    /// holds (every origin's version, relayed ones included: a hub's clients may hold deltas
+    /// only the hub has relayed), so that this replica's directory is no longer the only copy
+    /// of anything. Returns whether that was reached; it cannot be when no peer is connected
+    /// and this replica holds anything.
+    fn drain(&self) -> bool {
+        let deadline = Instant::now() + self.cfg.drain;
+        let ours = self.with_replica(|r| r.versions());
+        loop {
+            let holders = {
+                let s = self.status.lock().expect("status lock");
+                s.peers.values().filter(|p| covers(&p.acked, &ours)).count()
+            };
+            let drained = ours.is_empty() || holders > 0;
+            if drained || Instant::now() >= deadline {
+                return drained;
             }
-            thread::sleep(backoff);
-            backoff = (backoff * 2).min(Duration::from_secs(5));
+            self.poke();
+            std::thread::sleep(Duration::from_millis(20));
         }
     }
 
-    /// Runs `f` on the replica (under the daemon's lock: keep it short).
-    pub fn with_replica<R>(&self, f: impl FnOnce(&Replica) -> R) -> R {
-        f(&self.inner.lock().expect("daemon lock").replica)
+    /// Records whether the clean stop left a copy of everything this replica holds outside
+    /// its directory (status.json `drained`).
+    pub fn report_drained(&self, drained: bool) {
+        self.status.lock().expect("status lock").drained = Some(drained);
+        if let Err(e) = self.write_status() {
+            self.note_error(format!("{}: status.json: {e}", self.cfg.data.display()));
+        }
     }
 
-    /// Joins a message that another transport received: when it changes anything it is
-    /// logged (fsync) before this returns, then mirrored into the bank. A
-    /// [`DaemonError::Replica`] means the message was refused (shape, origin limits); any
-    /// other error means it may not be durable.
+    /// One tick: take local changes (logged when this returns), wake the transports, write
+    /// status.
+    pub fn tick(&self) -> Result<(), DaemonError> {
+        let took = {
+            let mut m = self.mirror();
+            let d = m.take()?;
+            m.maybe_checkpoint()?;
+            d.is_some()
+        };
+        if took {
+            self.poke();
+        }
+        self.write_status()?;
+        Ok(())
+    }
+
+    /// Runs `f` on the replica (under the mirror's lock: keep it short, no I/O).
+    pub fn with_replica<R>(&self, f: impl FnOnce(&Replica) -> R) -> R {
+        f(self.mirror().replica())
+    }
+
+    /// Joins a message a transport received: when it changes anything it is logged (fsync)
+    /// before this returns, then mirrored into the bank. An error for which
+    /// [`DaemonError::is_refusal`] holds means the message was refused; any other error
+    /// means it may not be durable.
     pub fn join_remote(&self, msg: &Message) -> Result<Vec<Joined>, DaemonError> {
-        let mut g = self.inner.lock().expect("daemon lock");
-        join_logged(&mut g, msg)
+        let joined = self.mirror().join(msg)?;
+        if joined.contains(&Joined::Applied) {
+            self.poke();
+        }
+        Ok(joined)
+    }
+
+    /// The current change generation.
+    pub fn generation(&self) -> u64 {
+        *self.generation.lock().expect("generation lock")
+    }
+
+    /// Wakes every transport waiting in [`Daemon::wait_change`].
+    pub fn poke(&self) {
+        *self.generation.lock().expect("generation lock") += 1;
+        self.changed.notify_all();
+    }
+
+    /// Waits until the generation differs from `seen` or `timeout` passes; returns it.
+    pub fn wait_change(&self, seen: u64, timeout: Duration) -> u64 {
+        let g = self.generation.lock().expect("generation lock");
+        let (g, _) = self
+            .changed
+            .wait_timeout_while(g, timeout, |g| *g == seen && !self.stop.load(Ordering::Relaxed))
+            .expect("generation lock");
+        *g
     }
 
     /// Sets another transport's status object (JSON), written to status.json as `transport`.
     pub fn set_transport_status(&self, json: String) {
-        if let Ok(mut g) = self.inner.lock() {
-            g.transport = Some(json);
+        self.status.lock().expect("status lock").transport = Some(json);
+    }
+
+    /// Records (or updates) a connected peer.
+    pub fn set_peer(&self, id: u64, info: PeerInfo) {
+        self.status.lock().expect("status lock").peers.insert(id, info);
+    }
+
+    /// Updates a connected peer in place.
+    pub fn update_peer(&self, id: u64, f: impl FnOnce(&mut PeerInfo)) {
+        if let Some(p) = self.status.lock().expect("status lock").peers.get_mut(&id) {
+            f(p);
         }
+    }
+
+    /// Forgets a peer whose connection ended.
+    pub fn remove_peer(&self, id: u64) {
+        let mut s = self.status.lock().expect("status lock");
+        if let Some(p) = s.peers.remove(&id) {
+            s.closed_bytes_in += p.bytes_in;
+            s.closed_bytes_out += p.bytes_out;
+        }
+    }
+
+    /// Connected peers now.
+    pub fn peer_count(&self) -> usize {
+        self.status.lock().expect("status lock").peers.len()
+    }
+
+    /// Counts a refused connection or message.
+    pub fn count_refused(&self) {
+        self.status.lock().expect("status lock").refused += 1;
     }
 
     /// Records an error for status.json and prints it.
     pub fn note_error(&self, e: String) {
         eprintln!("atomik sync: {e}");
-        if let Ok(mut g) = self.inner.lock() {
-            g.last_error = e;
-        }
+        self.status.lock().expect("status lock").last_error = e;
     }
 
-    /// Handshake, then read messages until the connection ends. True if it authenticated.
-    fn serve_conn(self: &Arc<Daemon>, mut conn: Conn, dialed: Option<String>) -> bool {
-        let me = {
-            let g = self.inner.lock().expect("daemon lock");
-            Hello {
-                bank: self.cfg.bank.clone(),
-                width: g.replica.config().width,
-                op: g.replica.config().op,
-                id: g.replica.id(),
-                nonce: match tcp::nonce() {
-                    Ok(n) => n,
-                    Err(e) => {
-                        drop(g);
-                        self.note_error(format!("nonce: {e}"));
-                        return false;
-                    }
-                },
-            }
-        };
-        let remote = match conn.handshake(&me, &self.cfg.secret) {
-            Ok(r) => r,
-            Err(e) => {
-                if matches!(e, TcpError::AuthFailed { .. }) {
-                    self.inner.lock().expect("daemon lock").refused += 1;
+    fn write_status(&self) -> std::io::Result<()> {
+        let (bank_part, wal) = {
+            let m = self.mirror();
+            let r = m.replica();
+            let s = r.stats();
+            // The digest reads every slot: computed again only when some version moved, so an
+            // idle tick stays O(changed).
+            let key: u64 = r.versions().iter().map(|v| v.1).sum();
+            let digest = {
+                let mut c = self.digest.lock().expect("digest lock");
+                if c.0 != Some(key) {
+                    *c = (Some(key), r.digest());
                 }
-                self.note_error(format!("refused {}: {e}", conn.peer()));
-                return false;
-            }
-        };
-        let id = self.next_conn.fetch_add(1, Ordering::Relaxed);
-        let writer = match conn.try_clone() {
-            Ok(w) => w,
-            Err(e) => {
-                self.note_error(e.to_string());
-                return true;
-            }
-        };
-        {
-            let mut g = self.inner.lock().expect("daemon lock");
-            let summary = g.replica.summary();
-            let mut peer = Peer {
-                conn: writer,
-                addr: dialed.unwrap_or_else(|| conn.peer().to_string()),
-                remote_id: remote.id,
-                view: Vec::new(),
+                c.1
             };
-            if peer.conn.send_msg(&summary).is_err() {
-                return true;
-            }
-            g.peers.insert(id, peer);
-        }
-        loop {
-            let msg = match conn.recv_msg() {
-                Ok(m) => m,
-                Err(e) => {
-                    self.note_error(e.to_string());
-                    break;
-                }
-            };
-            if let Err(e) = self.handle(id, &msg) {
-                self.note_error(format!("{}: {e}", conn.peer()));
-                break;
-            }
-        }
-        conn.shutdown();
-        let mut g = self.inner.lock().expect("daemon lock");
-        g.bytes_in += conn.bytes_in;
-        if let Some(p) = g.peers.remove(&id) {
-            g.bytes_out += p.conn.bytes_out;
-        }
-        true
-    }
-
-    fn handle(&self, peer: u64, msg: &Message) -> Result<(), String> {
-        let mut g = self.inner.lock().expect("daemon lock");
-        let g = &mut *g;
-        match msg {
-            Message::Summary { versions, .. } => {
-                let deltas = g.replica.missing_for(versions);
-                let op = g.replica.config().op;
-                if let Some(p) = g.peers.get_mut(&peer) {
-                    p.view = versions.clone();
-                    if !deltas.is_empty() {
-                        p.conn.send_msg(&Message::Deltas { op, deltas }).map_err(|e| e.to_string())?;
-                        p.view = merge_views(&p.view, &g.replica.versions());
-                    }
-                }
-            }
-            Message::Deltas { .. } => {
-                join_logged(g, msg).map_err(|e| e.to_string())?;
-            }
-        }
-        Ok(())
-    }
-
-    /// One tick: pull local changes from the bank, commit, log, push to peers, status.
-    pub fn tick(&self, n: u64) -> Result<(), DaemonError> {
-        let mut g = self.inner.lock().expect("daemon lock");
-        let g = &mut *g;
-        let op = g.replica.config().op;
-        let cur = g.bank.read_all();
-        for (i, (&c, s)) in cur.iter().zip(g.seen.iter_mut()).enumerate() {
-            if c != *s {
-                g.replica.accum(i as u32, op.difference(c, *s)).expect("slot in range");
-                *s = c;
-            }
-        }
-        if let Some(d) = g.replica.commit() {
-            g.store.log(&Message::Deltas { op, deltas: vec![d] })?;
-        }
-        let versions = g.replica.versions();
-        let summary = n.is_multiple_of(self.cfg.ae_every.max(1)).then(|| g.replica.summary());
-        let mut dead = Vec::new();
-        for (&id, p) in g.peers.iter_mut() {
-            let deltas = g.replica.missing_for(&p.view);
-            let mut r = Ok(());
-            if !deltas.is_empty() {
-                r = p.conn.send_msg(&Message::Deltas { op, deltas });
-                p.view = merge_views(&p.view, &versions);
-            }
-            if let (Ok(()), Some(s)) = (&r, &summary) {
-                r = p.conn.send_msg(s);
-            }
-            if r.is_err() {
-                p.conn.shutdown();
-                dead.push(id);
-            }
-        }
-        for id in dead {
-            if let Some(p) = g.peers.remove(&id) {
-                g.bytes_out += p.conn.bytes_out;
-            }
-        }
-        g.store.maybe_checkpoint(&g.replica)?;
-        write_status(&self.cfg, g)?;
-        Ok(())
-    }
-}
-
-/// Joins `msg`, logs it (fsync) if it changed anything, and mirrors it into the bank.
-fn join_logged(g: &mut Inner, msg: &Message) -> Result<Vec<Joined>, DaemonError> {
-    let joined = g.replica.join_message(msg)?;
-    if joined.iter().any(|j| matches!(j, Joined::Applied | Joined::Buffered)) {
-        g.store.log(msg)?;
-        mirror_remote(g)?;
-    }
-    Ok(joined)
-}
-
-/// Per origin, the larger version of two sorted views.
-fn merge_views(a: &[(u64, u64)], b: &[(u64, u64)]) -> Vec<(u64, u64)> {
-    let mut m: BTreeMap<u64, u64> = a.iter().copied().collect();
-    for &(o, v) in b {
-        let e = m.entry(o).or_insert(0);
-        *e = (*e).max(v);
-    }
-    m.into_iter().collect()
-}
-
-/// ACCUMs into the bank what the replica's state gained from remote joins.
-fn mirror_remote(g: &mut Inner) -> Result<(), crate::Error> {
-    let op = g.replica.config().op;
-    let state = g.replica.state();
-    for (i, (&t, s)) in state.iter().zip(g.seen.iter_mut()).enumerate() {
-        if t != *s {
-            g.bank.accum(i as u64, op.difference(t, *s))?;
-            *s = t;
-        }
-    }
-    Ok(())
-}
-
-fn write_status(cfg: &DaemonConfig, g: &Inner) -> std::io::Result<()> {
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
-    let versions: Vec<String> = g
-        .replica
-        .versions()
-        .iter()
-        .map(|(o, v)| format!("{{\"origin\":\"{o:016x}\",\"version\":{v}}}"))
-        .collect();
-    let peers: Vec<String> = g
-        .peers
-        .values()
-        .map(|p| {
-            format!(
-                "{{\"addr\":{:?},\"origin\":\"{:016x}\",\"bytes_out\":{}}}",
-                p.addr, p.remote_id, p.conn.bytes_out
+            let origins: Vec<_> = r
+                .versions()
+                .iter()
+                .map(|(o, v)| serde_json::json!({"origin": format!("{o:016x}"), "version": v}))
+                .collect();
+            (
+                serde_json::json!({
+                    "origin": format!("{:016x}", r.id()),
+                    "version": r.version(),
+                    "digest": format!("{digest:016x}"),
+                    "origins": origins,
+                    "applied": s.applied,
+                    "duplicates": s.duplicates,
+                    "buffered": s.buffered,
+                    "snapshots": s.snapshots,
+                    "incarnation": format!("{:016x}", m.bank().memory().incarnation()),
+                }),
+                m.wal_len(),
             )
-        })
-        .collect();
-    let s = g.replica.stats();
-    let json = format!(
-        "{{\"bank\":{:?},\"origin\":\"{:016x}\",\"version\":{},\"digest\":\"{:016x}\",\"updated_unix\":{now},\
-         \"listen\":{:?},\"peers\":[{}],\"origins\":[{}],\"applied\":{},\"duplicates\":{},\"buffered\":{},\
-         \"snapshots\":{},\"refused\":{},\"wal_bytes\":{},\"last_error\":{:?},\"transport\":{}}}\n",
-        cfg.bank,
-        g.replica.id(),
-        g.replica.version(),
-        g.replica.digest(),
-        cfg.listen.clone().unwrap_or_default(),
-        peers.join(","),
-        versions.join(","),
-        s.applied,
-        s.duplicates,
-        s.buffered,
-        s.snapshots,
-        g.refused,
-        g.store.wal_len(),
-        g.last_error,
-        g.transport.as_deref().unwrap_or("null")
-    );
-    let tmp = cfg.data.join("status.json.tmp");
-    std::fs::write(&tmp, json)?;
-    std::fs::rename(&tmp, cfg.data.join("status.json"))
+        };
+        let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        let s = self.status.lock().expect("status lock");
+        let peers: Vec<_> = s
+            .peers
+            .values()
+            .map(|p| {
+                serde_json::json!({
+                    "addr": p.addr, "origin": format!("{:016x}", p.origin),
+                    "bytes_out": p.bytes_out, "bytes_in": p.bytes_in,
+                })
+            })
+            .collect();
+        let transport: serde_json::Value = s
+            .transport
+            .as_deref()
+            .and_then(|t| serde_json::from_str(t).ok())
+            .unwrap_or(serde_json::Value::Null);
+        let mut json = bank_part;
+        let o = json.as_object_mut().expect("an object");
+        o.insert("bank".into(), self.cfg.bank.clone().into());
+        o.insert("updated_unix".into(), now.into());
+        o.insert("listen".into(), self.cfg.listen.clone().unwrap_or_default().into());
+        o.insert("peers".into(), peers.into());
+        o.insert("refused".into(), s.refused.into());
+        o.insert("wal_bytes".into(), wal.into());
+        o.insert("last_error".into(), s.last_error.clone().into());
+        o.insert("transport".into(), transport);
+        o.insert("drained".into(), s.drained.into());
+        drop(s);
+        let tmp = self.cfg.data.join("status.json.tmp");
+        std::fs::write(&tmp, format!("{json}\n"))?;
+        std::fs::rename(&tmp, self.cfg.data.join("status.json"))
+    }
+}
+
+fn start_note(s: Start) -> &'static str {
+    match s {
+        Start::Adopted => "adopted: its content is replicated as local changes",
+        Start::Resumed => "resumed",
+        Start::Rebuilt => "the bank was lost (reboot?) and is rebuilt from the replica",
+        Start::Recovered => "rebound after a lost replica directory; the rest comes from the peers",
+    }
+}
+
+/// `atomikctl sync recover`: rebinds a bank whose replica directory was lost, keeping the
+/// bank's untaken local changes; the replicated state is rebuilt from the peers when the
+/// daemon runs again.
+pub fn recover(bank: &str, data: &std::path::Path) -> Result<Start, DaemonError> {
+    let mut opts = MirrorOptions::new(bank, data);
+    opts.recover = true;
+    let m = Mirror::open(&opts)?;
+    Ok(m.start())
+}
+
+/// True when `acked` holds at least `ours`' version of every origin.
+fn covers(acked: &[(u64, u64)], ours: &[(u64, u64)]) -> bool {
+    ours.iter().all(|&(o, v)| acked.binary_search_by_key(&o, |a| a.0).is_ok_and(|k| acked[k].1 >= v))
 }

@@ -137,6 +137,8 @@ pub struct Replica {
     /// Origins to fold into the next local commit.
     adopt_next: Vec<(u64, u64)>,
     stats: Stats,
+    /// Slots whose state a join changed, when tracking is on (a bank mirror drains it).
+    touched: Option<Vec<u32>>,
 }
 
 impl Replica {
@@ -154,6 +156,23 @@ impl Replica {
             dirty: Vec::new(),
             adopt_next: Vec::new(),
             stats: Stats::default(),
+            touched: None,
+        }
+    }
+
+    /// Starts recording the slots that joins change (see [`Replica::take_touched`]).
+    pub fn track_touched(&mut self) {
+        self.touched.get_or_insert_with(Vec::new);
+    }
+
+    /// The slots whose state joins changed since the last call (unsorted, may repeat).
+    pub fn take_touched(&mut self) -> Vec<u32> {
+        self.touched.as_mut().map(std::mem::take).unwrap_or_default()
+    }
+
+    fn touch(&mut self, slot: usize) {
+        if let Some(t) = &mut self.touched {
+            t.push(slot as u32);
         }
     }
 
@@ -177,6 +196,11 @@ impl Replica {
     /// The version held of `origin` (0 if unknown).
     pub fn version_of(&self, origin: u64) -> u64 {
         self.origins.get(&origin).map_or(0, |o| o.version)
+    }
+    /// This replica's own committed accumulator, one word per slot: every local delta it
+    /// committed, combined (what the bank's `taken` words hold beyond their base).
+    pub fn own_acc(&self) -> &[u64] {
+        &self.origins.get(&self.id).expect("own origin always present").acc
     }
     /// Number of live origins held.
     pub fn origin_count(&self) -> usize {
@@ -293,10 +317,40 @@ impl Replica {
         match msg {
             Message::Deltas { op, deltas } => {
                 self.check_op(*op)?;
+                // All or nothing at the origin cap: a message is never left half joined.
+                if let Some(&origin) = self.refused_origins(deltas).first() {
+                    return Err(ReplicaError::TooManyOrigins { origin, max: self.cfg.max_origins });
+                }
                 deltas.iter().map(|d| self.join(d)).collect()
             }
             Message::Summary { .. } => Ok(Vec::new()),
         }
+    }
+
+    /// True if `origin` is held (live, possibly still empty) or retired here.
+    pub fn knows(&self, origin: u64) -> bool {
+        self.origins.contains_key(&origin) || self.retired.contains_key(&origin)
+    }
+
+    /// The origins of `deltas` that [`Config::max_origins`] refuses (in order, each once):
+    /// new origins beyond the room left. Joining the other deltas never meets the cap.
+    pub fn refused_origins(&self, deltas: &[Delta]) -> Vec<u64> {
+        let mut room = self.cfg.max_origins.saturating_sub(self.origins.len());
+        let mut admitted: Vec<u64> = Vec::new();
+        let mut refused: Vec<u64> = Vec::new();
+        for d in deltas {
+            let o = d.origin;
+            if self.knows(o) || admitted.contains(&o) || refused.contains(&o) {
+                continue;
+            }
+            if room > 0 {
+                room -= 1;
+                admitted.push(o);
+            } else {
+                refused.push(o);
+            }
+        }
+        refused
     }
 
     /// Checks that a peer's operator matches.
@@ -385,6 +439,9 @@ impl Replica {
         o.version = d.to;
         o.adopted.extend_from_slice(&d.retired);
         push_log(o, d, cfg.log_len);
+        if let Some(t) = &mut self.touched {
+            t.extend(d.slots.iter().map(|s| s.0));
+        }
         Ok(())
     }
 
@@ -399,6 +456,9 @@ impl Replica {
         for (i, (old, new)) in o.acc.iter().zip(&next).enumerate() {
             if old != new {
                 self.state[i] = op.combine(op.combine(self.state[i], op.inverse(*old)), *new);
+                if let Some(t) = &mut self.touched {
+                    t.push(i as u32);
+                }
             }
         }
         o.acc = next;
@@ -425,6 +485,7 @@ impl Replica {
                 for (i, &v) in gone.acc.iter().enumerate() {
                     if v != op.identity() {
                         self.state[i] = op.combine(self.state[i], op.inverse(v));
+                        self.touch(i);
                     }
                 }
                 self.stats.retired += 1;

@@ -124,6 +124,24 @@ pub struct Store {
 }
 
 impl Store {
+    /// Whether `dir` holds a replica (a snapshot), and if so its width and operator.
+    pub fn peek(dir: &Path) -> Result<Option<(u32, Op)>, PersistError> {
+        let path = dir.join("snapshot");
+        let image = match fs::read(&path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(source) => return Err(PersistError::Io { path, source }),
+        };
+        let corrupt = |why: &str| PersistError::Corrupt { path: path.clone(), why: why.to_owned() };
+        if image.len() < 24 || &image[..8] != MAGIC {
+            return Err(corrupt("bad magic"));
+        }
+        let width = u32::from_le_bytes(image[16..20].try_into().expect("4 bytes"));
+        let op = Op::from_code(u32::from_le_bytes(image[20..24].try_into().expect("4 bytes")))
+            .ok_or_else(|| corrupt("unknown operator"))?;
+        Ok(Some((width, op)))
+    }
+
     /// Opens (or creates, with a fresh random origin id) the replica stored in `dir`.
     pub fn open(dir: &Path, cfg: Config) -> Result<(Store, Replica), PersistError> {
         let io = |path: &Path| {
@@ -220,7 +238,7 @@ impl Store {
 }
 
 /// Replaces `path` with `bytes` atomically and durably.
-fn write_atomic(dir: &Path, path: &Path, bytes: &[u8]) -> Result<(), PersistError> {
+pub(crate) fn write_atomic(dir: &Path, path: &Path, bytes: &[u8]) -> Result<(), PersistError> {
     let tmp = path.with_extension("tmp");
     let io = |p: &Path| {
         let path = p.to_path_buf();

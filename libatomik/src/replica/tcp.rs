@@ -15,6 +15,10 @@
 //! summary, answers summaries with what the peer lacks, and every tick pushes whatever its
 //! optimistic view of the peer says is missing (own new deltas and relayed ones). Every
 //! join is logged (fsync) before a summary can acknowledge it.
+//!
+//! A `REFUSED` record (protocol 2) lists origins whose deltas the receiver refused at its
+//! live-origin cap: `origin:u64le*`. The sender then holds those origins back from this peer
+//! for a while instead of resending them at every summary (see [`super::tcp_peers`]).
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -26,12 +30,18 @@ use sha2::Sha256;
 use super::op::Op;
 use super::wire::{self, Message, WireError};
 
+/// Largest handshake record accepted: nothing big is allocated before authentication.
+pub const HANDSHAKE_MAX: usize = 1024;
+/// The whole handshake must finish within this.
+pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// Version of the TCP handshake.
-pub const PROTOCOL: u8 = 1;
+pub const PROTOCOL: u8 = 2;
 const K_HELLO: u8 = 1;
 const K_AUTH: u8 = 2;
 const K_FRAME: u8 = 3;
 const K_ERROR: u8 = 4;
+const K_REFUSED: u8 = 5;
 const CONTEXT: &[u8] = b"atomik-sync-v1";
 
 /// Errors of a sync connection.
@@ -47,6 +57,15 @@ pub enum TcpError {
     Protocol { peer: String, reason: String },
     #[error("{peer}: bad frame: {source}")]
     Wire { peer: String, source: WireError },
+}
+
+/// A record received after the handshake.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Incoming {
+    /// A wire message.
+    Msg(Message),
+    /// The peer refused these origins' deltas (its live-origin cap).
+    Refused(Vec<u64>),
 }
 
 /// What a side announces in its `HELLO`.
@@ -128,14 +147,55 @@ impl Conn {
     }
 
     fn recv(&mut self) -> Result<(u8, Vec<u8>), TcpError> {
+        self.recv_limited(wire::MAX_FRAME + 1, None)
+    }
+
+    /// Reads `buf` fully, before `deadline` when there is one.
+    fn read_full(&mut self, buf: &mut [u8], deadline: Option<std::time::Instant>) -> Result<(), TcpError> {
+        let Some(deadline) = deadline else {
+            return self.stream.read_exact(buf).map_err(self.io());
+        };
+        let mut got = 0;
+        while got < buf.len() {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            if left.is_zero() {
+                return Err(self.proto("handshake timed out"));
+            }
+            self.stream.set_read_timeout(Some(left)).map_err(self.io())?;
+            match self.stream.read(&mut buf[got..]) {
+                Ok(0) => {
+                    return Err(TcpError::Io {
+                        peer: self.peer.clone(),
+                        source: std::io::ErrorKind::UnexpectedEof.into(),
+                    })
+                }
+                Ok(n) => got += n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e)
+                    if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) =>
+                {
+                    return Err(self.proto("handshake timed out"))
+                }
+                Err(e) => return Err(self.io()(e)),
+            }
+        }
+        Ok(())
+    }
+
+    /// Receives one record of at most `max` bytes (kind included).
+    fn recv_limited(
+        &mut self,
+        max: usize,
+        deadline: Option<std::time::Instant>,
+    ) -> Result<(u8, Vec<u8>), TcpError> {
         let mut len = [0u8; 4];
-        self.stream.read_exact(&mut len).map_err(self.io())?;
+        self.read_full(&mut len, deadline)?;
         let len = u32::from_le_bytes(len) as usize;
-        if len == 0 || len > wire::MAX_FRAME + 1 {
-            return Err(self.proto(format!("record length {len}")));
+        if len == 0 || len > max {
+            return Err(self.proto(format!("record length {len} (at most {max} here)")));
         }
         let mut buf = vec![0u8; len];
-        self.stream.read_exact(&mut buf).map_err(self.io())?;
+        self.read_full(&mut buf, deadline)?;
         self.bytes_in += 4 + len as u64;
         let kind = buf.remove(0);
         Ok((kind, buf))
@@ -153,8 +213,13 @@ impl Conn {
 
     /// Receives a handshake frame of kind `want`: an ERROR frame is the peer refusing us (its
     /// reason carried), any other kind a protocol error.
-    fn recv_handshake(&mut self, want: u8, expected: &str) -> Result<Vec<u8>, TcpError> {
-        let (kind, body) = self.recv()?;
+    fn recv_handshake(
+        &mut self,
+        want: u8,
+        expected: &str,
+        deadline: std::time::Instant,
+    ) -> Result<Vec<u8>, TcpError> {
+        let (kind, body) = self.recv_limited(HANDSHAKE_MAX, Some(deadline))?;
         if kind == K_ERROR {
             return Err(self.refused(&body));
         }
@@ -164,13 +229,23 @@ impl Conn {
         Ok(body)
     }
 
-    /// Receives one wire message (the peer's `ERROR` becomes [`TcpError::Refused`]).
-    pub fn recv_msg(&mut self) -> Result<Message, TcpError> {
+    /// Tells the peer that its deltas of `origins` were refused (at most a frame's worth).
+    pub fn send_refused(&mut self, origins: &[u64]) -> Result<(), TcpError> {
+        let body: Vec<u8> = origins.iter().take(wire::MAX_FRAME / 8).flat_map(|o| o.to_le_bytes()).collect();
+        self.send(K_REFUSED, &body)
+    }
+
+    /// Receives one record (the peer's `ERROR` becomes [`TcpError::Refused`]).
+    pub fn recv_msg(&mut self) -> Result<Incoming, TcpError> {
         let (kind, body) = self.recv()?;
         match kind {
-            K_FRAME => {
-                wire::decode(&body).map_err(|source| TcpError::Wire { peer: self.peer.clone(), source })
-            }
+            K_FRAME => wire::decode(&body)
+                .map(Incoming::Msg)
+                .map_err(|source| TcpError::Wire { peer: self.peer.clone(), source }),
+            K_REFUSED if body.len() % 8 == 0 => Ok(Incoming::Refused(
+                body.chunks_exact(8).map(|c| u64::from_le_bytes(c.try_into().expect("8 bytes"))).collect(),
+            )),
+            K_REFUSED => Err(self.proto("malformed REFUSED record")),
             K_ERROR => Err(self.refused(&body)),
             k => Err(self.proto(format!("unexpected record kind {k}"))),
         }
@@ -178,7 +253,7 @@ impl Conn {
 
     /// Runs the mutual HMAC challenge; on success `remote` holds the peer's hello.
     pub fn handshake(&mut self, me: &Hello, secret: &[u8]) -> Result<Hello, TcpError> {
-        self.set_read_timeout(Some(Duration::from_secs(10)))?;
+        let deadline = std::time::Instant::now() + HANDSHAKE_TIMEOUT;
         let mut h = vec![PROTOCOL];
         h.extend_from_slice(&(me.bank.len() as u16).to_le_bytes());
         h.extend_from_slice(me.bank.as_bytes());
@@ -187,11 +262,11 @@ impl Conn {
         h.extend_from_slice(&me.id.to_le_bytes());
         h.extend_from_slice(&me.nonce);
         self.send(K_HELLO, &h)?;
-        let body = self.recv_handshake(K_HELLO, "expected HELLO")?;
+        let body = self.recv_handshake(K_HELLO, "expected HELLO", deadline)?;
         let them = self.parse_hello(&body)?;
         let proof = mac(secret, &them.nonce, &me.nonce, me.id, &me.bank).finalize().into_bytes();
         self.send(K_AUTH, &proof)?;
-        let body = self.recv_handshake(K_AUTH, "expected AUTH")?;
+        let body = self.recv_handshake(K_AUTH, "expected AUTH", deadline)?;
         let ok = mac(secret, &me.nonce, &them.nonce, them.id, &them.bank).verify_slice(&body).is_ok();
         if !ok {
             let _ = self.send(K_ERROR, b"authentication failed");

@@ -28,8 +28,8 @@ use super::varint::{self, VarintError};
 
 /// Version in the high nibble of a frame's first byte.
 pub const WIRE_VERSION: u8 = 1;
-/// Largest frame a transport should accept (64 MiB: a snapshot of 8 M slots).
-pub const MAX_FRAME: usize = 64 << 20;
+/// Largest frame a transport should accept (256 MiB: a snapshot of 16 Mi slots fits).
+pub const MAX_FRAME: usize = 256 << 20;
 
 const KIND_DELTAS: u8 = 1;
 const KIND_SUMMARY: u8 = 2;
