@@ -416,10 +416,13 @@ pub struct RegionId {
 /// Reads [`Info`].
 pub const IOCTL_GET_INFO: u32 = ioc(IOC_READ, 0x00, size_of::<Info>());
 /// Creates a bank owned by the caller. EEXIST name taken, ENOSPC bank limit of the uid,
-/// ENOMEM slot or memory limit.
+/// ENOMEM slot or memory limit (in all, or the uid's `max_user_bytes` unless the opener has
+/// CAP_SYS_RESOURCE). A destroyed bank counts against these limits until its last fd and
+/// mapping are gone.
 pub const IOCTL_BANK_CREATE: u32 = ioc(IOC_WRITE, 0x01, size_of::<BankCreate>());
-/// Attaches the fd to a bank. ENOENT no such bank, EACCES mode denies the access,
-/// EBUSY fd already attached.
+/// Attaches the fd to a bank. ENOENT no such bank, EACCES mode (or the fd's open mode) denies
+/// the access, EBUSY fd already attached, EFAULT reply not writable (the fd stays unattached).
+/// Mapping the bank needs read access; a writable shared mapping also write access.
 pub const IOCTL_BANK_OPEN: u32 = ioc(IOC_READ | IOC_WRITE, 0x02, size_of::<BankOpen>());
 /// Destroys a bank (owner or CAP_SYS_ADMIN, else EPERM). Pages stay valid for existing
 /// mappings until they are unmapped.
