@@ -300,7 +300,13 @@ pub fn run(cmd: &SyncCmd, json: bool) -> Result<()> {
             let dir = data_dir(bank, data);
             let start = atomik::replica::daemon::recover(bank, &dir)?;
             if json {
-                println!("{}", serde_json::json!({"bank": bank, "data": dir, "start": format!("{start:?}")}));
+                let start = start.map(|s| format!("{s:?}"));
+                println!("{}", serde_json::json!({"bank": bank, "data": dir, "start": start}));
+            } else if start.is_none() {
+                println!(
+                    "bank {bank:?} does not exist: nothing to recover; start `atomikctl sync` (with --slots and \
+                     --op) to create it and rebuild it from the peers"
+                );
             } else {
                 println!(
                     "bank {bank:?} rebound to a new replica in {}: start `atomikctl sync` again to rebuild it \

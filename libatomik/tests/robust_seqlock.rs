@@ -8,7 +8,6 @@
 
 mod common;
 
-use std::process::{Child, Command};
 use std::sync::atomic::Ordering;
 use std::sync::mpsc;
 use std::time::Duration;
@@ -17,8 +16,33 @@ use atomik::abi::SEQ_COUNTER_MASK;
 use atomik::{CreateOptions, Op};
 use common::TempBank;
 
-fn holder() -> Child {
-    Command::new("sleep").arg("60").spawn().expect("spawn sleep")
+/// A real process that does nothing until it is killed (forked: the VM's initramfs has no
+/// `sleep` to run).
+struct Holder(nix::unistd::Pid);
+
+impl Holder {
+    fn id(&self) -> u32 {
+        self.0.as_raw() as u32
+    }
+
+    fn kill(&mut self) -> nix::Result<()> {
+        nix::sys::signal::kill(self.0, nix::sys::signal::Signal::SIGKILL)
+    }
+
+    fn wait(&mut self) -> nix::Result<nix::sys::wait::WaitStatus> {
+        nix::sys::wait::waitpid(self.0, None)
+    }
+}
+
+fn holder() -> Holder {
+    // SAFETY: the child only calls pause(), which is async-signal-safe, until SIGKILL.
+    match unsafe { nix::unistd::fork() }.expect("fork") {
+        nix::unistd::ForkResult::Child => loop {
+            // SAFETY: pause() has no preconditions.
+            unsafe { libc::pause() };
+        },
+        nix::unistd::ForkResult::Parent { child } => Holder(child),
+    }
 }
 
 /// Plants "locked by `pid`" in slot `i`'s sequence word, as the lock protocol writes it.

@@ -403,12 +403,18 @@ fn start_note(s: Start) -> &'static str {
 
 /// `atomikctl sync recover`: rebinds a bank whose replica directory was lost, keeping the
 /// bank's untaken local changes; the replicated state is rebuilt from the peers when the
-/// daemon runs again.
-pub fn recover(bank: &str, data: &std::path::Path) -> Result<Start, DaemonError> {
+/// daemon runs again. `None` when the bank is gone too: then there is nothing to keep, and
+/// starting the daemon creates the bank and rebuilds it from the peers.
+pub fn recover(bank: &str, data: &std::path::Path) -> Result<Option<Start>, DaemonError> {
+    match crate::Bank::open(bank) {
+        Err(crate::Error::NotFound { .. }) => return Ok(None),
+        Err(e) => return Err(MirrorError::from(e).into()),
+        Ok(_) => {}
+    }
     let mut opts = MirrorOptions::new(bank, data);
     opts.recover = true;
     let m = Mirror::open(&opts)?;
-    Ok(m.start())
+    Ok(Some(m.start()))
 }
 
 /// True when `acked` holds at least `ours`' version of every origin.

@@ -63,10 +63,13 @@ mod tests {
         let g = Gate::default();
         let p = g.enter().expect("open");
         std::thread::scope(|s| {
-            let h = s.spawn(|| g.close(Duration::from_secs(5)));
-            std::thread::sleep(Duration::from_millis(50));
+            let h = s.spawn(|| g.close(Duration::from_secs(60)));
+            // Once the closer has run, nobody gets in; until the pass is dropped it cannot
+            // have returned (no sleep decides anything here).
+            while g.enter().is_some() {
+                std::thread::yield_now();
+            }
             assert!(!h.is_finished(), "close returned while an ACCUM was in flight");
-            assert!(g.enter().is_none());
             drop(p);
             assert!(h.join().unwrap());
         });
