@@ -92,7 +92,11 @@ fn refusal(path: &Path, uid: u32, mode: u32, problem: &Problem) -> Error {
             ("it is not a directory".to_owned(), format!("{reset}, or set {}", super::ENV_SHM_DIR))
         }
         Problem::Owner => (
-            format!("its owner is neither root nor you ({})", user(caller)),
+            if caller == 0 {
+                "not owned by root".to_owned()
+            } else {
+                format!("owned by neither root nor you, {}", user(caller))
+            },
             format!("{reset}, or set {} to a directory you own", super::ENV_SHM_DIR),
         ),
         Problem::NotSticky => (
