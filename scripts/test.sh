@@ -11,6 +11,8 @@ apt_need nats-server
 echo "==> cargo test (workspace)"
 cargo test --workspace --all-targets
 cargo test --workspace --doc
+echo "==> chaos: atomikctl sync under faults, every replica against the ledger (tests/chaos/README.md)"
+scripts/chaos.sh --short
 if [ "${ATOMIK_SKIP_VM:-0}" = 1 ]; then
     echo "==> ATOMIK_SKIP_VM=1: kernel module VM runs skipped"
     exit 0

@@ -84,10 +84,19 @@ fn info(name: &str, json: bool) -> Result<()> {
     v["backend"] = json!(bank.backend().name());
     v["writable"] = json!(bank.writable());
     v["dirty_slots"] = json!(dirty);
+    let (origin, incarnation) = (bank.memory().origin(), bank.memory().incarnation());
+    v["replicated"] = json!(incarnation != 0);
+    v["origin"] = json!(format!("{origin:016x}"));
+    v["incarnation"] = json!(format!("{incarnation:016x}"));
+    let replicated = if incarnation == 0 {
+        "no".to_owned()
+    } else {
+        format!("yes: replica {origin:016x}, incarnation {incarnation:016x} (LOAD and SWAP refused)")
+    };
     emit(json, v, || {
         format!(
-            "bank {}\n  slots     {}\n  op        {}\n  shards    {}\n  mode      {:04o} (uid {}, gid {})\n  bytes     {}\n  location  {}\n  backend   {}\n  dirty     {} slots with a non-identity accumulator",
-            i.name, i.slots, i.op, i.shards, i.mode, i.uid, i.gid, i.bytes, i.location.display(), bank.backend(), dirty
+            "bank {}\n  slots     {}\n  op        {}\n  shards    {}\n  mode      {:04o} (uid {}, gid {})\n  bytes     {}\n  location  {}\n  backend   {}\n  dirty     {} slots with a non-identity accumulator\n  replicated {}",
+            i.name, i.slots, i.op, i.shards, i.mode, i.uid, i.gid, i.bytes, i.location.display(), bank.backend(), dirty, replicated
         )
     });
     Ok(())

@@ -32,9 +32,12 @@ pub enum SyncCmd {
         #[arg(long, required_unless_present = "nats")]
         peer: Vec<String>,
         /// Replicate through this NATS JetStream server instead of TCP peers, e.g.
-        /// nats://127.0.0.1:4222 (no shared secret: NATS authenticates; credentials in the URL).
+        /// nats://127.0.0.1:4222. Every frame is signed with the shared secret (--secret-file
+        /// or ATOMIK_SYNC_SECRET), and frames that do not verify are refused.
         #[arg(long, conflicts_with = "peer")]
         nats: Option<String>,
+        #[command(flatten)]
+        nats_auth: Box<NatsAuthArgs>,
         /// Name of the replicated bank on NATS (default: --bank). Replicas on one machine
         /// need distinct bank names but the same group.
         #[arg(long, requires = "nats")]
@@ -67,6 +70,35 @@ pub enum SyncCmd {
     },
 }
 
+/// How `join --nats` authenticates to the NATS server (secrets are read from files).
+#[derive(Debug, Clone, clap::Args)]
+pub struct NatsAuthArgs {
+    /// NATS user credentials file (.creds: JWT and nkey seed).
+    #[arg(long, value_name = "FILE", requires = "nats")]
+    pub nats_creds: Option<PathBuf>,
+    /// File holding an nkey seed (SU...).
+    #[arg(long, value_name = "FILE", requires = "nats")]
+    pub nats_nkey: Option<PathBuf>,
+    /// NATS user name (with --nats-password-file).
+    #[arg(long, requires_all = ["nats", "nats_password_file"])]
+    pub nats_user: Option<String>,
+    /// File holding the NATS user's password (with --nats-user).
+    #[arg(long, value_name = "FILE", requires = "nats_user")]
+    pub nats_password_file: Option<PathBuf>,
+    /// File holding a NATS authentication token.
+    #[arg(long, value_name = "FILE", requires = "nats")]
+    pub nats_token_file: Option<PathBuf>,
+    /// PEM file of the CA(s) that sign the server's certificate (requires TLS).
+    #[arg(long, value_name = "FILE", requires = "nats")]
+    pub nats_tls_ca: Option<PathBuf>,
+    /// PEM client certificate for mutual TLS (with --nats-tls-key).
+    #[arg(long, value_name = "FILE", requires_all = ["nats", "nats_tls_key"])]
+    pub nats_tls_cert: Option<PathBuf>,
+    /// PEM private key of --nats-tls-cert.
+    #[arg(long, value_name = "FILE", requires = "nats_tls_cert")]
+    pub nats_tls_key: Option<PathBuf>,
+}
+
 /// Options shared by serve and join.
 #[derive(Debug, clap::Args)]
 pub struct Common {
@@ -95,6 +127,9 @@ pub struct Common {
     /// deltas.
     #[arg(long, default_value_t = 5000)]
     pub drain_ms: u64,
+    /// Most live origins held (tests of the cap).
+    #[arg(long, hide = true, default_value_t = 4096)]
+    pub max_origins: usize,
 }
 
 fn data_dir(bank: &str, data: &Option<PathBuf>) -> PathBuf {
@@ -111,7 +146,10 @@ fn secret(c: &Common) -> Result<Vec<u8>> {
     let s = match &c.secret_file {
         Some(p) => std::fs::read(p).with_context(|| format!("reading secret file {}", p.display()))?,
         None => std::env::var("ATOMIK_SYNC_SECRET")
-            .context("no shared secret: give --secret-file or set ATOMIK_SYNC_SECRET")?
+            .context(
+                "no shared secret: give --secret-file or set ATOMIK_SYNC_SECRET (TCP peers authenticate \
+                 with it; on NATS every frame is signed and verified with it)",
+            )?
             .into_bytes(),
     };
     let s: Vec<u8> = s.trim_ascii().to_vec();
@@ -124,40 +162,45 @@ fn secret(c: &Common) -> Result<Vec<u8>> {
 /// Where a daemon exchanges deltas.
 enum Transport {
     Tcp { listen: Option<String>, peers: Vec<String> },
-    Nats { url: String, group: String, snapshot_every: u64, max_per_subject: i64 },
+    Nats { url: String, group: String, snapshot_every: u64, max_per_subject: i64, auth: Box<NatsAuthArgs> },
 }
 
 fn daemon(c: &Common, transport: Transport) -> Result<()> {
+    // First of all: a SIGTERM during start-up (recovery included) must still end in a clean
+    // stop, which takes the last changes and drains them, not in a crash.
+    // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
+    unsafe {
+        libc::signal(libc::SIGTERM, on_signal as *const () as libc::sighandler_t);
+        libc::signal(libc::SIGINT, on_signal as *const () as libc::sighandler_t);
+    }
     let (listen, peers, nats) = match transport {
         Transport::Tcp { listen, peers } => (listen, peers, None),
-        Transport::Nats { url, group, snapshot_every, max_per_subject } => {
-            (None, Vec::new(), Some((url, group, snapshot_every, max_per_subject)))
+        Transport::Nats { url, group, snapshot_every, max_per_subject, auth } => {
+            (None, Vec::new(), Some((url, group, snapshot_every, max_per_subject, auth)))
         }
     };
+    let secret = secret(c)?;
     let cfg = DaemonConfig {
         bank: c.bank.clone(),
         data: data_dir(&c.bank, &c.data),
         create: c.slots.map(|s| (s, c.op)),
-        // NATS does its own authentication; the HMAC handshake is TCP's.
-        secret: if nats.is_some() { Vec::new() } else { secret(c)? },
+        secret: secret.clone(),
         listen,
         peers,
         tick: Duration::from_millis(c.tick_ms.max(1)),
         ae_every: 10,
         max_conns: c.max_conns,
         drain: Duration::from_millis(c.drain_ms),
+        max_origins: c.max_origins.max(1),
     };
-    // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
-    unsafe {
-        libc::signal(libc::SIGTERM, on_signal as *const () as libc::sighandler_t);
-        libc::signal(libc::SIGINT, on_signal as *const () as libc::sighandler_t);
-    }
     let stop = Arc::new(AtomicBool::new(false));
     let data = cfg.data.clone();
     let tick = cfg.tick;
     let d = Daemon::open(cfg, Arc::clone(&stop))?;
     let nats = match nats {
-        Some((url, group, every, max)) => Some(start_nats(&d, url, group, data, tick, (every, max))?),
+        Some((url, group, every, max, auth)) => {
+            Some(start_nats(&d, NatsStart { url, group, data, tick, every, max, auth, secret })?)
+        }
         None => None,
     };
     let watcher = Arc::clone(&stop);
@@ -175,35 +218,46 @@ fn daemon(c: &Common, transport: Transport) -> Result<()> {
     Ok(())
 }
 
-#[cfg(feature = "nats")]
-fn start_nats(
-    d: &Arc<Daemon>,
+/// What the NATS transport is started with.
+struct NatsStart {
     url: String,
     group: String,
     data: PathBuf,
     tick: Duration,
-    (snapshot_every, max_per_subject): (u64, i64),
-) -> Result<atomik::replica::nats::Transport> {
+    every: u64,
+    max: i64,
+    auth: Box<NatsAuthArgs>,
+    secret: Vec<u8>,
+}
+
+#[cfg(feature = "nats")]
+fn start_nats(d: &Arc<Daemon>, s: NatsStart) -> Result<atomik::replica::nats::Transport> {
     use atomik::replica::nats::{spawn, NatsConfig};
-    if snapshot_every == 0 || max_per_subject < 2 * snapshot_every as i64 {
+    use atomik::replica::nats_connect::NatsAuth;
+    if s.every == 0 || s.max < 2 * s.every as i64 {
         bail!("--nats-max-per-subject must be at least twice --nats-snapshot-every (and that above 0)");
     }
-    let mut cfg = NatsConfig::new(&url, &group, data);
-    cfg.tick = tick;
-    cfg.snapshot_every = snapshot_every;
-    cfg.max_per_subject = max_per_subject;
+    let mut cfg = NatsConfig::new(&s.url, &s.group, s.data, s.secret);
+    cfg.tick = s.tick;
+    cfg.snapshot_every = s.every;
+    cfg.max_per_subject = s.max;
+    let a = *s.auth;
+    cfg.auth = NatsAuth {
+        creds: a.nats_creds,
+        nkey: a.nats_nkey,
+        user: a.nats_user,
+        password_file: a.nats_password_file,
+        token_file: a.nats_token_file,
+        tls_ca: a.nats_tls_ca,
+        tls_cert: a.nats_tls_cert,
+        tls_key: a.nats_tls_key,
+    };
+    cfg.auth.check()?;
     spawn(Arc::clone(d), cfg).context("starting the NATS transport thread")
 }
 
 #[cfg(not(feature = "nats"))]
-fn start_nats(
-    _: &Arc<Daemon>,
-    _: String,
-    _: String,
-    _: PathBuf,
-    _: Duration,
-    _: (u64, i64),
-) -> Result<NoNats> {
+fn start_nats(_: &Arc<Daemon>, _: NatsStart) -> Result<NoNats> {
     bail!("this atomikctl was built without the `nats` feature")
 }
 
@@ -222,7 +276,13 @@ pub fn run(cmd: &SyncCmd, json: bool) -> Result<()> {
             daemon(common, Transport::Tcp { listen: Some(listen.clone()), peers: peer.clone() })
         }
         SyncCmd::Join {
-            common, nats: Some(url), group, nats_snapshot_every, nats_max_per_subject, ..
+            common,
+            nats: Some(url),
+            nats_auth,
+            group,
+            nats_snapshot_every,
+            nats_max_per_subject,
+            ..
         } => daemon(
             common,
             Transport::Nats {
@@ -230,6 +290,7 @@ pub fn run(cmd: &SyncCmd, json: bool) -> Result<()> {
                 group: group.clone().unwrap_or_else(|| common.bank.clone()),
                 snapshot_every: *nats_snapshot_every,
                 max_per_subject: *nats_max_per_subject,
+                auth: nats_auth.clone(),
             },
         ),
         SyncCmd::Join { common, peer, nats: None, .. } => {

@@ -9,7 +9,7 @@ use std::time::Duration;
 use atomik::Op;
 
 mod sync_support;
-use sync_support::{bank, create, create_offline, shm, wait_all};
+use sync_support::{bank, create, create_offline, origin_of, origins_held, shm, wait_all, wait_status};
 
 const SECRET: &str = "correct horse battery staple";
 
@@ -36,7 +36,15 @@ fn atomikctl() -> Command {
 }
 
 fn spawn(args: &[&str], data: &Path, secret: &str) -> Node {
+    spawn_logged(args, data, secret, None)
+}
+
+/// Like [`spawn`], the daemon's stderr going to `log` when given.
+fn spawn_logged(args: &[&str], data: &Path, secret: &str, log: Option<&Path>) -> Node {
     let mut c = atomikctl();
+    if let Some(p) = log {
+        c.stderr(std::fs::File::create(p).unwrap());
+    }
     c.arg("sync").args(args).arg("--data").arg(data).arg("--tick-ms").arg("20");
     c.env("ATOMIK_SYNC_SECRET", secret);
     Node { child: c.spawn().expect("start atomikctl sync") }
@@ -169,4 +177,58 @@ fn offline_clients_reconnect_in_random_order_and_lose_no_increment() {
         std::thread::sleep(Duration::from_millis(50));
     }
     wait_all(&all, &want);
+}
+
+#[test]
+fn at_the_origin_cap_the_connection_is_kept_and_refused_origins_are_logged_once_and_not_resent() {
+    let tmp = tempfile::tempdir().unwrap();
+    let addr = free_port();
+    let _h = serve("t5h", &addr, &dir(&tmp, "t5h"));
+    let names = ["t5h", "t5a", "t5b", "t5c"];
+    let _clients: Vec<Node> = names[1..].iter().map(|n| join(n, &addr, &dir(&tmp, n), SECRET)).collect();
+    let mut want = vec![0u64; 64];
+    for (k, n) in names.iter().enumerate() {
+        bank(n).accum(k as u64, 100 + k as u64).unwrap();
+        want[k] = 100 + k as u64;
+    }
+    wait_all(&names, &want);
+    // s holds at most 3 origins: its own and 2 of the 4 the hub relays in one message.
+    let log = dir(&tmp, "t5s.log");
+    let args =
+        ["join", "--bank", "t5s", "--slots", "64", "--op", "add", "--peer", &addr, "--max-origins", "3"];
+    let _s = spawn_logged(&args, &dir(&tmp, "t5s"), SECRET, Some(&log));
+    let v = wait_status(&dir(&tmp, "t5s"), "joined two origins", |v| {
+        v["origins"].as_array().is_some_and(|o| o.len() == 2) && v["refused"].as_u64() >= Some(1)
+    });
+    let held = origins_held(&v);
+    let ids: Vec<u64> = names.iter().map(|n| origin_of(&dir(&tmp, n))).collect();
+    let refused: Vec<usize> = (0..4).filter(|&k| !held.contains(&ids[k])).collect();
+    assert_eq!(refused.len(), 2, "s holds {held:x?} of {ids:x?}");
+    // The admitted part of the hub's message was joined.
+    let mut at_s = want.clone();
+    for &k in &refused {
+        at_s[k] = 0;
+    }
+    wait_all(&["t5s"], &at_s);
+    // No loop: over many anti-entropy rounds (a summary every 200 ms) nothing is refused
+    // again (the hub holds the refused origins back) and the one connection stays up.
+    std::thread::sleep(Duration::from_millis(500));
+    let before = wait_status(&dir(&tmp, "t5s"), "read", |_| true);
+    std::thread::sleep(Duration::from_secs(3));
+    let after = wait_status(&dir(&tmp, "t5s"), "read", |_| true);
+    assert_eq!(before["refused"], after["refused"], "refused again: {before} then {after}");
+    assert_eq!(after["peers"].as_array().unwrap().len(), 1, "{after}");
+    // The connection still carries the admitted origins' new deltas.
+    let ok = (0..4).find(|k| !refused.contains(k)).unwrap();
+    bank(names[ok]).accum(10, 7).unwrap();
+    want[10] = 7;
+    at_s[10] = 7;
+    wait_all(&names, &want);
+    wait_all(&["t5s"], &at_s);
+    let text = std::fs::read_to_string(&log).unwrap();
+    let lines: Vec<&str> = text.lines().filter(|l| l.contains("live origins")).collect();
+    assert_eq!(lines.len(), 2, "one line per refused origin:\n{text}");
+    for &k in &refused {
+        assert!(text.contains(&format!("{:016x}", ids[k])), "{text}");
+    }
 }

@@ -4,7 +4,9 @@
 //! - [`wire`]: the versioned, checksummed, compact wire format; [`varint`] its integers.
 //! - [`persist`]: snapshot + write-ahead log, durable across `kill -9`.
 //! - [`sim`]: the deterministic convergence simulator behind `atomikctl bench converge`.
-//! - [`tcp`]: authenticated TCP anti-entropy; `nats` (feature `nats`): NATS JetStream.
+//! - [`tcp`]: authenticated TCP anti-entropy; `nats` (feature `nats`): NATS JetStream, its
+//!   payloads authenticated by [`nats_frame`], its connection options in `nats_connect`.
+//! - [`origin_cap`]: joining at the live-origin cap without loops (both transports).
 //! - [`binding`], [`mirror`]: the bank ↔ replica boundary, exact across crashes.
 //! - [`daemon`]: the sync daemon that mirrors a bank and runs a transport.
 
@@ -16,7 +18,11 @@ pub mod mirror;
 pub mod model;
 #[cfg(feature = "nats")]
 pub mod nats;
+#[cfg(feature = "nats")]
+pub mod nats_connect;
+pub mod nats_frame;
 pub mod op;
+pub mod origin_cap;
 pub mod persist;
 pub mod sim;
 pub mod tcp;

@@ -1,7 +1,7 @@
 //! Replica model: idempotent, order-independent joins, gap buffering, snapshot fallback,
 //! retirement of origins, caps with clear errors, and inputs the fuzzer found.
 
-use atomik::replica::{wire, Config, Delta, Joined, Op, Replica, ReplicaError};
+use atomik::replica::{wire, Config, Delta, Joined, Message, Op, Replica, ReplicaError};
 
 fn d(origin: u64, from: u64, slots: &[(u32, u64)]) -> Delta {
     Delta { origin, from, to: from + 1, replace: false, slots: slots.to_vec(), retired: vec![] }
@@ -113,6 +113,24 @@ fn too_many_origins_is_a_clear_error() {
     let e = r.join(&d(3, 0, &[(0, 1)])).unwrap_err();
     assert_eq!(e, ReplicaError::TooManyOrigins { origin: 3, max: 2 });
     assert!(e.to_string().contains("retire clients"));
+}
+
+#[test]
+fn at_the_origin_cap_a_message_is_refused_whole_and_its_admitted_part_joins() {
+    let mut cfg = Config::new(4, Op::Add);
+    cfg.max_origins = 3;
+    let mut r = Replica::new(1, cfg);
+    r.join(&d(2, 0, &[(0, 1)])).unwrap();
+    let deltas = vec![d(2, 1, &[(0, 1)]), d(5, 0, &[(1, 5)]), d(6, 0, &[(2, 6)]), d(7, 0, &[(3, 7)])];
+    // Room for one new origin: 5 (the first) is admitted, 6 and 7 are refused.
+    assert_eq!(r.refused_origins(&deltas), vec![6, 7]);
+    let msg = Message::Deltas { op: Op::Add, deltas: deltas.clone() };
+    assert_eq!(r.join_message(&msg), Err(ReplicaError::TooManyOrigins { origin: 6, max: 3 }));
+    assert_eq!(r.state(), &[1, 0, 0, 0], "nothing of a refused message is joined");
+    let admitted: Vec<_> = deltas.into_iter().filter(|x| ![6, 7].contains(&x.origin)).collect();
+    r.join_message(&Message::Deltas { op: Op::Add, deltas: admitted }).unwrap();
+    assert_eq!(r.state(), &[2, 5, 0, 0]);
+    assert!(r.knows(5) && !r.knows(6));
 }
 
 #[test]

@@ -67,3 +67,31 @@ pub fn wait_all(names: &[&str], want: &[u64]) {
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+/// Polls a replica's status.json until `pred` holds for it (the file is rewritten every
+/// tick, so it may lag the bank a little).
+pub fn wait_status(data: &Path, what: &str, pred: impl Fn(&serde_json::Value) -> bool) -> serde_json::Value {
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        let s = std::fs::read_to_string(data.join("status.json")).unwrap_or_default();
+        if let Ok(v) = serde_json::from_str::<serde_json::Value>(&s) {
+            if pred(&v) {
+                return v;
+            }
+        }
+        assert!(Instant::now() < deadline, "{}: never {what}: {s}", data.display());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// A replica's own origin id, from its status.json.
+pub fn origin_of(data: &Path) -> u64 {
+    let v = wait_status(data, "written", |v| v["origin"].is_string());
+    u64::from_str_radix(v["origin"].as_str().unwrap(), 16).unwrap()
+}
+
+/// The origins a status.json says the replica holds (with a version above 0).
+pub fn origins_held(v: &serde_json::Value) -> Vec<u64> {
+    let list = v["origins"].as_array().unwrap();
+    list.iter().map(|o| u64::from_str_radix(o["origin"].as_str().unwrap(), 16).unwrap()).collect()
+}

@@ -43,6 +43,8 @@ pub struct DaemonConfig {
     pub max_conns: usize,
     /// How long a clean stop waits for peers to acknowledge the last deltas.
     pub drain: Duration,
+    /// Most live origins the replica holds (see [`super::model::Config::max_origins`]).
+    pub max_origins: usize,
 }
 
 impl DaemonConfig {
@@ -59,6 +61,7 @@ impl DaemonConfig {
             ae_every: 10,
             max_conns: 64,
             drain: Duration::from_secs(5),
+            max_origins: super::model::Config::new(1, Op::Xor).max_origins,
         }
     }
 }
@@ -103,6 +106,8 @@ struct Status {
     peers: BTreeMap<u64, PeerInfo>,
     closed_bytes_in: u64,
     closed_bytes_out: u64,
+    /// After a clean stop: whether every connected peer acknowledged all we hold.
+    drained: Option<bool>,
 }
 
 /// A running daemon's shared state.
@@ -114,14 +119,20 @@ pub struct Daemon {
     generation: Mutex<u64>,
     changed: Condvar,
     status: Mutex<Status>,
+    /// Sum of all versions when the digest was last computed, and that digest.
+    digest: Mutex<(Option<u64>, u64)>,
     stop: Arc<AtomicBool>,
 }
 
 impl Daemon {
     /// Opens the bank and the replica directory and makes them agree (see the mirror).
     pub fn open(cfg: DaemonConfig, stop: Arc<AtomicBool>) -> Result<Arc<Daemon>, DaemonError> {
+        // A status left by an earlier run (its `drained` above all) must not be taken for
+        // this one's if this one dies before its first tick.
+        let _ = std::fs::remove_file(cfg.data.join("status.json"));
         let mut opts = MirrorOptions::new(&cfg.bank, &cfg.data);
         opts.create = cfg.create;
+        opts.max_origins = cfg.max_origins;
         let mirror = Mirror::open(&opts)?;
         let start = mirror.start();
         let d = Arc::new(Daemon {
@@ -130,6 +141,7 @@ impl Daemon {
             generation: Mutex::new(0),
             changed: Condvar::new(),
             status: Mutex::new(Status::default()),
+            digest: Mutex::new((None, 0)),
             stop,
         });
         if start != Start::Resumed {
@@ -164,29 +176,53 @@ impl Daemon {
             self.tick()?;
         }
         self.tick()?;
-        self.drain();
+        let tcp = self.cfg.listen.is_some() || !self.cfg.peers.is_empty();
+        // Over NATS the transport drains after this returns (see `report_drained`).
+        let drained = !tcp || self.drain();
         self.mirror().checkpoint()?;
+        if tcp {
+            self.report_drained(drained);
+        }
+        if !drained {
+            eprintln!(
+                "atomik sync: bank {:?}: stopped before any peer acknowledged all this replica holds \
+                 (it is safe in {}, and sent at the next start)",
+                self.cfg.bank,
+                self.cfg.data.display()
+            );
+        }
         self.poke();
         Ok(())
     }
 
-    /// Waits (bounded by `drain`) until every connected peer acknowledged this replica's
-    /// version.
-    fn drain(&self) {
+    /// Waits (bounded by `drain`) until a connected peer acknowledged everything this replica
+    /// holds (every origin's version, relayed ones included: a hub's clients may hold deltas
+    /// only the hub has relayed), so that this replica's directory is no longer the only copy
+    /// of anything. Returns whether that was reached; it cannot be when no peer is connected
+    /// and this replica holds anything.
+    fn drain(&self) -> bool {
         let deadline = Instant::now() + self.cfg.drain;
-        let (id, version) = self.with_replica(|r| (r.id(), r.version()));
+        let ours = self.with_replica(|r| r.versions());
         loop {
-            let behind = {
+            let holders = {
                 let s = self.status.lock().expect("status lock");
-                s.peers.values().any(|p| {
-                    p.acked.binary_search_by_key(&id, |a| a.0).map_or(version > 0, |k| p.acked[k].1 < version)
-                })
+                s.peers.values().filter(|p| covers(&p.acked, &ours)).count()
             };
-            if !behind || Instant::now() >= deadline {
-                return;
+            let drained = ours.is_empty() || holders > 0;
+            if drained || Instant::now() >= deadline {
+                return drained;
             }
             self.poke();
             std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Records whether the clean stop left a copy of everything this replica holds outside
+    /// its directory (status.json `drained`).
+    pub fn report_drained(&self, drained: bool) {
+        self.status.lock().expect("status lock").drained = Some(drained);
+        if let Err(e) = self.write_status() {
+            self.note_error(format!("{}: status.json: {e}", self.cfg.data.display()));
         }
     }
 
@@ -291,6 +327,16 @@ impl Daemon {
             let m = self.mirror();
             let r = m.replica();
             let s = r.stats();
+            // The digest reads every slot: computed again only when some version moved, so an
+            // idle tick stays O(changed).
+            let key: u64 = r.versions().iter().map(|v| v.1).sum();
+            let digest = {
+                let mut c = self.digest.lock().expect("digest lock");
+                if c.0 != Some(key) {
+                    *c = (Some(key), r.digest());
+                }
+                c.1
+            };
             let origins: Vec<_> = r
                 .versions()
                 .iter()
@@ -300,7 +346,7 @@ impl Daemon {
                 serde_json::json!({
                     "origin": format!("{:016x}", r.id()),
                     "version": r.version(),
-                    "digest": format!("{:016x}", r.digest()),
+                    "digest": format!("{digest:016x}"),
                     "origins": origins,
                     "applied": s.applied,
                     "duplicates": s.duplicates,
@@ -338,6 +384,7 @@ impl Daemon {
         o.insert("wal_bytes".into(), wal.into());
         o.insert("last_error".into(), s.last_error.clone().into());
         o.insert("transport".into(), transport);
+        o.insert("drained".into(), s.drained.into());
         drop(s);
         let tmp = self.cfg.data.join("status.json.tmp");
         std::fs::write(&tmp, format!("{json}\n"))?;
@@ -362,4 +409,9 @@ pub fn recover(bank: &str, data: &std::path::Path) -> Result<Start, DaemonError>
     opts.recover = true;
     let m = Mirror::open(&opts)?;
     Ok(m.start())
+}
+
+/// True when `acked` holds at least `ours`' version of every origin.
+fn covers(acked: &[(u64, u64)], ours: &[(u64, u64)]) -> bool {
+    ours.iter().all(|&(o, v)| acked.binary_search_by_key(&o, |a| a.0).is_ok_and(|k| acked[k].1 >= v))
 }

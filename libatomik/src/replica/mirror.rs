@@ -160,12 +160,21 @@ pub struct MirrorOptions {
     pub recover: bool,
     /// Stop (as by a crash) at this point: in-process tests.
     pub crash: Option<CrashPoint>,
+    /// Most live origins the replica holds ([`Config::max_origins`]).
+    pub max_origins: usize,
 }
 
 impl MirrorOptions {
     /// Mirror `bank` with replica directory `data`.
     pub fn new(bank: impl Into<String>, data: impl Into<PathBuf>) -> MirrorOptions {
-        MirrorOptions { bank: bank.into(), data: data.into(), create: None, recover: false, crash: None }
+        MirrorOptions {
+            bank: bank.into(),
+            data: data.into(),
+            create: None,
+            recover: false,
+            crash: None,
+            max_origins: Config::new(1, Op::Xor).max_origins,
+        }
     }
 }
 
@@ -235,7 +244,8 @@ impl Mirror {
         if !bank.writable() {
             return Err(crate::Error::ReadOnly { name: opts.bank.clone() }.into());
         }
-        let (store, mut replica) = Store::open(&opts.data, Config::new(width, bank.op()))?;
+        let cfg = Config { max_origins: opts.max_origins, ..Config::new(width, bank.op()) };
+        let (store, mut replica) = Store::open(&opts.data, cfg)?;
         replica.track_touched();
         let mut m = Mirror {
             mirrored: replica.state().to_vec(),
@@ -319,8 +329,16 @@ impl Mirror {
             Some(b) if b.incarnation == bank_inc && mem.origin() == self.replica.id() => {
                 Ok((b, Start::Resumed))
             }
-            Some(b) if b.pending && (bank_inc == 0 || bank_inc == b.replaces) => {
-                let start = if b.replaces != 0 { Start::Recovered } else { Start::Rebuilt };
+            // A binding whose application was interrupted: apply it again. (A recovery whose
+            // bank was lost meanwhile falls through to a rebuild: its base describes the
+            // old bank's `taken` words, not the new bank's.)
+            Some(b) if b.pending && b.replaces != 0 && bank_inc == b.replaces => Ok((b, Start::Recovered)),
+            Some(b) if b.pending && b.replaces == 0 && bank_inc == 0 => {
+                let start = if fresh_replica && self.replica.version() == 0 {
+                    Start::Adopted
+                } else {
+                    Start::Rebuilt
+                };
                 Ok((b, start))
             }
             Some(_) if bank_inc == 0 => {

@@ -317,10 +317,40 @@ impl Replica {
         match msg {
             Message::Deltas { op, deltas } => {
                 self.check_op(*op)?;
+                // All or nothing at the origin cap: a message is never left half joined.
+                if let Some(&origin) = self.refused_origins(deltas).first() {
+                    return Err(ReplicaError::TooManyOrigins { origin, max: self.cfg.max_origins });
+                }
                 deltas.iter().map(|d| self.join(d)).collect()
             }
             Message::Summary { .. } => Ok(Vec::new()),
         }
+    }
+
+    /// True if `origin` is held (live, possibly still empty) or retired here.
+    pub fn knows(&self, origin: u64) -> bool {
+        self.origins.contains_key(&origin) || self.retired.contains_key(&origin)
+    }
+
+    /// The origins of `deltas` that [`Config::max_origins`] refuses (in order, each once):
+    /// new origins beyond the room left. Joining the other deltas never meets the cap.
+    pub fn refused_origins(&self, deltas: &[Delta]) -> Vec<u64> {
+        let mut room = self.cfg.max_origins.saturating_sub(self.origins.len());
+        let mut admitted: Vec<u64> = Vec::new();
+        let mut refused: Vec<u64> = Vec::new();
+        for d in deltas {
+            let o = d.origin;
+            if self.knows(o) || admitted.contains(&o) || refused.contains(&o) {
+                continue;
+            }
+            if room > 0 {
+                room -= 1;
+                admitted.push(o);
+            } else {
+                refused.push(o);
+            }
+        }
+        refused
     }
 
     /// Checks that a peer's operator matches.

@@ -8,7 +8,7 @@
 //! - **Publishing.** Each replica publishes its own committed deltas (the same wire frames as
 //!   TCP, already fsynced in its log) as one chain per subject: Δ(P, V] where `P` is the
 //!   version of the last message on its subject. Every message carries `Nats-Msg-Id:
-//!   <origin>:<to>` (JetStream drops a retried publish inside the duplicate window) and
+//!   <origin>:<to>@<expected last sequence>` (JetStream drops a retried publish inside the duplicate window) and
 //!   `Nats-Expected-Last-Subject-Sequence`, so a publish that raced with a retried one is
 //!   refused instead of forking the chain; on any doubt `P` is read back from the stream.
 //! - **Consuming.** An ordered consumer delivers every subject in stream order from the
@@ -22,6 +22,16 @@
 //!   snapshot: a new replica, or one that was offline longer than the retention, replays at
 //!   most `max_per_subject` messages per origin, and the snapshot repairs whatever was
 //!   discarded before it.
+//! - **Authentication.** Every payload is a wire frame sealed with HMAC-SHA256 under the
+//!   group's shared secret, bound to the stream and the subject ([`super::nats_frame`]);
+//!   a receiver verifies it, and that every delta in it is of the subject's origin, before
+//!   joining anything. A refused frame (unauthenticated, forged, malformed) is counted
+//!   (`refused`, `last_refusal` in status.json), reported in one line naming the stream, the
+//!   sequence and the subject, and passed: the cursor moves on. Who may connect to the
+//!   server is the server's business ([`super::nats_connect`]).
+//! - **Origin cap.** A frame of an origin beyond [`super::model::Config::max_origins`] is
+//!   refused and passed (logged once per origin, [`super::origin_cap`]); that origin's later
+//!   snapshots join once there is room.
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -34,6 +44,9 @@ use futures_util::StreamExt;
 
 use super::daemon::{Daemon, DaemonError};
 use super::model::Joined;
+use super::nats_connect::NatsAuth;
+use super::nats_frame;
+use super::origin_cap::{self, RefusalLog};
 use super::wire::{self, Message};
 
 /// Options of the NATS transport.
@@ -52,11 +65,15 @@ pub struct NatsConfig {
     pub snapshot_every: u64,
     /// Messages JetStream keeps per subject (must exceed twice `snapshot_every`).
     pub max_per_subject: i64,
+    /// The group's shared secret: every frame is sealed and verified with it.
+    pub secret: Vec<u8>,
+    /// Server credentials and TLS.
+    pub auth: NatsAuth,
 }
 
 impl NatsConfig {
     /// Defaults for `url` and `group`.
-    pub fn new(url: &str, group: &str, data: PathBuf) -> NatsConfig {
+    pub fn new(url: &str, group: &str, data: PathBuf, secret: Vec<u8>) -> NatsConfig {
         NatsConfig {
             url: url.to_string(),
             group: group.to_string(),
@@ -64,6 +81,8 @@ impl NatsConfig {
             tick: Duration::from_millis(100),
             snapshot_every: 1000,
             max_per_subject: 4096,
+            secret,
+            auth: NatsAuth::default(),
         }
     }
 
@@ -75,6 +94,12 @@ impl NatsConfig {
     /// The subject that origin `origin` publishes on.
     pub fn subject(&self, origin: u64) -> String {
         format!("atomik.{}.{origin:016x}", token(&self.group))
+    }
+
+    /// The origin a subject of this group belongs to.
+    fn origin_of(&self, subject: &str) -> Option<u64> {
+        let hex = subject.strip_prefix(&format!("atomik.{}.", token(&self.group)))?;
+        (hex.len() == 16).then(|| u64::from_str_radix(hex, 16).ok()).flatten()
     }
 
     fn all_subjects(&self) -> String {
@@ -98,6 +123,8 @@ pub enum NatsError {
     Daemon(#[from] DaemonError),
     #[error("{path}: {source}")]
     Cursor { path: PathBuf, source: std::io::Error },
+    #[error("nats {url}: {source}")]
+    Auth { url: String, source: super::nats_connect::AuthFileError },
 }
 
 /// The durable consumer position: the stream's creation time (a recreated stream restarts at
@@ -142,7 +169,12 @@ struct Counters {
     messages_out: u64,
     bytes_out: u64,
     snapshots_out: u64,
+    /// Frames that verified (sealed with the shared secret for their stream and subject).
+    authenticated_in: u64,
+    /// Frames refused: unauthenticated, forged, malformed, or of an origin beyond the cap.
     refused: u64,
+    /// The line reported for the last refused frame.
+    last_refusal: String,
     /// Deltas not joinable (before a snapshot, after a retention cut).
     gaps: u64,
     sessions: u64,
@@ -198,24 +230,25 @@ async fn run(d: Arc<Daemon>, cfg: NatsConfig, done: Arc<AtomicBool>) {
 }
 
 fn status(d: &Daemon, cfg: &NatsConfig, c: &Cursor, n: &Counters, published: u64) {
-    d.set_transport_status(format!(
-        "{{\"kind\":\"nats\",\"url\":{:?},\"stream\":{:?},\"connected\":{},\"cursor\":{},\"published\":{},\
-         \"messages_in\":{},\"bytes_in\":{},\"messages_out\":{},\"bytes_out\":{},\"snapshots_out\":{},\
-         \"refused\":{},\"gaps\":{},\"sessions\":{}}}",
-        cfg.url,
-        cfg.stream_name(),
-        n.connected,
-        c.seq,
-        published,
-        n.messages_in,
-        n.bytes_in,
-        n.messages_out,
-        n.bytes_out,
-        n.snapshots_out,
-        n.refused,
-        n.gaps,
-        n.sessions
-    ));
+    let v = serde_json::json!({
+        "kind": "nats",
+        "url": cfg.url,
+        "stream": cfg.stream_name(),
+        "connected": n.connected,
+        "cursor": c.seq,
+        "published": published,
+        "messages_in": n.messages_in,
+        "bytes_in": n.bytes_in,
+        "authenticated_in": n.authenticated_in,
+        "messages_out": n.messages_out,
+        "bytes_out": n.bytes_out,
+        "snapshots_out": n.snapshots_out,
+        "refused": n.refused,
+        "last_refusal": n.last_refusal,
+        "gaps": n.gaps,
+        "sessions": n.sessions,
+    });
+    d.set_transport_status(v.to_string());
 }
 
 /// The head of this origin's chain on its subject: `(stream sequence, version)`.
@@ -225,6 +258,9 @@ struct Head {
     version: u64,
     /// The last message is a snapshot.
     snapshot: bool,
+    /// The last message did not verify: our version on the stream is unknown, and only a
+    /// snapshot repairs the subject.
+    unknown: bool,
 }
 
 /// Connects, sets up the stream, and runs until an error or `done`.
@@ -239,12 +275,9 @@ async fn session(
         let url = cfg.url.clone();
         move |e: async_nats::Error| NatsError::Nats { url: url.clone(), what, source: e }
     };
-    let client = async_nats::ConnectOptions::new()
-        .name("atomik sync")
-        .connection_timeout(Duration::from_secs(3))
-        .connect(cfg.url.as_str())
-        .await
-        .map_err(|e| err("connect")(e.into()))?;
+    let options =
+        cfg.auth.options().await.map_err(|source| NatsError::Auth { url: cfg.url.clone(), source })?;
+    let client = options.connect(cfg.url.as_str()).await.map_err(|e| err("connect")(e.into()))?;
     let js = jetstream::new(client.clone());
     let (width, op, id) = d.with_replica(|r| (r.config().width, r.config().op, r.id()));
     // Worst case a snapshot is 9 bytes per slot plus a small header.
@@ -285,7 +318,7 @@ async fn session(
         *cursor = Cursor { created, seq: 0 };
     }
     let subject = cfg.subject(id);
-    let mut head = read_head(&st, &subject).await.map_err(err("read own subject"))?;
+    let mut head = read_head(d, cfg, &st, &subject).await.map_err(err("read own subject"))?;
     let filter = cfg.all_subjects();
     let consumer = st
         .create_consumer(consumer::pull::OrderedConfig {
@@ -304,9 +337,11 @@ async fn session(
     // A snapshot at the start of every session unless the subject ends with one (the previous
     // session may have stopped just before its snapshot), then every `snapshot_every` own
     // messages: the retained tail of the subject always holds one.
-    let mut since_snapshot = if head.snapshot || head.version == 0 { 0 } else { cfg.snapshot_every };
+    let mut since_snapshot =
+        if !head.unknown && (head.snapshot || head.version == 0) { 0 } else { cfg.snapshot_every };
     let mut tick = tokio::time::interval(cfg.tick);
     let mut saved = *cursor;
+    let log = RefusalLog::default();
     loop {
         tokio::select! {
             m = messages.next() => {
@@ -318,26 +353,7 @@ async fn session(
                 let seq = m.info().map_err(err("message info"))?.stream_sequence;
                 n.messages_in += 1;
                 n.bytes_in += m.payload.len() as u64;
-                match wire::decode(&m.payload) {
-                    Ok(msg @ Message::Deltas { .. }) => match d.join_remote(&msg) {
-                        Ok(joined) => {
-                            // Past a retention cut (a later snapshot repairs it): counted, not
-                            // printed, as a new replica may meet thousands.
-                            n.gaps += joined.iter().filter(|j| **j == Joined::Dropped).count() as u64;
-                        }
-                        Err(e) if e.is_refusal() => {
-                            n.refused += 1;
-                            d.note_error(format!("{}: seq {seq} on {}: {e}", cfg.stream_name(), m.subject));
-                        }
-                        // Not durable: do not move the cursor past it.
-                        Err(e) => return Err(e.into()),
-                    },
-                    Ok(Message::Summary { .. }) => {}
-                    Err(e) => {
-                        n.refused += 1;
-                        d.note_error(format!("{}: seq {seq} on {}: {e}", cfg.stream_name(), m.subject));
-                    }
-                }
+                receive(d, cfg, &log, seq, &m.subject, &m.payload, n)?;
                 cursor.seq = seq;
             }
             _ = tick.tick() => {
@@ -356,6 +372,9 @@ async fn session(
                 status(d, cfg, cursor, n, head.version);
                 r?;
                 if finishing {
+                    // Drained when the stream (durable on the server) holds every delta of ours.
+                    let ours = d.with_replica(|r| r.version());
+                    d.report_drained(head.version >= ours);
                     return Ok(());
                 }
             }
@@ -363,20 +382,102 @@ async fn session(
     }
 }
 
-/// Reads the last message of `subject`: its stream sequence and the version it ends at.
-async fn read_head(st: &stream::Stream, subject: &str) -> Result<Head, async_nats::Error> {
+/// Verifies, checks and joins one message of the stream; refusals are counted and passed.
+/// An error means the join may not be durable (the cursor must not move past it).
+fn receive(
+    d: &Daemon,
+    cfg: &NatsConfig,
+    log: &RefusalLog,
+    seq: u64,
+    subject: &str,
+    payload: &[u8],
+    n: &mut Counters,
+) -> Result<(), NatsError> {
+    let stream = cfg.stream_name();
+    let refuse = |n: &mut Counters, why: String| {
+        n.refused += 1;
+        d.count_refused();
+        let line = format!("{stream}: seq {seq} on {subject}: refused: {why}");
+        d.note_error(line.clone());
+        n.last_refusal = line;
+    };
+    let frame = match nats_frame::open(&cfg.secret, &stream, subject, payload) {
+        Ok(f) => f,
+        Err(e) => {
+            refuse(n, e.to_string());
+            return Ok(());
+        }
+    };
+    n.authenticated_in += 1;
+    let msg = match wire::decode(frame) {
+        Ok(m) => m,
+        Err(e) => {
+            refuse(n, e.to_string());
+            return Ok(());
+        }
+    };
+    let Message::Deltas { deltas, .. } = &msg else {
+        return Ok(());
+    };
+    let owner = cfg.origin_of(subject);
+    if let Some(x) = deltas.iter().find(|x| Some(x.origin) != owner) {
+        refuse(n, format!("a delta of origin {:016x} on another origin's subject", x.origin));
+        return Ok(());
+    }
+    match origin_cap::join_admitted(d, &msg, log, &format!("{stream}: seq {seq} on {subject}")) {
+        Ok(a) => {
+            // Past a retention cut (a later snapshot repairs it): counted, not printed, as a
+            // new replica may meet thousands.
+            n.gaps += a.joined.iter().filter(|j| **j == Joined::Dropped).count() as u64;
+            if !a.refused.is_empty() {
+                n.refused += 1;
+                if let Some(line) = a.first_report {
+                    n.last_refusal = line;
+                }
+            }
+            Ok(())
+        }
+        Err(e) if e.is_refusal() => {
+            refuse(n, e.to_string());
+            Ok(())
+        }
+        // Not durable: do not move the cursor past it.
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Reads the last message of `subject`: its stream sequence and the version it ends at. A
+/// last message that does not verify (forged by someone who may publish on our subject) says
+/// nothing of our version: 0 is assumed, so the next publish starts over with a snapshot.
+async fn read_head(
+    d: &Daemon,
+    cfg: &NatsConfig,
+    st: &stream::Stream,
+    subject: &str,
+) -> Result<Head, async_nats::Error> {
     match st.get_last_raw_message_by_subject(subject).await {
         Ok(m) => {
-            let (version, snapshot) = match wire::decode(&m.payload)? {
+            let frame = match nats_frame::open(&cfg.secret, &cfg.stream_name(), subject, &m.payload) {
+                Ok(f) => f,
+                Err(e) => {
+                    d.note_error(format!(
+                        "{}: seq {} on {subject} (own subject): {e}; publishing a snapshot after it",
+                        cfg.stream_name(),
+                        m.sequence
+                    ));
+                    return Ok(Head { seq: m.sequence, version: 0, snapshot: false, unknown: true });
+                }
+            };
+            let (version, snapshot) = match wire::decode(frame)? {
                 Message::Deltas { deltas, .. } => {
                     (deltas.iter().map(|d| d.to).max().unwrap_or(0), deltas.iter().any(|d| d.replace))
                 }
                 Message::Summary { .. } => (0, false),
             };
-            Ok(Head { seq: m.sequence, version, snapshot })
+            Ok(Head { seq: m.sequence, version, snapshot, unknown: false })
         }
         Err(e) if e.kind() == stream::LastRawMessageErrorKind::NoMessageFound => {
-            Ok(Head { seq: 0, version: 0, snapshot: false })
+            Ok(Head { seq: 0, version: 0, snapshot: false, unknown: false })
         }
         Err(e) => Err(Box::new(e)),
     }
@@ -394,7 +495,8 @@ async fn publish_own(
 ) -> Result<(), NatsError> {
     let (id, op, delta) = d.with_replica(|r| (r.id(), r.config().op, r.since(r.id(), head.version)));
     let mut out = Vec::new();
-    if let Some(delta) = delta {
+    // After an unverifiable head only a snapshot helps (an interval from 0 overlaps).
+    if let Some(delta) = delta.filter(|_| !head.unknown) {
         out.push(delta);
     }
     if *since_snapshot + out.len() as u64 >= cfg.snapshot_every {
@@ -406,8 +508,12 @@ async fn publish_own(
             continue;
         }
         let replace = delta.replace;
-        let id_str = format!("{id:016x}:{}{}", delta.to, if replace { ":s" } else { "" });
+        // The expected last sequence is part of the id: a retry of this publish is dropped as
+        // a duplicate, but a publish after a forged message on our subject is not mistaken
+        // for an earlier one of the same version.
+        let id_str = format!("{id:016x}:{}{}@{}", delta.to, if replace { ":s" } else { "" }, head.seq);
         let frame = wire::encode(&Message::Deltas { op, deltas: vec![delta.clone()] });
+        let frame = nats_frame::seal(&cfg.secret, &cfg.stream_name(), subject, &frame);
         let len = frame.len() as u64;
         let publish = Publish::build()
             .payload(frame.into())
@@ -420,6 +526,7 @@ async fn publish_own(
         head.seq = ack.sequence;
         head.version = delta.to;
         head.snapshot = replace;
+        head.unknown = false;
         n.messages_out += 1;
         n.bytes_out += len;
         if replace {
@@ -438,17 +545,20 @@ mod tests {
 
     #[test]
     fn names_are_valid_subject_tokens_and_stream_names() {
-        let cfg = NatsConfig::new("nats://127.0.0.1:4222", "hits.eu west>*", PathBuf::from("/nonexistent"));
+        let cfg = NatsConfig::new("nats://127.0.0.1:4222", "hits.eu west>*", PathBuf::from("/x"), vec![]);
         assert_eq!(cfg.stream_name(), "ATOMIK_hits_eu_west__");
         assert_eq!(cfg.subject(0xab), "atomik.hits_eu_west__.00000000000000ab");
         assert_eq!(cfg.all_subjects(), "atomik.hits_eu_west__.*");
+        assert_eq!(cfg.origin_of("atomik.hits_eu_west__.00000000000000ab"), Some(0xab));
+        assert_eq!(cfg.origin_of("atomik.other.00000000000000ab"), None);
+        assert_eq!(cfg.origin_of("atomik.hits_eu_west__.ab"), None);
     }
 
     #[test]
     fn a_missing_or_torn_cursor_replays_from_the_start() {
         let dir = std::env::temp_dir().join(format!("atomik-nats-cursor-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
-        let cfg = NatsConfig::new("nats://x", "g", dir.clone());
+        let cfg = NatsConfig::new("nats://x", "g", dir.clone(), vec![]);
         assert_eq!(Cursor::load(&cfg), Cursor::default());
         let c = Cursor { created: 1_700_000_000_123_456_789, seq: 42 };
         c.save(&cfg).unwrap();

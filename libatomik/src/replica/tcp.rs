@@ -15,6 +15,10 @@
 //! summary, answers summaries with what the peer lacks, and every tick pushes whatever its
 //! optimistic view of the peer says is missing (own new deltas and relayed ones). Every
 //! join is logged (fsync) before a summary can acknowledge it.
+//!
+//! A `REFUSED` record (protocol 2) lists origins whose deltas the receiver refused at its
+//! live-origin cap: `origin:u64le*`. The sender then holds those origins back from this peer
+//! for a while instead of resending them at every summary (see [`super::tcp_peers`]).
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -32,11 +36,12 @@ pub const HANDSHAKE_MAX: usize = 1024;
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Version of the TCP handshake.
-pub const PROTOCOL: u8 = 1;
+pub const PROTOCOL: u8 = 2;
 const K_HELLO: u8 = 1;
 const K_AUTH: u8 = 2;
 const K_FRAME: u8 = 3;
 const K_ERROR: u8 = 4;
+const K_REFUSED: u8 = 5;
 const CONTEXT: &[u8] = b"atomik-sync-v1";
 
 /// Errors of a sync connection.
@@ -52,6 +57,15 @@ pub enum TcpError {
     Protocol { peer: String, reason: String },
     #[error("{peer}: bad frame: {source}")]
     Wire { peer: String, source: WireError },
+}
+
+/// A record received after the handshake.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Incoming {
+    /// A wire message.
+    Msg(Message),
+    /// The peer refused these origins' deltas (its live-origin cap).
+    Refused(Vec<u64>),
 }
 
 /// What a side announces in its `HELLO`.
@@ -215,13 +229,23 @@ impl Conn {
         Ok(body)
     }
 
-    /// Receives one wire message (the peer's `ERROR` becomes [`TcpError::Refused`]).
-    pub fn recv_msg(&mut self) -> Result<Message, TcpError> {
+    /// Tells the peer that its deltas of `origins` were refused (at most a frame's worth).
+    pub fn send_refused(&mut self, origins: &[u64]) -> Result<(), TcpError> {
+        let body: Vec<u8> = origins.iter().take(wire::MAX_FRAME / 8).flat_map(|o| o.to_le_bytes()).collect();
+        self.send(K_REFUSED, &body)
+    }
+
+    /// Receives one record (the peer's `ERROR` becomes [`TcpError::Refused`]).
+    pub fn recv_msg(&mut self) -> Result<Incoming, TcpError> {
         let (kind, body) = self.recv()?;
         match kind {
-            K_FRAME => {
-                wire::decode(&body).map_err(|source| TcpError::Wire { peer: self.peer.clone(), source })
-            }
+            K_FRAME => wire::decode(&body)
+                .map(Incoming::Msg)
+                .map_err(|source| TcpError::Wire { peer: self.peer.clone(), source }),
+            K_REFUSED if body.len() % 8 == 0 => Ok(Incoming::Refused(
+                body.chunks_exact(8).map(|c| u64::from_le_bytes(c.try_into().expect("8 bytes"))).collect(),
+            )),
+            K_REFUSED => Err(self.proto("malformed REFUSED record")),
             K_ERROR => Err(self.refused(&body)),
             k => Err(self.proto(format!("unexpected record kind {k}"))),
         }

@@ -11,6 +11,13 @@
 //! are served at once (others are closed at accept), handshake records are at most
 //! [`super::tcp::HANDSHAKE_MAX`] bytes, and the whole handshake must finish within
 //! [`super::tcp::HANDSHAKE_TIMEOUT`].
+//!
+//! At the live-origin cap ([`DaemonConfig::max_origins`]) a reader joins what the cap admits
+//! of each message ([`super::origin_cap`]), keeps the connection, logs each refused origin
+//! once, and answers with a `REFUSED` record naming the refused origins. The sending side's
+//! writer then leaves those origins out of what it sends this peer for [`REFUSAL_HOLD`]
+//! (after which it offers them once more, in case the peer made room): no resend of a
+//! refused origin at every anti-entropy round, no reconnect loop.
 
 use std::net::{TcpListener, TcpStream, ToSocketAddrs};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -19,11 +26,14 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use super::daemon::{Daemon, DaemonConfig, DaemonError, PeerInfo};
-use super::tcp::{self, Conn, Hello, TcpError};
+use super::origin_cap::{self, RefusalLog};
+use super::tcp::{self, Conn, Hello, Incoming, TcpError};
 use super::wire::Message;
 
 /// A peer that accepts no bytes for this long is dropped.
 pub const SEND_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long origins a peer refused (its origin cap) are held back from it.
+pub const REFUSAL_HOLD: Duration = Duration::from_secs(60);
 
 static NEXT_CONN: AtomicU64 = AtomicU64::new(1);
 
@@ -31,11 +41,13 @@ static NEXT_CONN: AtomicU64 = AtomicU64::new(1);
 pub fn start(d: &Arc<Daemon>) -> Result<(), DaemonError> {
     let cfg: &DaemonConfig = d.config();
     let active = Arc::new(AtomicUsize::new(0));
+    let log = Arc::new(RefusalLog::default());
     if let Some(addr) = &cfg.listen {
         let l =
             TcpListener::bind(addr).map_err(|source| DaemonError::Listen { addr: addr.clone(), source })?;
         let d = Arc::clone(d);
         let active = Arc::clone(&active);
+        let log = Arc::clone(&log);
         thread::Builder::new().name("atomik-accept".into()).spawn(move || {
             for s in l.incoming().flatten() {
                 if d.stopping() {
@@ -47,9 +59,9 @@ pub fn start(d: &Arc<Daemon>) -> Result<(), DaemonError> {
                     continue;
                 }
                 active.fetch_add(1, Ordering::Relaxed);
-                let (dd, aa) = (Arc::clone(&d), Arc::clone(&active));
+                let (dd, aa, ll) = (Arc::clone(&d), Arc::clone(&active), Arc::clone(&log));
                 let spawned = thread::Builder::new().name("atomik-peer".into()).spawn(move || {
-                    session(&dd, s, None);
+                    session(&dd, s, None, &ll);
                     aa.fetch_sub(1, Ordering::Relaxed);
                 });
                 if spawned.is_err() {
@@ -60,13 +72,13 @@ pub fn start(d: &Arc<Daemon>) -> Result<(), DaemonError> {
         })?;
     }
     for p in cfg.peers.clone() {
-        let d = Arc::clone(d);
-        thread::Builder::new().name("atomik-dial".into()).spawn(move || dial_loop(&d, &p))?;
+        let (d, log) = (Arc::clone(d), Arc::clone(&log));
+        thread::Builder::new().name("atomik-dial".into()).spawn(move || dial_loop(&d, &p, &log))?;
     }
     Ok(())
 }
 
-fn dial_loop(d: &Arc<Daemon>, addr: &str) {
+fn dial_loop(d: &Arc<Daemon>, addr: &str, log: &RefusalLog) {
     let mut backoff = Duration::from_millis(100);
     while !d.stopping() {
         let conn = addr
@@ -76,7 +88,7 @@ fn dial_loop(d: &Arc<Daemon>, addr: &str) {
             .and_then(|a| TcpStream::connect_timeout(&a, Duration::from_secs(2)).ok());
         match conn {
             Some(s) => {
-                if session(d, s, Some(addr.to_owned())) {
+                if session(d, s, Some(addr.to_owned()), log) {
                     backoff = Duration::from_millis(100);
                 }
             }
@@ -93,7 +105,7 @@ fn dial_loop(d: &Arc<Daemon>, addr: &str) {
 
 /// Handshake, then a writer thread and this reader until the connection ends. True if it
 /// authenticated.
-fn session(d: &Arc<Daemon>, stream: TcpStream, dialed: Option<String>) -> bool {
+fn session(d: &Arc<Daemon>, stream: TcpStream, dialed: Option<String>, log: &RefusalLog) -> bool {
     let _ = stream.set_write_timeout(Some(SEND_TIMEOUT));
     let mut conn = Conn::new(stream);
     let me = match hello(d) {
@@ -131,7 +143,7 @@ fn session(d: &Arc<Daemon>, stream: TcpStream, dialed: Option<String>) -> bool {
     if w.is_err() {
         d.note_error("cannot start a sender thread".into());
     } else {
-        read_loop(d, id, &mut conn, &shared);
+        read_loop(d, id, &mut conn, &shared, log);
     }
     shared.closed.store(true, Ordering::Relaxed);
     conn.shutdown();
@@ -153,6 +165,10 @@ struct Shared {
     ack_due: AtomicBool,
     /// The connection ended.
     closed: AtomicBool,
+    /// Origins the peer's deltas were refused for, to tell it (the writer sends them).
+    refuse_out: Mutex<Vec<u64>>,
+    /// Origins the peer refused, held back from it until the instant given.
+    held: Mutex<std::collections::BTreeMap<u64, Instant>>,
 }
 
 fn hello(d: &Daemon) -> std::io::Result<Hello> {
@@ -166,10 +182,15 @@ fn hello(d: &Daemon) -> std::io::Result<Hello> {
     }))
 }
 
-fn read_loop(d: &Daemon, id: u64, conn: &mut Conn, shared: &Shared) {
+fn read_loop(d: &Daemon, id: u64, conn: &mut Conn, shared: &Shared, log: &RefusalLog) {
     loop {
         let msg = match conn.recv_msg() {
-            Ok(m) => m,
+            Ok(Incoming::Msg(m)) => m,
+            Ok(Incoming::Refused(origins)) => {
+                let until = Instant::now() + REFUSAL_HOLD;
+                shared.held.lock().expect("held lock").extend(origins.into_iter().map(|o| (o, until)));
+                continue;
+            }
             Err(e) => {
                 if !d.stopping() {
                     d.note_error(e.to_string());
@@ -185,10 +206,19 @@ fn read_loop(d: &Daemon, id: u64, conn: &mut Conn, shared: &Shared) {
                 d.update_peer(id, |p| p.acked = versions.clone());
                 d.poke();
             }
-            Message::Deltas { .. } => match d.join_remote(&msg) {
-                Ok(joined) => {
-                    if joined.iter().any(|j| matches!(j, super::Joined::Applied | super::Joined::Buffered)) {
+            Message::Deltas { .. } => match origin_cap::join_admitted(d, &msg, log, conn.peer()) {
+                Ok(a) => {
+                    let ack = a
+                        .joined
+                        .iter()
+                        .any(|j| matches!(j, super::Joined::Applied | super::Joined::Buffered));
+                    if ack {
                         shared.ack_due.store(true, Ordering::Relaxed);
+                    }
+                    if !a.refused.is_empty() {
+                        shared.refuse_out.lock().expect("refuse lock").extend(a.refused);
+                    }
+                    if ack || !shared.refuse_out.lock().expect("refuse lock").is_empty() {
                         d.poke();
                     }
                 }
@@ -217,9 +247,20 @@ fn write_loop(d: &Daemon, id: u64, mut conn: Conn, shared: &Shared) {
     while !shared.closed.load(Ordering::Relaxed) {
         // Computed under the mirror's lock (memory only), sent after it is released.
         let view = shared.view.lock().expect("view lock").clone();
-        let (op, deltas, versions) = d.with_replica(|r| (r.config().op, r.missing_for(&view), r.versions()));
+        let (op, mut deltas, versions) =
+            d.with_replica(|r| (r.config().op, r.missing_for(&view), r.versions()));
+        {
+            let mut held = shared.held.lock().expect("held lock");
+            let now = Instant::now();
+            held.retain(|_, until| *until > now);
+            deltas.retain(|x| !held.contains_key(&x.origin));
+        }
+        let refuse = std::mem::take(&mut *shared.refuse_out.lock().expect("refuse lock"));
         let mut r = Ok(());
-        if !deltas.is_empty() {
+        if !refuse.is_empty() {
+            r = conn.send_refused(&refuse);
+        }
+        if r.is_ok() && !deltas.is_empty() {
             r = conn.send_msg(&Message::Deltas { op, deltas });
             // Optimistic: assume it arrives; the peer's next summary corrects us.
             let mut v = shared.view.lock().expect("view lock");
