@@ -7,7 +7,7 @@
 //!
 //! # What it trusts
 //!
-//! - The directory only when nobody else can rearrange it ([`dir`]): not a symbolic link,
+//! - The directory only when nobody else can rearrange it (`soft/dir.rs`): not a symbolic link,
 //!   owned by root or the caller, sticky when others may write. Every file operation is then
 //!   relative to the verified descriptor.
 //! - A bank file only when it is a regular file (never a symbolic link), its header is valid,
