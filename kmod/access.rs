@@ -1,17 +1,26 @@
 // SPDX-License-Identifier: GPL-2.0
-//! Who may do what with a bank: owner uid/gid and mode bits, checked like System V IPC.
+//! Who may do what with a bank: owner uid/gid and mode bits, checked like System V IPC
+//! (`ipcperms`).
 //!
-//! The credentials used are those `/dev/atomik` was opened with (like an open file: passing
-//! the fd passes its access), and the fd's own open mode caps what it may ask for.
+//! Everything is checked against the credentials `/dev/atomik` was opened with (like an open
+//! file: passing the fd passes its access), capabilities included, and the fd's own open mode
+//! (`f_mode`) caps what it may ask for:
+//! - owner bits when the opener's euid is the owner uid; else group bits when the owner gid is
+//!   the opener's fsgid or one of its supplementary groups (`in_group_p` semantics); else other
+//!   bits;
+//! - only when those bits deny the access asked for, CAP_IPC_OWNER (in the initial user
+//!   namespace) of the opener grants it, as `ipcperms` does (so an allowed open never makes an
+//!   LSM capability check, and no denial is logged for it).
 
 use crate::abi;
 use kernel::{bindings, cred::Credential, fs::File, prelude::*, task::Kuid};
 
 const CAP_SYS_ADMIN: i32 = 21;
 const CAP_IPC_OWNER: i32 = 15;
-const O_ACCMODE: u32 = 3;
-const O_RDONLY: u32 = 0;
-const O_WRONLY: u32 = 1;
+const CAP_SYS_RESOURCE: i32 = 24;
+/// `FMODE_READ` and `FMODE_WRITE` of `file->f_mode` (include/linux/fs.h).
+const FMODE_READ: u32 = 1 << 0;
+const FMODE_WRITE: u32 = 1 << 1;
 
 /// Owner and permission bits of a bank.
 #[derive(Clone, Copy)]
@@ -22,14 +31,53 @@ pub(crate) struct Owner {
 }
 
 fn egid(cred: &Credential) -> bindings::kgid_t {
-    // SAFETY: `cred` is a valid credential for the duration of the borrow; `egid` never changes
-    // after a credential is committed.
+    // SAFETY: `cred` is a valid credential for the duration of the borrow; its ids never
+    // change after a credential is committed.
     unsafe { (*cred.as_ptr()).egid }
 }
 
-fn capable(cap: i32) -> bool {
-    // SAFETY: `capable` may be called from any process context.
-    unsafe { bindings::capable(cap) }
+/// Whether `gid` is the fsgid or a supplementary group of `cred` (`in_group_p`, for a given
+/// credential instead of the current one).
+fn in_group(cred: &Credential, gid: bindings::kgid_t) -> bool {
+    let c = cred.as_ptr();
+    // SAFETY: `cred` is valid for the borrow; `fsgid` and `group_info` are set before a
+    // credential is committed and never change afterwards.
+    let (fsgid, groups) = unsafe { ((*c).fsgid, (*c).group_info) };
+    if fsgid.val == gid.val {
+        return true;
+    }
+    if groups.is_null() {
+        return false;
+    }
+    // SAFETY: a committed credential holds a reference on its `group_info`, which is not
+    // modified after it is attached; `ngroups` gids follow it.
+    let gids = unsafe {
+        let n = usize::try_from((*groups).ngroups).unwrap_or(0);
+        (*groups).gid.as_slice(n)
+    };
+    gids.iter().any(|g| g.val == gid.val)
+}
+
+/// Whether the opener of `file` had capability `cap` (`file_ns_capable`, initial namespace).
+fn file_capable(file: &File, cap: i32) -> bool {
+    // SAFETY: `file` is a valid file for the borrow; `init_user_ns` is a static that lives
+    // for ever and is only read by the call.
+    unsafe { bindings::file_ns_capable(file.as_ptr(), core::ptr::addr_of_mut!(bindings::init_user_ns), cap) }
+}
+
+/// The `ACCESS_*` bits the open mode of `file` allows.
+fn open_mode(file: &File) -> u32 {
+    // SAFETY: `f_mode` is set when the file is opened, before any ioctl can run on it, and the
+    // access bits of it never change afterwards.
+    let mode = unsafe { (*file.as_ptr()).f_mode };
+    let mut access = 0;
+    if mode & FMODE_READ != 0 {
+        access |= abi::ACCESS_READ;
+    }
+    if mode & FMODE_WRITE != 0 {
+        access |= abi::ACCESS_WRITE;
+    }
+    access
 }
 
 impl Owner {
@@ -43,12 +91,12 @@ impl Owner {
         }
     }
 
-    /// The `ACCESS_*` bits the mode grants to the credentials of `file`, capped by its open mode.
-    pub(crate) fn granted(&self, file: &File) -> u32 {
+    /// The `ACCESS_*` bits the mode grants to the opener of `file` (no capability).
+    fn granted_by_mode(&self, file: &File) -> u32 {
         let cred = file.cred();
         let bits = if cred.euid() == self.uid {
             self.mode >> 6
-        } else if egid(cred).val == self.gid.val {
+        } else if in_group(cred, self.gid) {
             self.mode >> 3
         } else {
             self.mode
@@ -60,23 +108,19 @@ impl Owner {
         if bits & 2 != 0 {
             access |= abi::ACCESS_WRITE;
         }
-        if capable(CAP_IPC_OWNER) {
-            access = abi::ACCESS_READ | abi::ACCESS_WRITE;
-        }
-        match file.flags() & O_ACCMODE {
-            O_RDONLY => access & abi::ACCESS_READ,
-            O_WRONLY => access & abi::ACCESS_WRITE,
-            _ => access,
-        }
+        access
     }
 
     /// Checks that `want` (nonzero `ACCESS_*` bits) is allowed: EINVAL for unknown bits,
-    /// EACCES when denied.
+    /// EACCES when denied by the fd's open mode, or by the bank's mode without CAP_IPC_OWNER.
     pub(crate) fn check(&self, file: &File, want: u32) -> Result {
         if want == 0 || want & !(abi::ACCESS_READ | abi::ACCESS_WRITE) != 0 {
             return Err(EINVAL);
         }
-        if want & !self.granted(file) != 0 {
+        if want & !open_mode(file) != 0 {
+            return Err(EACCES);
+        }
+        if want & !self.granted_by_mode(file) != 0 && !file_capable(file, CAP_IPC_OWNER) {
             return Err(EACCES);
         }
         Ok(())
@@ -84,16 +128,34 @@ impl Owner {
 
     /// Destroying needs to be the owner (by the fd's credentials) or CAP_SYS_ADMIN: EPERM.
     pub(crate) fn check_destroy(&self, file: &File) -> Result {
-        if file.cred().euid() == self.uid || capable(CAP_SYS_ADMIN) {
+        if file.cred().euid() == self.uid || file_capable(file, CAP_SYS_ADMIN) {
             Ok(())
         } else {
             Err(EPERM)
         }
     }
 
-    /// The owner uid as seen from the caller's user namespace, and the owner gid (as the
-    /// initial namespace sees it: the kernel exports no gid mapping to Rust modules).
+    /// The owner uid and gid as seen from the caller's user namespace (`from_kuid`, and
+    /// `from_kgid_munged`: the overflow gid when the gid has no mapping there).
     pub(crate) fn ids(&self) -> (u32, u32) {
-        (self.uid.into_uid_in_current_ns(), self.gid.val)
+        (self.uid.into_uid_in_current_ns(), gid_in_current_ns(self.gid))
     }
+}
+
+/// Whether the opener of `file` may exceed the per-user memory limit (CAP_SYS_RESOURCE).
+pub(crate) fn exempt_from_user_limit(file: &File) -> bool {
+    file_capable(file, CAP_SYS_RESOURCE)
+}
+
+#[cfg(CONFIG_USER_NS)]
+fn gid_in_current_ns(gid: bindings::kgid_t) -> u32 {
+    // SAFETY: `current_user_ns()` is the caller's user namespace, valid during the call;
+    // from_kgid_munged only reads it.
+    unsafe { bindings::from_kgid_munged(bindings::current_user_ns(), gid) }
+}
+
+#[cfg(not(CONFIG_USER_NS))]
+fn gid_in_current_ns(gid: bindings::kgid_t) -> u32 {
+    // Without user namespaces every gid is mapped to itself.
+    gid.val
 }

@@ -109,9 +109,13 @@ fn check_access(pid: i32, mm: &MmWithUser) -> Result {
     let file = unsafe { bindings::filp_open(path.as_char_ptr(), 0, 0) };
     // Any failure (EACCES, EPERM, ENOENT without procfs, ...) means access is not shown.
     let file = from_err_ptr(file).map_err(|_| EPERM)?;
+    // The path is resolved in the caller's mount namespace, which the caller may own (a user
+    // namespace): it could bind-mount a file needing less access (`environ`, `auxv`: also a
+    // procfs file holding the mm, opened with PTRACE_MODE_READ only) over `/proc/PID/mem`.
+    // A bind mount keeps the source's dentry, so the file must be procfs's `/PID/mem` itself.
     // SAFETY: `file` is a valid open file (filp_open succeeded). `private_data` is only read and
     // compared as a pointer, never dereferenced.
-    let same = unsafe { (*file).private_data } == mm.as_raw().cast();
+    let same = unsafe { (*file).private_data } == mm.as_raw().cast() && is_proc_mem(file, pid);
     // SAFETY: `file` came from `filp_open`, is owned by no fd table, and is closed exactly once.
     unsafe { bindings::filp_close(file, ptr::null_mut()) };
     if same {
@@ -119,6 +123,59 @@ fn check_access(pid: i32, mm: &MmWithUser) -> Result {
     } else {
         Err(EPERM)
     }
+}
+
+/// Whether `file` is procfs's `mem` file of `pid`: its dentry's path within its file system is
+/// `/PID/mem` (a file bind-mounted over that path keeps its own name) on a procfs superblock.
+fn is_proc_mem(file: *mut bindings::file, pid: i32) -> bool {
+    const PROC_SUPER_MAGIC: c_ulong = 0x9fa0;
+    let mut want = [0u8; 24];
+    let want = match write_path(&mut want, pid) {
+        Some(w) => w,
+        None => return false,
+    };
+    let mut buf = [0u8; 64];
+    // SAFETY: `file` is a valid open file: its `f_path.dentry` is a valid, referenced dentry
+    // for as long as the file is open, and so is the dentry's superblock. `dentry_path_raw`
+    // writes at most `buf.len()` bytes into `buf` and returns a pointer into it (the path,
+    // NUL-terminated, ends at the end of `buf`) or an error pointer.
+    let (magic, path) = unsafe {
+        let dentry = (*file).__bindgen_anon_1.f_path.dentry;
+        let magic = (*(*dentry).d_sb).s_magic;
+        (magic, bindings::dentry_path_raw(dentry, buf.as_mut_ptr().cast(), buf.len() as i32))
+    };
+    if magic != PROC_SUPER_MAGIC || path.is_null() || (path as usize) >= (-4095isize) as usize {
+        return false;
+    }
+    let start = path as usize - buf.as_ptr() as usize;
+    match buf.get(start..) {
+        Some(got) => got.iter().position(|&b| b == 0).is_some_and(|n| got[..n] == *want),
+        None => false,
+    }
+}
+
+/// Writes `/PID/mem` into `out`; returns the bytes written.
+fn write_path(out: &mut [u8; 24], pid: i32) -> Option<&[u8]> {
+    let mut digits = [0u8; 10];
+    let mut n = 0;
+    let mut v = u32::try_from(pid).ok()?;
+    loop {
+        digits[n] = b'0' + (v % 10) as u8;
+        n += 1;
+        v /= 10;
+        if v == 0 {
+            break;
+        }
+    }
+    let mut len = 0;
+    out[len] = b'/';
+    len += 1;
+    for k in (0..n).rev() {
+        out[len] = digits[k];
+        len += 1;
+    }
+    out[len..len + 4].copy_from_slice(b"/mem");
+    Some(&out[..len + 4])
 }
 
 /// Calls `f(i, fingerprint)` for the `pages` pages from `start`, in order: `Some` with the

@@ -34,6 +34,8 @@ module! {
     authors: ["atomik developers"],
     description: "atomik delta-state banks: /dev/atomik",
     license: "GPL",
+    // Lets udev/kmod load the module when /dev/atomik is first opened (with a static node).
+    alias: ["devname:atomik"],
     params: {
         max_banks_per_user: u32 {
             default: 64,
@@ -46,6 +48,14 @@ module! {
         max_total_bytes: u64 {
             default: 268435456,
             description: "Bytes of bank memory in all banks (ENOMEM above)",
+        },
+        max_user_bytes: u64 {
+            default: 67108864,
+            description: "Bytes of bank memory in the banks of one uid, CAP_SYS_RESOURCE exempt (ENOMEM above)",
+        },
+        slot_wait_ms: u32 {
+            default: 1000,
+            description: "Milliseconds an op waits for a locked slot before ETIMEDOUT (1..600000)",
         },
         max_region_pages: u64 {
             default: 262144,
@@ -69,11 +79,12 @@ impl kernel::InPlaceModule for AtomikModule {
         registry::init();
         let limits = limits::Limits::get();
         pr_info!(
-            "atomik: abi {}, max_banks_per_user={} max_slots={} max_total_bytes={}\n",
+            "atomik: abi {}, max_banks_per_user={} max_slots={} max_total_bytes={} max_user_bytes={}\n",
             abi::ABI_VERSION,
             limits.banks_per_user,
             limits.slots,
-            limits.total_bytes
+            limits.total_bytes,
+            limits.user_bytes
         );
         try_pin_init!(Self {
             _misc <- device::register(),

@@ -2,9 +2,9 @@
 //! BATCH: many slot ops with one copy in and one copy out.
 
 use crate::{
-    abi::{Batch, BatchEntry, BATCH_MAX, KIND_SWAP},
+    abi::{Batch, BatchEntry, BATCH_MAX, KIND_SWAP_SET},
     device::Attachment,
-    ioctl::needed_access,
+    ioctl::check_access,
 };
 use core::mem::size_of;
 use kernel::{
@@ -36,19 +36,21 @@ const VALUE: usize = 16;
 /// Checks one entry: the errno it would fail with, if any.
 fn check(att: &Attachment, e: &[u8]) -> Result {
     let kind = u32_at(e, KIND);
-    if kind > KIND_SWAP {
+    if kind > KIND_SWAP_SET {
         return Err(EINVAL);
     }
     att.bank.check_slot(u64_at(e, SLOT))?;
-    if att.access & needed_access(kind) == 0 {
-        return Err(EACCES);
-    }
-    Ok(())
+    check_access(att.access, kind)
 }
 
 /// Validates every entry before applying any (EINVAL/EACCES with the culprits' `status` set and
 /// `done == 0`), then applies them in order. E2BIG above `BATCH_MAX`.
-pub(crate) fn run(att: &Attachment, user: UserSlice) -> Result<isize> {
+///
+/// The entries and the request are written back once before anything is applied (statuses
+/// set, `done == 0`): when either is not writable the BATCH fails with EFAULT having applied
+/// nothing, so a caller never retries deltas that were applied. The final write-back can then
+/// only fail if another thread unmaps or write-protects the buffers meanwhile.
+pub(crate) fn run(att: &Attachment, user: UserSlice, arg: usize) -> Result<isize> {
     let (mut r, mut w) = user.reader_writer();
     let mut req: Batch = r.read()?;
     if req.count > BATCH_MAX {
@@ -73,6 +75,9 @@ pub(crate) fn run(att: &Attachment, user: UserSlice) -> Result<isize> {
         };
         e[STATUS..STATUS + 4].copy_from_slice(&status.to_ne_bytes());
     }
+    UserSlice::new(UserPtr::from_addr(entries), len).writer().write_slice(&buf)?;
+    req.done = 0;
+    UserSlice::new(UserPtr::from_addr(arg), size_of::<Batch>()).writer().write(&req)?;
 
     let mut done = 0u32;
     if first_err.is_none() {

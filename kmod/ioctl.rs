@@ -4,7 +4,7 @@
 
 use crate::{
     abi::{self, *},
-    access::Owner,
+    access::{self, Owner},
     batch,
     device::{AtomikFile, Attachment},
     limits::Limits,
@@ -26,13 +26,14 @@ pub(crate) fn dispatch(me: &AtomikFile, file: &File, cmd: u32, arg: usize) -> Re
         IOCTL_BANK_OPEN => open(me, file, user),
         IOCTL_BANK_DESTROY => destroy(file, user.reader()),
         IOCTL_BANK_LIST => list(user),
-        IOCTL_LOAD => slot_op(me, KIND_LOAD, user),
-        IOCTL_ACCUM => slot_op(me, KIND_ACCUM, user),
-        IOCTL_READ => slot_op(me, KIND_READ, user),
-        IOCTL_SWAP => slot_op(me, KIND_SWAP, user),
-        IOCTL_BATCH => batch::run(attached(me)?, user),
+        IOCTL_LOAD => slot_op(me, KIND_LOAD, user, arg),
+        IOCTL_ACCUM => slot_op(me, KIND_ACCUM, user, arg),
+        IOCTL_READ => slot_op(me, KIND_READ, user, arg),
+        IOCTL_SWAP => slot_op(me, KIND_SWAP, user, arg),
+        IOCTL_SWAP_SET => slot_op(me, KIND_SWAP_SET, user, arg),
+        IOCTL_BATCH => batch::run(attached(me)?, user, arg),
         IOCTL_BANK_STATS => stats(attached(me)?, user.writer()),
-        IOCTL_REGION_WATCH => region::watch(me, user),
+        IOCTL_REGION_WATCH => region::watch(me, user, arg),
         IOCTL_REGION_CHECK => region::check(me, user),
         IOCTL_REGION_CHECKPOINT => region::checkpoint(me, user.reader()),
         IOCTL_REGION_UNWATCH => region::unwatch(me, user.reader()),
@@ -45,12 +46,22 @@ pub(crate) fn attached(me: &AtomikFile) -> Result<&Attachment> {
     me.attached.as_ref().ok_or(EBADFD)
 }
 
-/// The access an op of `kind` needs.
+/// The access an op of `kind` needs: READ reads, LOAD and ACCUM write, SWAP and SWAP_SET
+/// write and return the state (read and write, as System V asks of a writable attach).
 pub(crate) fn needed_access(kind: u32) -> u32 {
-    if kind == KIND_READ {
-        ACCESS_READ
+    match kind {
+        KIND_READ => ACCESS_READ,
+        KIND_SWAP | KIND_SWAP_SET => ACCESS_READ | ACCESS_WRITE,
+        _ => ACCESS_WRITE,
+    }
+}
+
+/// EACCES unless `access` has every bit an op of `kind` needs.
+pub(crate) fn check_access(access: u32, kind: u32) -> Result {
+    if needed_access(kind) & !access != 0 {
+        Err(EACCES)
     } else {
-        ACCESS_WRITE
+        Ok(())
     }
 }
 
@@ -87,7 +98,8 @@ fn create(file: &File, mut r: UserSliceReader) -> Result<isize> {
         return Err(ENOMEM);
     }
     let layout = BankLayout::new(req.slots, req.shards).ok_or(EINVAL)?;
-    registry::create(req.name, Owner::of(file, req.mode), req.op, layout)?;
+    let exempt = access::exempt_from_user_limit(file);
+    registry::create(req.name, Owner::of(file, req.mode), req.op, layout, exempt)?;
     Ok(0)
 }
 
@@ -102,11 +114,12 @@ fn open(me: &AtomikFile, file: &File, user: UserSlice) -> Result<isize> {
     req.op = bank.op;
     req.slots = bank.layout.slots;
     req.map_size = bank.bytes();
+    // The reply first: a reply that cannot be written leaves the fd unattached.
+    w.write(&req)?;
     let access = req.access;
     if !me.attached.populate(Attachment { bank, access }) {
         return Err(EBUSY);
     }
-    w.write(&req)?;
     Ok(0)
 }
 
@@ -133,15 +146,19 @@ fn list(user: UserSlice) -> Result<isize> {
     Ok(0)
 }
 
-fn slot_op(me: &AtomikFile, kind: u32, user: UserSlice) -> Result<isize> {
+fn slot_op(me: &AtomikFile, kind: u32, user: UserSlice, arg: usize) -> Result<isize> {
     let att = attached(me)?;
     let (mut r, mut w) = user.reader_writer();
     let mut req: SlotOp = r.read()?;
-    if att.access & needed_access(kind) == 0 {
-        return Err(EACCES);
+    check_access(att.access, kind)?;
+    if kind == KIND_SWAP || kind == KIND_SWAP_SET {
+        // SWAP and SWAP_SET change the slot and return what they took: make sure the reply
+        // can be written before taking it (only a concurrent unmap can fail it afterwards).
+        att.bank.check_slot(req.slot)?;
+        UserSlice::new(UserPtr::from_addr(arg), size_of::<SlotOp>()).writer().write(&req)?;
     }
     let out = att.bank.apply(kind, req.slot, req.value)?;
-    if kind == KIND_READ || kind == KIND_SWAP {
+    if kind == KIND_READ || kind == KIND_SWAP || kind == KIND_SWAP_SET {
         req.value = out;
         w.write(&req)?;
     }

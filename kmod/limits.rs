@@ -12,6 +12,8 @@ pub(crate) struct Limits {
     pub(crate) slots: u64,
     /// Bytes of bank memory in all banks.
     pub(crate) total_bytes: u64,
+    /// Bytes of bank memory of one uid's banks (CAP_SYS_RESOURCE of the opener exempts).
+    pub(crate) user_bytes: u64,
 }
 
 impl Limits {
@@ -20,6 +22,7 @@ impl Limits {
             banks_per_user: *crate::module_parameters::max_banks_per_user.value_ref(),
             slots: (*crate::module_parameters::max_slots.value_ref()).min(abi::MAX_SLOTS),
             total_bytes: *crate::module_parameters::max_total_bytes.value_ref(),
+            user_bytes: *crate::module_parameters::max_user_bytes.value_ref(),
         }
     }
 }

@@ -5,8 +5,9 @@ use crate::{abi, device::Attachment};
 use kernel::{mm::virt::VmaNew, prelude::*};
 
 /// Maps pages `[pgoff, pgoff + len)` of the bank. EINVAL past the bank's end or for a writable
-/// private mapping (writes would go to copies, not the bank); EACCES for a writable mapping
-/// without write access. Read-only mappings also lose the right to mprotect to writable.
+/// private mapping (writes would go to copies, not the bank); EACCES without read access (any
+/// mapping can be read, as with System V `shmat`), or for a writable mapping without write
+/// access. Read-only mappings also lose the right to mprotect to writable.
 pub(crate) fn map_bank(att: &Attachment, vma: &VmaNew) -> Result {
     let bank = &att.bank;
     let len = (vma.end() - vma.start()) as u64;
@@ -19,6 +20,9 @@ pub(crate) fn map_bank(att: &Attachment, vma: &VmaNew) -> Result {
         return Err(EINVAL);
     }
     let shared = vma.flags() & kernel::mm::virt::flags::SHARED != 0;
+    if att.access & abi::ACCESS_READ == 0 {
+        return Err(EACCES);
+    }
     if att.access & abi::ACCESS_WRITE == 0 && vma.writable() {
         return Err(EACCES);
     }

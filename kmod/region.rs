@@ -197,7 +197,7 @@ fn user_writer(addr: u64, len: usize) -> Result<kernel::uaccess::UserSliceWriter
     Ok(UserSlice::new(UserPtr::from_addr(addr), len).writer())
 }
 
-pub(crate) fn watch(me: &AtomikFile, user: UserSlice) -> Result<isize> {
+pub(crate) fn watch(me: &AtomikFile, user: UserSlice, arg: usize) -> Result<isize> {
     let (mut r, mut w) = user.reader_writer();
     let mut req: RegionWatch = r.read()?;
     if req.flags != 0 || req.reserved != 0 {
@@ -208,6 +208,9 @@ pub(crate) fn watch(me: &AtomikFile, user: UserSlice) -> Result<isize> {
     }
     req.start.checked_add(req.len).ok_or(EINVAL)?;
     let pages = req.len / PAGE;
+    // The reply must be writable before anything is made (and it is undone below if it stops
+    // being writable meanwhile): an id the caller never learns would stay counted.
+    UserSlice::new(UserPtr::from_addr(arg), core::mem::size_of::<RegionWatch>()).writer().write(&req)?;
     let limits = RegionLimits::get();
     // Reserve the pages, read without the fd lock held (it may take long), then publish.
     {
@@ -238,7 +241,21 @@ pub(crate) fn watch(me: &AtomikFile, user: UserSlice) -> Result<isize> {
     drop(regions);
     req.id = id;
     req.unreadable = unreadable;
-    w.write(&req)?;
+    if let Err(e) = w.write(&req) {
+        // Undo: the caller cannot name the region.
+        let removed = {
+            let mut regions = me.regions.lock();
+            match regions.list.iter().position(|(i, _)| *i == id) {
+                Some(idx) => {
+                    regions.pages -= pages;
+                    regions.list.remove(idx).ok()
+                }
+                None => None,
+            }
+        };
+        drop(removed);
+        return Err(e);
+    }
     Ok(0)
 }
 
@@ -280,9 +297,10 @@ pub(crate) fn check(me: &AtomikFile, user: UserSlice) -> Result<isize> {
         bitmap = KVVec::from_elem(0, pages.div_ceil(8), GFP_KERNEL_ACCOUNT)?;
     }
     let mut fps = KVVec::<u64>::new();
-    // Read, compare and copy under the region's lock; copy to user memory after releasing it.
-    let (changed, unreadable) = {
-        let mut state = region.state.lock();
+    // Read and compare under the region's lock; copy to user memory after releasing it, and
+    // only then record what this check saw (a check whose reply fails changes nothing).
+    let (changed, unreadable, now) = {
+        let state = region.state.lock();
         let now = Snapshot::read(&region.mm, region.start, region.pages)?;
         let mut changed = 0u64;
         for i in 0..pages {
@@ -297,8 +315,7 @@ pub(crate) fn check(me: &AtomikFile, user: UserSlice) -> Result<isize> {
             fps.extend_from_slice(&now.fp, GFP_KERNEL_ACCOUNT)?;
         }
         let unreadable = now.unreadable_count();
-        state.last = now;
-        (changed, unreadable)
+        (changed, unreadable, now)
     };
     if req.bitmap != 0 {
         user_writer(req.bitmap, bitmap.len())?.write_slice(&bitmap)?;
@@ -311,6 +328,9 @@ pub(crate) fn check(me: &AtomikFile, user: UserSlice) -> Result<isize> {
     req.changed = changed;
     req.unreadable = unreadable;
     w.write(&req)?;
+    let old = core::mem::replace(&mut region.state.lock().last, now);
+    // Freed outside the lock.
+    drop(old);
     Ok(0)
 }
 

@@ -2,45 +2,73 @@
 //! The named banks of the system, with the limits that bound them.
 //!
 //! Banks outlive the files that created or opened them until BANK_DESTROY. Files that are
-//! attached to a bank (and their mappings) hold an `Arc`, so a destroyed bank's pages stay valid
-//! until the last of them is gone; the memory limit counts a bank until it is destroyed.
+//! attached to a bank hold an `Arc` (and a mapping holds its file), so a destroyed bank's pages
+//! stay valid until the last of them is gone. The limits count a bank for as long as its pages
+//! exist: from the start of BANK_CREATE until its last reference is dropped (each bank carries
+//! a [`Charge`] that returns its share when the bank is freed), so destroying an attached bank
+//! does not free its share of the limits.
 
 use crate::{abi, access::Owner, bank::Bank, limits::Limits};
-use kernel::{alloc::KVVec, prelude::*, sync::Arc};
+use kernel::{alloc::KVVec, prelude::*, sync::Arc, task::Kuid};
 
 /// All banks and the memory they hold.
 pub(crate) struct Banks {
     list: KVec<Arc<Bank>>,
-    /// Banks being created (their pages are allocated without the lock held): their names are
-    /// taken and they count against their owner's bank limit already.
-    pending: KVec<Pending>,
+    /// Names of banks being created (their pages are allocated without the lock held).
+    pending: KVec<[u8; abi::NAME_LEN]>,
+    /// What each uid holds: banks that exist (named, being created, or destroyed but still
+    /// referenced) and their bytes.
+    users: KVec<UserUse>,
     used_bytes: u64,
 }
 
-struct Pending {
-    name: [u8; abi::NAME_LEN],
-    uid: kernel::task::Kuid,
+struct UserUse {
+    uid: Kuid,
+    banks: u32,
+    bytes: u64,
 }
 
 kernel::sync::global_lock! {
     // SAFETY: initialised in module init (`init`) before the device is registered.
     unsafe(uninit) static BANKS: Mutex<Banks> =
-        Banks { list: KVec::new(), pending: KVec::new(), used_bytes: 0 };
+        Banks { list: KVec::new(), pending: KVec::new(), users: KVec::new(), used_bytes: 0 };
+}
+
+/// One bank's share of the limits: `bytes` of memory and one bank of `uid`'s. Returned when
+/// dropped, which takes the registry lock: never drop one (or a [`Bank`]) with it held.
+pub(crate) struct Charge {
+    uid: Kuid,
+    bytes: u64,
+}
+
+impl Drop for Charge {
+    fn drop(&mut self) {
+        let mut banks = BANKS.lock();
+        banks.used_bytes = banks.used_bytes.saturating_sub(self.bytes);
+        if let Some(i) = banks.users.iter().position(|u| u.uid == self.uid) {
+            let u = &mut banks.users[i];
+            u.banks = u.banks.saturating_sub(1);
+            u.bytes = u.bytes.saturating_sub(self.bytes);
+            if u.banks == 0 {
+                let _ = banks.users.remove(i);
+            }
+        }
+    }
 }
 
 impl Banks {
     fn name_taken(&self, name: &[u8]) -> bool {
-        self.list.iter().any(|b| same_name(&b.name, name)) || self.pending.iter().any(|p| same_name(&p.name, name))
+        self.list.iter().any(|b| same_name(&b.name, name)) || self.pending.iter().any(|p| same_name(p, name))
     }
 
-    /// Ends a creation: forgets the pending entry, and releases its memory unless it succeeded.
-    fn finish_pending(&mut self, name: &[u8], bytes: u64, created: bool) {
-        if let Some(i) = self.pending.iter().position(|p| same_name(&p.name, name)) {
+    fn forget_pending(&mut self, name: &[u8]) {
+        if let Some(i) = self.pending.iter().position(|p| same_name(p, name)) {
             let _ = self.pending.remove(i);
         }
-        if !created {
-            self.used_bytes -= bytes;
-        }
+    }
+
+    fn user(&self, uid: Kuid) -> Option<&UserUse> {
+        self.users.iter().find(|u| u.uid == uid)
     }
 }
 
@@ -51,92 +79,120 @@ pub(crate) fn init() {
 
 /// Drops every bank (module unload: no file is open any more).
 pub(crate) fn clear() {
-    let mut banks = BANKS.lock();
-    banks.list.clear();
-    banks.pending.clear();
-    banks.used_bytes = 0;
+    let list = core::mem::take(&mut BANKS.lock().list);
+    // Each bank returns its charge, taking the lock: outside it.
+    drop(list);
 }
 
-/// Checks a bank name: `[A-Za-z0-9._-]{1,63}`, NUL-terminated, not starting with `.`.
-pub(crate) fn check_name(name: &[u8; abi::NAME_LEN]) -> Result<&[u8]> {
-    let len = name.iter().position(|&b| b == 0).ok_or(EINVAL)?;
-    let name = &name[..len];
+/// Checks a bank name: `[A-Za-z0-9._-]{1,63}`, NUL-terminated, not starting with `.`. Returns
+/// the name with every byte after the first NUL zeroed, and its length.
+pub(crate) fn check_name(raw: &[u8; abi::NAME_LEN]) -> Result<([u8; abi::NAME_LEN], usize)> {
+    let len = raw.iter().position(|&b| b == 0).ok_or(EINVAL)?;
+    let name = &raw[..len];
     let ok = |b: &u8| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-');
     if name.is_empty() || name[0] == b'.' || !name.iter().all(ok) {
         return Err(EINVAL);
     }
-    Ok(name)
+    let mut clean = [0u8; abi::NAME_LEN];
+    clean[..len].copy_from_slice(name);
+    Ok((clean, len))
 }
 
 fn same_name(a: &[u8; abi::NAME_LEN], b: &[u8]) -> bool {
     a.starts_with(b) && a.get(b.len()) == Some(&0)
 }
 
-/// Creates a bank. EEXIST name taken, ENOSPC bank limit of the uid, ENOMEM slot or memory limit.
+/// Creates a bank. EEXIST name taken, ENOSPC bank limit of the uid, ENOMEM slot or memory
+/// limit (in all, or the uid's unless `unlimited_user`), EINTR a signal while allocating.
 pub(crate) fn create(
     raw_name: [u8; abi::NAME_LEN],
     owner: Owner,
     op: u32,
     layout: abi::BankLayout,
+    unlimited_user: bool,
 ) -> Result {
-    let name = check_name(&raw_name)?;
+    let (clean, len) = check_name(&raw_name)?;
+    let name = &clean[..len];
     let limits = Limits::get();
     if layout.slots > limits.slots {
         return Err(ENOMEM);
     }
-    // Reserve the name, the owner's bank count and the memory first, allocate without the
-    // lock held, then publish.
-    {
+    let bytes = layout.total_size;
+    // Reserve the name and charge the limits first (the bookkeeping vectors grow under the
+    // lock, a mutex; the bank's pages are allocated without it), then publish.
+    let charge = {
         let mut banks = BANKS.lock();
         if banks.name_taken(name) {
             return Err(EEXIST);
         }
-        let owned = banks.list.iter().filter(|b| b.owner.uid == owner.uid).count()
-            + banks.pending.iter().filter(|p| p.uid == owner.uid).count();
-        if owned >= limits.banks_per_user as usize {
+        let (owned, user_bytes) = banks.user(owner.uid).map_or((0, 0), |u| (u.banks, u.bytes));
+        if owned >= limits.banks_per_user {
             return Err(ENOSPC);
         }
-        let used = banks.used_bytes.checked_add(layout.total_size).ok_or(ENOMEM)?;
-        if used > limits.total_bytes {
+        let used = banks.used_bytes.checked_add(bytes).ok_or(ENOMEM)?;
+        let user_used = user_bytes.checked_add(bytes).ok_or(ENOMEM)?;
+        if used > limits.total_bytes || (!unlimited_user && user_used > limits.user_bytes) {
             return Err(ENOMEM);
         }
-        banks.pending.push(Pending { name: raw_name, uid: owner.uid }, GFP_KERNEL)?;
+        banks.pending.reserve(1, GFP_KERNEL)?;
+        if banks.user(owner.uid).is_none() {
+            banks.users.push(UserUse { uid: owner.uid, banks: 0, bytes: 0 }, GFP_KERNEL)?;
+        }
+        banks.pending.push_within_capacity(clean).map_err(|_| ENOMEM)?;
+        let u = banks.users.iter_mut().find(|u| u.uid == owner.uid).ok_or(ENOMEM)?;
+        u.banks += 1;
+        u.bytes = user_used;
         banks.used_bytes = used;
-    }
-    let bank = Bank::new(raw_name, owner, op, layout).and_then(|b| Ok(Arc::new(b, GFP_KERNEL)?));
-    let mut banks = BANKS.lock();
-    let published = match bank {
-        Ok(bank) => banks.list.push(bank, GFP_KERNEL).map_err(|e| Error::from(e)),
-        Err(e) => Err(e),
+        Charge { uid: owner.uid, bytes }
     };
-    banks.finish_pending(name, layout.total_size, published.is_ok());
-    published
+    // On any error below the charge (alone, or inside the bank) is returned when dropped,
+    // after the lock is released.
+    let bank = Bank::new(clean, owner, op, layout, charge).and_then(|b| Ok(Arc::new(b, GFP_KERNEL)?));
+    let mut banks = BANKS.lock();
+    banks.forget_pending(name);
+    let bank = match bank {
+        Ok(bank) => bank,
+        Err(e) => {
+            drop(banks);
+            return Err(e);
+        }
+    };
+    if banks.list.reserve(1, GFP_KERNEL).is_err() {
+        drop(banks);
+        drop(bank);
+        return Err(ENOMEM);
+    }
+    if let Err(back) = banks.list.push_within_capacity(bank) {
+        drop(banks);
+        drop(back);
+        return Err(ENOMEM);
+    }
+    Ok(())
 }
 
 /// Finds a bank by name. ENOENT when there is none.
 pub(crate) fn find(raw_name: &[u8; abi::NAME_LEN]) -> Result<Arc<Bank>> {
-    let name = check_name(raw_name)?;
+    let (clean, len) = check_name(raw_name)?;
     let banks = BANKS.lock();
-    banks.list.iter().find(|b| same_name(&b.name, name)).cloned().ok_or(ENOENT)
+    banks.list.iter().find(|b| same_name(&b.name, &clean[..len])).cloned().ok_or(ENOENT)
 }
 
-/// Removes a bank from the registry after `allowed` accepted it.
+/// Removes a bank from the registry after `allowed` accepted it. Its charge stays until its
+/// last reference (an attached fd, a mapping) is gone.
 pub(crate) fn destroy(raw_name: &[u8; abi::NAME_LEN], allowed: impl FnOnce(&Bank) -> Result) -> Result {
-    let name = check_name(raw_name)?;
+    let (clean, len) = check_name(raw_name)?;
     let removed = {
         let mut banks = BANKS.lock();
-        let idx = banks.list.iter().position(|b| same_name(&b.name, name)).ok_or(ENOENT)?;
+        let idx = banks.list.iter().position(|b| same_name(&b.name, &clean[..len])).ok_or(ENOENT)?;
         allowed(&banks.list[idx])?;
-        let bank = banks.list.remove(idx)?;
-        banks.used_bytes -= bank.bytes();
-        bank
+        banks.list.remove(idx)?
     };
-    // The last reference may free the pages: outside the lock.
+    // The last reference frees the pages and returns the charge (which takes the lock).
     drop(removed);
     Ok(())
 }
 
-/// Bank count and bytes in use, for GET_INFO.
+/// Bank count and bytes in use (including destroyed banks still referenced), for GET_INFO.
 pub(crate) fn usage() -> (u32, u64) {
     let banks = BANKS.lock();
     (banks.list.len() as u32, banks.used_bytes)

@@ -14,6 +14,9 @@ use crate::BadInput;
 pub enum BenchSub {
     /// Replication convergence harness: N simulated replicas under faults.
     Converge(ConvergeArgs),
+    /// Replication cost: idle sync daemon CPU per bank size, and tick (take) time per share
+    /// of slots changed, each beside an O(bank) read pass measured in the same run.
+    Sync(crate::bench::sync::SyncBenchArgs),
 }
 use atomik::replica::sim::{self, Faults, SimConfig};
 use atomik::Op;

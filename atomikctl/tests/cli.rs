@@ -193,8 +193,41 @@ fn bench_prints_figures_and_json() {
     let results = v["results"].as_array().unwrap();
     assert!(results.iter().any(|r| r["operation"] == "accum (mutex per bank)"));
     assert!(results.iter().all(|r| r["ops_per_sec"].as_f64().unwrap() > 0.0));
+    assert!(results.iter().all(|r| r["ops_per_cpu_sec"].as_f64().unwrap() > 0.0));
+    // The bare-loop limit beside ACCUM, threads and processes, each worker count.
+    for kind in ["threads", "processes"] {
+        assert!(results.iter().any(|r| r["operation"] == format!("bare lock xor loop ({kind})")));
+        let accum = results
+            .iter()
+            .find(|r| r["operation"] == format!("accum (mapped bank, {kind})") && r["workers"] == 2)
+            .unwrap();
+        assert_eq!(accum["ratios"][0]["to"], "bare loop");
+    }
+    let runs = v["accum_vs_bare"]["runs"].as_array().unwrap();
+    assert_eq!(runs.len(), 4);
+    assert!(runs.iter().all(|r| r["ratio"].as_f64().unwrap() > 0.0));
+    assert_eq!(v["loadavg_before"].as_array().unwrap().len(), 3);
     assert!(v["dense"]["memcpy_gbps"].as_f64().unwrap() > 0.0);
     e.fails(&["bench", "--slots", "3"], 2, "power of two");
+    // ADD banks: the bare loop is lock xadd.
+    let v = e.json(&[
+        "bench",
+        "--ops",
+        "20000",
+        "--workers",
+        "1",
+        "--dense-mib",
+        "1",
+        "--op",
+        "add",
+        "--rounds",
+        "1",
+    ]);
+    assert!(v["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|r| r["operation"] == "bare lock xadd loop (threads)"));
     // It leaves no bank behind.
     assert_eq!(e.json(&["bank", "list"]).as_array().unwrap().len(), 0);
 }

@@ -29,6 +29,8 @@
 #define ATOMIK_KIND_ACCUM 1u
 #define ATOMIK_KIND_READ 2u
 #define ATOMIK_KIND_SWAP 3u
+/* SWAP with a new reference: value in = the new reference, value out = the state before. */
+#define ATOMIK_KIND_SWAP_SET 4u
 
 #define ATOMIK_FEATURE_MMAP (1u << 0)
 #define ATOMIK_FEATURE_BATCH (1u << 1)
@@ -117,6 +119,10 @@ struct atomik_bank_list {
 #define ATOMIK_IOCTL_ACCUM _IOW(ATOMIK_IOC_MAGIC, 0x11, struct atomik_slot_op)
 #define ATOMIK_IOCTL_READ _IOWR(ATOMIK_IOC_MAGIC, 0x12, struct atomik_slot_op)
 #define ATOMIK_IOCTL_SWAP _IOWR(ATOMIK_IOC_MAGIC, 0x13, struct atomik_slot_op)
+/* Returns the state, sets the reference to .value, resets the accumulator (needs read and
+ * write access, as SWAP does). LOAD, READ, SWAP and SWAP_SET wait for a locked slot: EINTR on
+ * a signal, ETIMEDOUT when it stays locked for the module's slot_wait_ms (1 s by default). */
+#define ATOMIK_IOCTL_SWAP_SET _IOWR(ATOMIK_IOC_MAGIC, 0x16, struct atomik_slot_op)
 #define ATOMIK_IOCTL_BATCH _IOWR(ATOMIK_IOC_MAGIC, 0x14, struct atomik_batch)
 #define ATOMIK_IOCTL_BANK_STATS _IOR(ATOMIK_IOC_MAGIC, 0x15, struct atomik_bank_stats)
 

@@ -151,6 +151,8 @@ pub const KIND_ACCUM: u32 = 1;
 pub const KIND_READ: u32 = 2;
 /// value ← state; reference ← state; acc ← identity
 pub const KIND_SWAP: u32 = 3;
+/// value ← state; reference ← the given value; acc ← identity (SWAP with a new reference).
+pub const KIND_SWAP_SET: u32 = 4;
 
 // ---------------------------------------------------------------------------------------------
 // Feature bits of [`Info::features`]
@@ -240,13 +242,14 @@ pub struct BankName {
     pub name: [u8; NAME_LEN],
 }
 
-/// LOAD / ACCUM / READ / SWAP request on the fd's bank.
+/// LOAD / ACCUM / READ / SWAP / SWAP_SET request on the fd's bank.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct SlotOp {
     /// Slot index (< slot count, else EINVAL).
     pub slot: u64,
-    /// LOAD: new reference; ACCUM: delta; READ/SWAP: the state (out).
+    /// LOAD: new reference; ACCUM: delta; READ/SWAP: the state (out); SWAP_SET: the new
+    /// reference (in), the state before (out).
     pub value: u64,
 }
 
@@ -404,14 +407,22 @@ pub struct RegionId {
 // ioctl numbers. Errors common to all: ENOTTY unknown command, EFAULT bad user pointer,
 // EINVAL malformed request (bad name, unknown op/kind, nonzero reserved field, slot out of
 // range), EBADFD (as EBADF) an op needing an attached bank on an fd without one.
+// Ops that wait for a slot's seqlock (LOAD, READ, SWAP, SWAP_SET, and those in a BATCH; ACCUM
+// never waits) spin briefly, then sleep: EINTR when a signal arrives, ETIMEDOUT when the slot
+// stayed locked (or kept changing under a READ) for the `slot_wait_ms` module parameter
+// (1 s by default). Neither has a side effect on that slot; a BATCH reports what it applied.
+// An ioctl that fails has no side effect, except where its documentation says otherwise.
 
 /// Reads [`Info`].
 pub const IOCTL_GET_INFO: u32 = ioc(IOC_READ, 0x00, size_of::<Info>());
 /// Creates a bank owned by the caller. EEXIST name taken, ENOSPC bank limit of the uid,
-/// ENOMEM slot or memory limit.
+/// ENOMEM slot or memory limit (in all, or the uid's `max_user_bytes` unless the opener has
+/// CAP_SYS_RESOURCE). A destroyed bank counts against these limits until its last fd and
+/// mapping are gone.
 pub const IOCTL_BANK_CREATE: u32 = ioc(IOC_WRITE, 0x01, size_of::<BankCreate>());
-/// Attaches the fd to a bank. ENOENT no such bank, EACCES mode denies the access,
-/// EBUSY fd already attached.
+/// Attaches the fd to a bank. ENOENT no such bank, EACCES mode (or the fd's open mode) denies
+/// the access, EBUSY fd already attached, EFAULT reply not writable (the fd stays unattached).
+/// Mapping the bank needs read access; a writable shared mapping also write access.
 pub const IOCTL_BANK_OPEN: u32 = ioc(IOC_READ | IOC_WRITE, 0x02, size_of::<BankOpen>());
 /// Destroys a bank (owner or CAP_SYS_ADMIN, else EPERM). Pages stay valid for existing
 /// mappings until they are unmapped.
@@ -423,11 +434,18 @@ pub const IOCTL_BANK_LIST: u32 = ioc(IOC_READ | IOC_WRITE, 0x04, size_of::<BankL
 pub const IOCTL_LOAD: u32 = ioc(IOC_WRITE, 0x10, size_of::<SlotOp>());
 /// ACCUM. EACCES without write access.
 pub const IOCTL_ACCUM: u32 = ioc(IOC_WRITE, 0x11, size_of::<SlotOp>());
-/// READ.
+/// READ. EACCES without read access.
 pub const IOCTL_READ: u32 = ioc(IOC_READ | IOC_WRITE, 0x12, size_of::<SlotOp>());
-/// SWAP. EACCES without write access.
+/// SWAP. EACCES without read and write access (it returns the state).
 pub const IOCTL_SWAP: u32 = ioc(IOC_READ | IOC_WRITE, 0x13, size_of::<SlotOp>());
-/// BATCH. E2BIG above [`BATCH_MAX`].
+/// SWAP_SET: returns the state (`value` out), sets the reference to `value` (in) and resets
+/// the accumulator and shards, in one critical section: a concurrent ACCUM lands exactly once
+/// (in the returned state, or in the new accumulator on top of the new reference). EACCES
+/// without read and write access. Also a BATCH kind ([`KIND_SWAP_SET`]).
+pub const IOCTL_SWAP_SET: u32 = ioc(IOC_READ | IOC_WRITE, 0x16, size_of::<SlotOp>());
+/// BATCH. E2BIG above [`BATCH_MAX`]. EFAULT (nothing applied) when the entries or the
+/// request cannot be written back; once entries are applied, the reply is written and only a
+/// concurrent unmap of the buffer can still make it fail.
 pub const IOCTL_BATCH: u32 = ioc(IOC_READ | IOC_WRITE, 0x14, size_of::<Batch>());
 /// Reads [`BankStats`] of the attached bank.
 pub const IOCTL_BANK_STATS: u32 = ioc(IOC_READ, 0x15, size_of::<BankStats>());

@@ -50,6 +50,18 @@ fi
 grep -rqs 'lacks the Rust build products' /var/lib/dkms/atomik/"$VER"/build/make.log /tmp/atomik-dkms-refuse.log ||
   die "dkms build failed without saying why (see /tmp/atomik-dkms-refuse.log)"
 log "dkms: dkms build against it stops with that message"
+# An unsupported kernel is skipped (dkms exit status 77), not a failure.
+rc=0; dkms build "atomik/$VER" -k 6.12.48+deb13-amd64 --kernelsourcedir "$KB" >/tmp/atomik-dkms-excl.log 2>&1 || rc=$?
+[ $rc = 77 ] && grep -q BUILD_EXCLUSIVE /tmp/atomik-dkms-excl.log ||
+  { cat /tmp/atomik-dkms-excl.log >&2; die "dkms build for Linux 6.12: exit $rc, not skipped by BUILD_EXCLUSIVE_KERNEL"; }
+EXCL=$(sed -n 's/^BUILD_EXCLUSIVE_KERNEL="\(.*\)"/\1/p' "$REPO/dkms/dkms.conf")
+for k in 7.3 7.3.4 7.3.4+deb13-amd64 7.10.1 7.30.0 8.0.0 10.2.3-rc1; do
+  [[ $k =~ $EXCL ]] || die "BUILD_EXCLUSIVE_KERNEL refuses $k"
+done
+for k in 7.2.9 6.12.48+deb13-amd64 5.10.0; do
+  if [[ $k =~ $EXCL ]]; then die "BUILD_EXCLUSIVE_KERNEL accepts $k"; fi
+done
+log "dkms: Linux 6.12 skipped by BUILD_EXCLUSIVE_KERNEL"
 if ! dkms build "atomik/$VER" -k "$KREL" --kernelsourcedir "$KB" >/tmp/atomik-dkms-build.log 2>&1; then
   cat /tmp/atomik-dkms-build.log >&2
   find /var/lib/dkms/atomik -name make.log -exec cat {} + >&2 || true
@@ -60,5 +72,6 @@ dkms install "atomik/$VER" -k "$KREL" --kernelsourcedir "$KB" --force >/tmp/atom
 KO=$(find "/lib/modules/$KREL" -name 'atomik.ko*' | head -1)
 [ -n "$KO" ] || die "dkms install put no atomik.ko under /lib/modules/$KREL"
 modinfo -F parm "$KO" | grep -q '^max_slots' || die "$KO lacks atomik's parameters"
+modinfo -F alias "$KO" | grep -qx 'devname:atomik' || die "$KO lacks MODULE_ALIAS(devname:atomik)"
 dkms status "atomik/$VER" -k "$KREL" | grep -q installed || die "dkms status does not say installed"
 log "dkms: build + install for $KREL OK ($KO)"

@@ -68,7 +68,11 @@ mkdir -p "$W"
 
 # Small limits, so the limit tests reach them quickly.
 # no_timer_check: under TCG on a busy host the IO-APIC timer check can fail spuriously at boot.
-APPEND="console=ttyS0 panic=-1 oops=panic loglevel=6 no_timer_check atomik.max_slots=65536 atomik.max_total_bytes=16777216 atomik.max_banks_per_user=32"
+APPEND="console=ttyS0 panic=-1 oops=panic loglevel=6 no_timer_check atomik.max_slots=65536 atomik.max_total_bytes=16777216 atomik.max_user_bytes=8388608 atomik.max_banks_per_user=32"
+# The detectors (config.fragment): a soft lockup or a hung task panics the VM, an RCU stall
+# is reported (BAD below); the debug kernel also panics on any WARN.
+APPEND="$APPEND softlockup_panic=1 hung_task_panic=1"
+[ $DEBUG = 1 ] && APPEND="$APPEND panic_on_warn=1"
 [ -n "$SUITES" ] && APPEND="$APPEND vmtest.suites=$SUITES"
 LOGF=$W/serial.log
 rm -f "$LOGF"
@@ -80,7 +84,7 @@ timeout "$TIMEOUT" qemu-system-x86_64 -accel tcg,thread=multi -cpu max -m "$MEM"
 log "VM ran $((SECONDS - start)) s"
 
 grep -aE '^(ok |FAIL|ATOMIK-|vmtest:|fuzz |bench)' "$LOGF" || true
-BAD='Oops|BUG:|WARNING:|KASAN|lockdep|Kernel panic|Call Trace'
+BAD='Oops|BUG:|WARNING:|KASAN|lockdep|Kernel panic|Call Trace|soft lockup|blocked for more than|detected stall'
 if grep -aqE "$BAD" "$LOGF"; then
   log "kernel log has problems:"; grep -aE -B2 -A20 "$BAD" "$LOGF" | head -80 >&2
   echo "VM-VERDICT: FAIL (kernel log)"; exit 1

@@ -28,6 +28,7 @@ mod sys {
     nix::ioctl_readwrite_bad!(bank_list, IOCTL_BANK_LIST, BankList);
     nix::ioctl_write_ptr_bad!(load, IOCTL_LOAD, SlotOp);
     nix::ioctl_readwrite_bad!(swap, IOCTL_SWAP, SlotOp);
+    nix::ioctl_readwrite_bad!(swap_set, IOCTL_SWAP_SET, SlotOp);
     nix::ioctl_read_bad!(bank_stats, IOCTL_BANK_STATS, BankStats);
 }
 
@@ -122,6 +123,18 @@ impl DeviceBackend {
             location: self.path.clone(),
         })
     }
+}
+
+/// SWAP_SET through the ioctl on `dev`, an open `/dev/atomik` attached to a bank with read
+/// and write access: returns the state of `slot` and makes `reference` its reference, the
+/// accumulator reset, in one step (a concurrent ACCUM lands exactly once). The raw errno on
+/// failure (EINVAL slot, EACCES access, EBADFD unattached, ETIMEDOUT/EINTR while waiting).
+pub fn swap_set(dev: &File, slot: u64, reference: u64) -> std::io::Result<u64> {
+    let mut op = abi::SlotOp { slot, value: reference };
+    // SAFETY: `op` is a valid, writable SlotOp that outlives the call; a bad fd is an error.
+    unsafe { sys::swap_set(dev.as_raw_fd(), &mut op) }
+        .map_err(|e| std::io::Error::from_raw_os_error(e as i32))?;
+    Ok(op.value)
 }
 
 /// LOAD and SWAP through ioctls on the fd attached to the bank.

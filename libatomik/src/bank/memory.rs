@@ -126,7 +126,9 @@ impl BankMemory {
 
     #[inline(always)]
     fn word(&self, off: u64, i: u64) -> &AtomicU64 {
-        assert!(i < self.layout.slots, "slot {i} beyond {}", self.layout.slots);
+        if i >= self.layout.slots {
+            beyond("slot", i, self.layout.slots);
+        }
         // SAFETY: by the type invariant the region at `off` holds `slots` aligned u64 words
         // inside the live mapping, and `i < slots`; AtomicU64 has u64's layout.
         unsafe { &*(self.base.add((off + i * 8) as usize) as *const AtomicU64) }
@@ -160,7 +162,9 @@ impl BankMemory {
 
     #[inline(always)]
     fn card(&self, c: u64) -> &AtomicU64 {
-        assert!(c < self.layout.cards, "card {c} beyond {}", self.layout.cards);
+        if c >= self.layout.cards {
+            beyond("card", c, self.layout.cards);
+        }
         // SAFETY: the card region holds `cards` aligned u64 words inside the live mapping
         // (type invariant, validated layout) and `c < cards`.
         unsafe { &*(self.base.add((self.layout.card_off + c * 8) as usize) as *const AtomicU64) }
@@ -369,13 +373,20 @@ impl BankMemory {
 
     /// ACCUM: one atomic read-modify-write of the accumulator, then the slot's dirty card is
     /// marked if it is clear (one load that hits the cache). Wait-free.
-    #[inline]
+    #[inline(always)]
     pub fn accum(&self, i: u64, d: u64) {
+        let acc = self.acc(i);
+        // Both addresses are computed (and bounds checked) before the RMW: after it, a full
+        // barrier, only the card's load remains, with no reload of the layout. The load itself
+        // still follows the RMW (both SeqCst), as the card protocol requires.
+        let card = self.card(i / CARD_SLOTS);
         match self.op {
-            Op::Xor => self.acc(i).fetch_xor(d, Ordering::SeqCst),
-            Op::Add => self.acc(i).fetch_add(d, Ordering::SeqCst),
+            Op::Xor => acc.fetch_xor(d, Ordering::SeqCst),
+            Op::Add => acc.fetch_add(d, Ordering::SeqCst),
         };
-        self.mark(i / CARD_SLOTS);
+        if card.load(Ordering::SeqCst) == 0 {
+            card.store(1, Ordering::SeqCst);
+        }
     }
 
     /// READ: reference ∘ accumulator (∘ unfolded shards), never torn by LOAD or SWAP.
@@ -422,6 +433,15 @@ impl BankMemory {
         self.unlock(i, s);
         state
     }
+}
+
+/// The bounds checks' failure, out of line: keeps the panic's formatting (and the spills of
+/// its arguments) off ACCUM's hot path so that ACCUM inlines into its callers' loops.
+#[cold]
+#[inline(never)]
+#[track_caller]
+fn beyond(what: &str, i: u64, n: u64) -> ! {
+    panic!("{what} {i} beyond {n}")
 }
 
 /// Spins briefly, then yields: a writer holds a slot lock only for a few instructions, but

@@ -94,6 +94,7 @@ pub fn errname(e: i32) -> String {
         libc::ENOSPC => "ENOSPC",
         libc::EBADFD => "EBADFD",
         libc::EAGAIN => "EAGAIN",
+        libc::ETIMEDOUT => "ETIMEDOUT",
         _ => return format!("errno {e}"),
     };
     n.to_owned()

@@ -103,6 +103,10 @@ impl Dev {
     pub fn swap(&self, slot: u64) -> R<u64> {
         self.slot(IOCTL_SWAP, slot, 0)
     }
+    /// SWAP_SET: the state before, the reference set to `reference`.
+    pub fn swap_set(&self, slot: u64, reference: u64) -> R<u64> {
+        self.slot(IOCTL_SWAP_SET, slot, reference)
+    }
 
     /// BATCH; returns `done`. Entries carry statuses and values back.
     pub fn batch(&self, entries: &mut [BatchEntry]) -> R<u32> {

@@ -2,7 +2,10 @@
 //! kernel-space, non-canonical and page-straddling pointers; random request contents with huge
 //! counts and out-of-range slots) plus random mmaps, as root and as another uid. Every atomik
 //! command must fail with one of the documented errnos or succeed; afterwards the device must
-//! still work (and the harness checks the kernel log stays clean).
+//! still work (and the harness checks the kernel log stays clean). Requests sometimes sit in a
+//! read-only page (replies cannot be written), and every success on the fuzzed bank is checked
+//! against a model of its slots (as is the whole bank every 2,000 calls): a failed call must
+//! have changed nothing.
 
 use crate::check::Report;
 use crate::dev::{Dev, Map};
@@ -30,10 +33,12 @@ const CMDS: &[u32] = &[
     IOCTL_BANK_CREATE,
     IOCTL_BANK_OPEN,
     IOCTL_BANK_DESTROY,
+    IOCTL_BANK_LIST,
     IOCTL_LOAD,
     IOCTL_ACCUM,
     IOCTL_READ,
     IOCTL_SWAP,
+    IOCTL_SWAP_SET,
     IOCTL_BATCH,
     IOCTL_BANK_STATS,
 ];
@@ -160,15 +165,69 @@ fn structured(r: &mut Rng, s: &mut Scratch, cmd: u32, entries: &mut [BatchEntry]
     }
 }
 
+/// What successful slot ops on "fuzz-bank" (32 slots, ADD) must have done: every success is
+/// checked against this model, every failure must have changed nothing.
+struct Model {
+    state: [u64; 32],
+}
+
+/// A copy of `T` at user address `addr` when it lies inside `[lo, hi)` (memory of ours that is
+/// readable), else `None`.
+fn peek<T: Copy>(addr: usize, lo: usize, hi: usize) -> Option<T> {
+    let end = addr.checked_add(std::mem::size_of::<T>())?;
+    if addr < lo || end > hi {
+        return None;
+    }
+    // SAFETY: the range is inside a readable mapping of ours (checked above).
+    Some(unsafe { std::ptr::read_unaligned(addr as *const T) })
+}
+
+impl Model {
+    /// Applies one successful op of `kind` with input `value`; `out` is what the kernel
+    /// returned for it (READ, SWAP, SWAP_SET).
+    fn apply(&mut self, kind: u32, slot: u64, value: u64, out: u64) -> Result<(), String> {
+        let st = &mut self.state[slot as usize];
+        match kind {
+            KIND_LOAD => *st = value,
+            KIND_ACCUM => *st = st.wrapping_add(value),
+            KIND_READ | KIND_SWAP => ensure!(out == *st, "kind {kind} slot {slot}: {out}, model {}", *st),
+            KIND_SWAP_SET => {
+                ensure!(out == *st, "SWAP_SET slot {slot}: {out}, model {}", *st);
+                *st = value;
+            }
+            _ => return Err(format!("success of unknown kind {kind}")),
+        }
+        Ok(())
+    }
+
+    fn check(&self, d: &Dev) -> Result<(), String> {
+        for (i, want) in self.state.iter().enumerate() {
+            let got = ok!(d.read(i as u64));
+            ensure!(got == *want, "slot {i}: {got}, model {want}");
+        }
+        Ok(())
+    }
+}
+
 fn fuzz(seed: u64, calls: u32) -> Result<(), String> {
     let mut r = Rng(seed);
     let mut s = Scratch::new();
     let attached = ok!(Dev::open());
     ok!(attached.attach("fuzz-bank", ACCESS_READ | ACCESS_WRITE));
     let loose = ok!(Dev::open());
-    let mut entries = vec![BatchEntry::default(); 64];
+    let mut loose_on_fuzz_bank = false;
+    // 64 random entries, then 16 zeroed ones (valid LOADs of slot 0 to 0) that a count one
+    // past the 64 reads: all of it is readable and modeled.
+    let mut entries = vec![BatchEntry::default(); 80];
     let mut outcomes = [0u32; 3];
-    for _ in 0..calls {
+    let mut model = Model { state: [0; 32] };
+    let mut modeled = 0u32;
+    for (i, st) in model.state.iter_mut().enumerate() {
+        *st = ok!(attached.read(i as u64));
+    }
+    let scratch = (s.map as usize, s.map as usize + 4096);
+    let ents = (entries.as_ptr() as usize, entries.as_ptr() as usize + entries.len() * 24);
+    for call in 0..calls {
         let cmd = match r.below(10) {
             0..=3 => r.pick(CMDS),
             4..=5 => ioc(r.below(4) as u32, r.below(0x20) as u32, r.below(0x4000) as usize),
@@ -191,13 +250,72 @@ fn fuzz(seed: u64, calls: u32) -> Result<(), String> {
                 }
                 s.map as usize + r.below(4096) as usize
             }
-            _ => structured(&mut r, &mut s, cmd, &mut entries),
+            _ => structured(&mut r, &mut s, cmd, &mut entries[..64]),
         };
-        let dev = if r.below(3) == 0 { &loose } else { &attached };
+        let is_loose = r.below(3) == 0;
+        let dev = if is_loose { &loose } else { &attached };
         let typed = (cmd >> 8) & 0xff == IOC_MAGIC;
+        // Sometimes the request page is read-only for the call: replies cannot be written.
+        let read_only = r.below(8) == 0;
+        if read_only {
+            // SAFETY: changes the protection of our own scratch page.
+            unsafe { libc::mprotect(s.map as *mut _, 4096, libc::PROT_READ) };
+        }
+        // What the request says, read before the call (the kernel may write results into it).
+        let op_in: Option<SlotOp> = peek(arg, scratch.0, scratch.1);
+        let batch_in: Option<(Batch, Vec<BatchEntry>)> =
+            peek::<Batch>(arg, scratch.0, scratch.1).and_then(|b| {
+                let (p, n) = (b.entries as usize, b.count as usize);
+                let lo = if p >= ents.0 && p < ents.1 { ents } else { scratch };
+                let v: Option<Vec<BatchEntry>> = (0..n.min(BATCH_MAX as usize))
+                    .map(|k| peek(p.checked_add(k * 24)?, lo.0, lo.1))
+                    .collect();
+                v.map(|v| (b, v))
+            });
+        let on_model = !is_loose || loose_on_fuzz_bank;
+        let result = dev.raw(cmd, arg);
+        if read_only {
+            // SAFETY: as above, back to read-write.
+            unsafe { libc::mprotect(s.map as *mut _, 4096, libc::PROT_READ | libc::PROT_WRITE) };
+        }
+        if result.is_ok() && on_model {
+            let kind = match cmd {
+                IOCTL_LOAD => Some(KIND_LOAD),
+                IOCTL_ACCUM => Some(KIND_ACCUM),
+                IOCTL_READ => Some(KIND_READ),
+                IOCTL_SWAP => Some(KIND_SWAP),
+                IOCTL_SWAP_SET => Some(KIND_SWAP_SET),
+                _ => None,
+            };
+            if let Some(kind) = kind {
+                let op = op_in.ok_or_else(|| format!("ioctl {cmd:#x} succeeded on an unreadable request"))?;
+                let out: SlotOp = peek(arg, scratch.0, scratch.1).unwrap_or(op);
+                model.apply(kind, op.slot, op.value, out.value)?;
+                modeled += 1;
+            }
+            if cmd == IOCTL_BATCH {
+                let (b, before) =
+                    batch_in.ok_or_else(|| "BATCH succeeded on an unreadable request".to_owned())?;
+                let p = b.entries as usize;
+                let lo = if p >= ents.0 && p < ents.1 { ents } else { scratch };
+                for (k, e) in before.iter().enumerate() {
+                    let after: BatchEntry = peek(p + k * 24, lo.0, lo.1).unwrap_or(*e);
+                    ensure!(after.status == 0, "BATCH succeeded with entry {k} status {}", after.status);
+                    model.apply(e.kind, e.slot, e.value, after.value)?;
+                }
+                modeled += 1;
+            }
+        }
+        if result.is_ok() && is_loose && cmd == IOCTL_BANK_OPEN {
+            let o: Option<BankOpen> = peek(arg, scratch.0, scratch.1);
+            loose_on_fuzz_bank = o.is_some_and(|o| o.name.starts_with(b"fuzz-bank\0"));
+        }
+        if call % 2000 == 1999 {
+            model.check(&attached)?;
+        }
         // FIO* and other generic VFS ioctls are handled before the driver; only atomik's own
         // command space has documented errnos.
-        match dev.raw(cmd, arg) {
+        match result {
             Ok(_) => outcomes[0] += 1,
             Err(_) if !typed => outcomes[1] += 1,
             Err(e) => {
@@ -210,6 +328,7 @@ fn fuzz(seed: u64, calls: u32) -> Result<(), String> {
             }
         }
     }
+    model.check(&attached)?;
     // Random mmaps of the attached bank.
     let size = ok!(attached.stats()).slots;
     let pages = BankLayout::new(size, 0).unwrap().total_size / 4096;
@@ -240,7 +359,7 @@ fn fuzz(seed: u64, calls: u32) -> Result<(), String> {
         }
     }
     println!(
-        "fuzz seed {seed:#x}: {calls} ioctls: {} ok, {} atomik errors, {} other; {maps} mmaps accepted",
+        "fuzz seed {seed:#x}: {calls} ioctls: {} ok ({modeled} slot ops and batches checked against the model), {} atomik errors, {} other; {maps} mmaps accepted",
         outcomes[0], outcomes[2], outcomes[1]
     );
     Ok(())

@@ -11,6 +11,7 @@ mod check;
 mod bench;
 mod dev;
 mod fuzz;
+mod hardening;
 mod lib_suites;
 mod perms;
 mod region;
@@ -20,7 +21,18 @@ mod system;
 
 use check::Report;
 
-const ALL: &[&str] = &["semantics", "limits", "stress", "perms", "fuzz", "region", "library", "atomikctl", "unload"];
+const ALL: &[&str] = &[
+    "semantics",
+    "hardening",
+    "limits",
+    "stress",
+    "perms",
+    "fuzz",
+    "region",
+    "library",
+    "atomikctl",
+    "unload",
+];
 
 fn main() {
     let pid1 = std::process::id() == 1;
@@ -41,7 +53,14 @@ fn main() {
         println!("ATOMIK-SUITE: {suite}");
         match suite.as_str() {
             "semantics" => semantics::run(&mut report),
-            "limits" => semantics::run_limits(&mut report),
+            "hardening" => {
+                hardening::run(&mut report);
+                hardening::run_proc_mem(&mut report);
+            }
+            "limits" => {
+                semantics::run_limits(&mut report);
+                hardening::run_limits(&mut report);
+            }
             "stress" => stress::run(&mut report),
             "perms" => perms::run(&mut report),
             "fuzz" => fuzz::run(&mut report),

@@ -126,6 +126,119 @@ pub fn run(report: &mut Report) {
         Ok(())
     });
 
+    report.run(
+        "write-only attach: ACCUM and LOAD only; no READ, SWAP, SWAP_SET or mapping of any kind",
+        || {
+            let root = ok!(Dev::open());
+            remake(&root, "perm-wo", 0o622)?;
+            let check = |d: &Dev, delta: u64| -> Result<(), String> {
+                let att = ok!(d.attach("perm-wo", W));
+                ok!(d.accum(1, delta));
+                ok!(d.load(2, 9));
+                fails_with!(d.read(1), libc::EACCES);
+                fails_with!(d.swap(1), libc::EACCES);
+                fails_with!(d.swap_set(1, 0), libc::EACCES);
+                let mut b = vec![BatchEntry { kind: KIND_SWAP, status: 0, slot: 1, value: 0 }];
+                fails_with!(d.batch(&mut b), libc::EACCES);
+                let len = att.map_size as usize;
+                fails_with!(d.map(len, 0, PROT_READ, MAP_SHARED), libc::EACCES);
+                fails_with!(d.map(len, 0, PROT_READ | PROT_WRITE, MAP_SHARED), libc::EACCES);
+                fails_with!(d.map(len, 0, PROT_WRITE, MAP_SHARED), libc::EACCES);
+                fails_with!(d.map(4096, 0, libc::PROT_NONE, MAP_SHARED), libc::EACCES);
+                Ok(())
+            };
+            // The other bits of 0o622 grant write only; an O_WRONLY fd can ask for nothing else.
+            in_child(become_user, || {
+                let d = ok!(Dev::open());
+                fails_with!(d.attach("perm-wo", R), libc::EACCES);
+                check(&d, 4)
+            })?;
+            let wo = ok!(Dev::open_flags(libc::O_WRONLY));
+            fails_with!(wo.attach("perm-wo", R | W), libc::EACCES);
+            check(&wo, 8)?;
+            let d = ok!(Dev::open());
+            ok!(d.attach("perm-wo", R));
+            ensure!(ok!(d.read(1)) == 12 && ok!(d.read(2)) == 9, "write-only ops landed");
+            ok!(root.destroy("perm-wo"));
+            Ok(())
+        },
+    );
+
+    report.run(
+        "supplementary groups: a member of the owner gid (not its primary group) gets the group bits",
+        || {
+            let root = ok!(Dev::open());
+            remake(&root, "perm-supp", 0o660)?; // owner root:0
+            in_child(
+                || {
+                    let groups = [0 as libc::gid_t];
+                    // SAFETY: credential syscalls in the child.
+                    if unsafe {
+                        libc::setgroups(1, groups.as_ptr()) != 0
+                            || libc::setgid(1000) != 0
+                            || libc::setuid(1000) != 0
+                    } {
+                        return Err(format!("setuid: errno {}", crate::dev::errno()));
+                    }
+                    Ok(())
+                },
+                || {
+                    let d = ok!(Dev::open());
+                    ok!(d.attach("perm-supp", R | W));
+                    ok!(d.accum(0, 1));
+                    Ok(())
+                },
+            )?;
+            in_child(become_user, || {
+                let d = ok!(Dev::open());
+                fails_with!(d.attach("perm-supp", R), libc::EACCES);
+                Ok(())
+            })?;
+            ok!(root.destroy("perm-supp"));
+            Ok(())
+        },
+    );
+
+    report.run(
+        "capabilities are those of the fd's opener: root's fd works after setuid, a user's fd does not",
+        || {
+            let root = ok!(Dev::open());
+            let _ = root.destroy("perm-cap");
+            in_child(
+                || Ok(()),
+                || {
+                    // A bank of uid 2000, mode 0600: only CAP_IPC_OWNER lets anyone else in.
+                    // SAFETY: credential syscalls in the child.
+                    if unsafe { libc::setegid(2000) != 0 || libc::seteuid(2000) != 0 } {
+                        return Err("seteuid 2000".into());
+                    }
+                    ok!(ok!(Dev::open()).create("perm-cap", 4, OP_XOR, 0o600, 0));
+                    // SAFETY: back to root (saved uid 0).
+                    if unsafe { libc::seteuid(0) != 0 || libc::setegid(0) != 0 } {
+                        return Err("seteuid 0".into());
+                    }
+                    Ok(())
+                },
+            )?;
+            in_child(
+                || Ok(()),
+                || {
+                    let opened_by_root = ok!(Dev::open());
+                    let opened_by_root2 = ok!(Dev::open());
+                    become_user()?;
+                    // The opener (root) had CAP_IPC_OWNER and CAP_SYS_ADMIN: the fd keeps them.
+                    ok!(opened_by_root.attach("perm-cap", R | W));
+                    ok!(opened_by_root.accum(0, 1));
+                    let mine = ok!(Dev::open());
+                    fails_with!(mine.attach("perm-cap", R), libc::EACCES);
+                    fails_with!(mine.destroy("perm-cap"), libc::EPERM);
+                    ok!(opened_by_root2.destroy("perm-cap"));
+                    Ok(())
+                },
+            )
+        },
+    );
+
     report.run("root (CAP_SYS_ADMIN) may destroy another user's bank", || {
         let root = ok!(Dev::open());
         let _ = root.destroy("perm-user-bank");

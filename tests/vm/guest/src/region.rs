@@ -501,7 +501,7 @@ fn permissions() -> Result<(), String> {
 
 /// A module parameter as the kernel command line sets it, else its default (Rust module
 /// parameters are not in sysfs).
-fn param(name: &str, default: u64) -> u64 {
+pub fn param(name: &str, default: u64) -> u64 {
     let cmdline = std::fs::read_to_string("/proc/cmdline").unwrap_or_default();
     let key = format!("atomik.{name}=");
     cmdline.split_whitespace().find_map(|w| w.strip_prefix(key.as_str())?.parse().ok()).unwrap_or(default)

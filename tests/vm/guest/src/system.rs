@@ -41,7 +41,7 @@ pub fn insmod(path: &str, params: &str) -> Result<(), String> {
         .map_err(|e| format!("chmod /dev/atomik: {e}"))
 }
 
-fn rmmod() -> i32 {
+pub fn rmmod() -> i32 {
     let name = CString::new("atomik").unwrap();
     // SAFETY: delete_module(name, O_NONBLOCK) with a NUL-terminated name.
     let r = unsafe { libc::syscall(libc::SYS_delete_module, name.as_ptr(), libc::O_NONBLOCK) };
