@@ -166,9 +166,18 @@ pub fn read(name: &str, slot: Option<&str>, all: bool, json: bool) -> Result<()>
     Ok(())
 }
 
-pub fn swap(name: &str, slot: &str, json: bool) -> Result<()> {
+pub fn swap(name: &str, slot: &str, set: Option<&str>, json: bool) -> Result<()> {
     let slot = parse_u64(slot, "slot")?;
-    let v = Bank::open(name)?.swap(slot)?;
-    emit(json, json!({ "bank": name, "slot": slot, "value": v }), || hex(v));
+    let set = set.map(|v| parse_u64(v, "reference")).transpose()?;
+    let bank = Bank::open(name)?;
+    let v = match set {
+        Some(r) => bank.swap_set(slot, r)?,
+        None => bank.swap(slot)?,
+    };
+    let mut out = json!({ "bank": name, "slot": slot, "value": v });
+    if let Some(r) = set {
+        out["reference"] = json!(r);
+    }
+    emit(json, out, || hex(v));
     Ok(())
 }

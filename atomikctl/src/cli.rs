@@ -35,8 +35,15 @@ pub enum Command {
         #[arg(long, conflicts_with = "slot")]
         all: bool,
     },
-    /// SWAP: print the state and make it the new reference.
-    Swap { name: String, slot: String },
+    /// SWAP: print the state and make it the new reference (with --set V: print the state
+    /// and make V the new reference, in one step).
+    Swap {
+        name: String,
+        slot: String,
+        /// SWAP_SET: the new reference.
+        #[arg(long)]
+        set: Option<String>,
+    },
     /// Which backend is in use and why.
     Status,
     /// Measure ops/s of ACCUM, READ, SWAP against a mutex-per-bank design.

@@ -65,7 +65,7 @@ fn main() -> ExitCode {
         Command::Load { name, slot, value } => bank_cmd::load(&name, &slot, &value, json),
         Command::Accum { name, slot, delta } => bank_cmd::accum(&name, &slot, delta.as_deref(), json),
         Command::Read { name, slot, all } => bank_cmd::read(&name, slot.as_deref(), all, json),
-        Command::Swap { name, slot } => bank_cmd::swap(&name, &slot, json),
+        Command::Swap { name, slot, set } => bank_cmd::swap(&name, &slot, set.as_deref(), json),
         Command::Status => status::status(json),
         Command::Bench(args) => bench::run(args, json),
         Command::Sync(cmd) => sync::run(&cmd, json),

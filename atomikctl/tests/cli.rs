@@ -231,3 +231,16 @@ fn bench_prints_figures_and_json() {
     // It leaves no bank behind.
     assert_eq!(e.json(&["bank", "list"]).as_array().unwrap().len(), 0);
 }
+
+#[test]
+fn swap_set_returns_the_state_and_sets_the_reference() {
+    let e = Env::new();
+    e.ok(&["bank", "create", "ss", "--slots", "4", "--op", "add"]);
+    e.ok(&["accum", "ss", "2", "5"]);
+    let v = e.json(&["swap", "ss", "2", "--set", "0x100"]);
+    assert_eq!(v["value"], 5);
+    assert_eq!(v["reference"], 256);
+    assert_eq!(e.ok(&["read", "ss", "2"]).trim(), "0x0000000000000100");
+    e.cmd(&["swap", "ss", "2", "--set", "zz"]).assert().code(2).stderr(predicate::str::contains("reference"));
+    assert_eq!(e.ok(&["read", "ss", "2"]).trim(), "0x0000000000000100", "a bad --set changed nothing");
+}

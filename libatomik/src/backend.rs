@@ -133,6 +133,9 @@ pub trait Control: Send + Sync {
     fn load(&self, slot: u64, v: u64) -> Result<()>;
     /// SWAP `slot` (already range-checked), returning the state.
     fn swap(&self, slot: u64) -> Result<u64>;
+    /// SWAP_SET `slot` (already range-checked): returns the state, `reference` becomes the
+    /// reference, the accumulator the identity.
+    fn swap_set(&self, slot: u64, reference: u64) -> Result<u64>;
 }
 
 /// An opened bank as a backend hands it over.

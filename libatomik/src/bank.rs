@@ -194,6 +194,19 @@ impl Bank {
         }
     }
 
+    /// SWAP_SET: returns the current state and makes `reference` the reference, the
+    /// accumulator the identity, in one step: every concurrent ACCUM lands exactly once, in
+    /// the returned state or in the new accumulator.
+    pub fn swap_set(&self, slot: u64, reference: u64) -> Result<u64> {
+        self.check(slot)?;
+        self.check_writable()?;
+        self.check_unreplicated("SWAP_SET")?;
+        match &self.control {
+            Some(c) => c.swap_set(slot, reference),
+            None => Ok(self.memory.swap_set(slot, reference)),
+        }
+    }
+
     /// ACCUMs every `(slot, delta)`; all slots are checked first, so a bad one changes nothing.
     pub fn accum_batch(&self, ops: &[(u64, u64)]) -> Result<()> {
         self.check_all(ops.iter().map(|(s, _)| s))?;

@@ -43,6 +43,7 @@ int main(void) {
     N(ATOMIK_MAX_SHARDS); N(ATOMIK_MAX_SLOTS); N(ATOMIK_OP_ADD); N(ATOMIK_KIND_SWAP);
     N(ATOMIK_FEATURE_FPGA); N(ATOMIK_ACCESS_WRITE); N(ATOMIK_BANK_HEADER_SIZE);
     N(ATOMIK_CARD_SLOTS); N(ATOMIK_SEQ_COUNTER_MASK); N(ATOMIK_OWNER_TAG);
+    N(ATOMIK_KIND_SWAP_SET); N(ATOMIK_IOCTL_SWAP_SET);
     S(atomik_region_watch); S(atomik_region_check); S(atomik_region_id);
     O(atomik_region_watch, start); O(atomik_region_watch, id); O(atomik_region_watch, unreadable);
     O(atomik_region_check, bitmap); O(atomik_region_check, fingerprints);
@@ -130,6 +131,8 @@ int main(void) {
         ("ATOMIK_ACCESS_WRITE", ACCESS_WRITE as u64),
         ("ATOMIK_BANK_HEADER_SIZE", BANK_HEADER_SIZE),
         ("ATOMIK_CARD_SLOTS", CARD_SLOTS),
+        ("ATOMIK_KIND_SWAP_SET", KIND_SWAP_SET as u64),
+        ("ATOMIK_IOCTL_SWAP_SET", IOCTL_SWAP_SET as u64),
         ("ATOMIK_SEQ_COUNTER_MASK", SEQ_COUNTER_MASK),
         ("ATOMIK_OWNER_TAG", OWNER_TAG),
         ("atomik_region_watch", size_of::<RegionWatch>() as u64),

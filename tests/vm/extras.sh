@@ -19,7 +19,7 @@ for line in sys.stdin:
     except ValueError: continue
     if m.get("reason") == "compiler-artifact" and m.get("profile", {}).get("test") and m.get("executable"):
         name = m["target"]["name"]
-        if m["target"]["kind"] != ["lib"] and name not in ("algebra", "bank", "shards", "soft_files", "stress"): continue
+        if m["target"]["kind"] != ["lib"] and name not in ("algebra", "bank", "shards", "soft_files", "stress", "swap_set", "robust_seqlock"): continue
         kind = "lib" if m["target"]["kind"] == ["lib"] else name
         print("file /libtests/%s %s 0755 0 0" % (kind, m["executable"]))
 '

@@ -158,6 +158,12 @@ impl Control for DeviceControl {
             .map_err(|e| ioctl_error("SWAP", &self.name, e))?;
         Ok(op.value)
     }
+
+    fn swap_set(&self, slot: u64, reference: u64) -> Result<u64> {
+        swap_set(&self.dev, slot, reference).map_err(|e| {
+            ioctl_error("SWAP_SET", &self.name, nix::errno::Errno::from_raw(e.raw_os_error().unwrap_or(0)))
+        })
+    }
 }
 
 impl Backend for DeviceBackend {

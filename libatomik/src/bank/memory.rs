@@ -421,6 +421,19 @@ impl BankMemory {
         self.read_parts(i).1
     }
 
+    /// SWAP_SET: returns the current state, makes `reference` the reference and the
+    /// accumulator the identity; every concurrent ACCUM lands exactly once, in the returned
+    /// state or in the new accumulator (as for SWAP).
+    pub fn swap_set(&self, i: u64, reference: u64) -> u64 {
+        let s = self.lock(i);
+        let a = self.acc(i).swap(self.op.identity(), Ordering::AcqRel);
+        let f = self.shard_pending(i, true);
+        let r = self.reference(i).load(Ordering::Relaxed);
+        self.reference(i).store(reference, Ordering::Relaxed);
+        self.unlock(i, s);
+        self.op.combine(r, self.op.combine(a, f))
+    }
+
     /// SWAP: returns the current state and makes it the reference; every concurrent ACCUM
     /// lands exactly once, in the returned state or in the new accumulator.
     pub fn swap(&self, i: u64) -> u64 {
