@@ -133,6 +133,8 @@ struct atomik_bank_list {
 #define ATOMIK_CARD_SLOTS 512u
 /* Low bits of a sequence word: the counter; the locking pid sits above (0 = the kernel). */
 #define ATOMIK_SEQ_COUNTER_MASK 0xffffffffull
+/* High half of the header's owner word when a creator uid is recorded ("OWNR"). */
+#define ATOMIK_OWNER_TAG 0x4f574e5200000000ull
 
 struct atomik_bank_header {
 	uint64_t magic;
@@ -152,7 +154,7 @@ struct atomik_bank_header {
 	uint64_t card_off;    /* dirty cards: one uint64_t per ATOMIK_CARD_SLOTS slots */
 	uint64_t origin;      /* replica origin id when bound by a sync daemon, else 0 */
 	uint64_t incarnation; /* binding id when bound, else 0 */
-	uint64_t reserved0[1];
+	uint64_t owner;       /* userspace default: ATOMIK_OWNER_TAG | creator uid; 0 from the kernel */
 	uint64_t shard_owner[ATOMIK_MAX_SHARDS];
 	char name[ATOMIK_NAME_LEN];
 	uint8_t reserved1[3776];

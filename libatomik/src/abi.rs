@@ -475,6 +475,24 @@ pub const BANK_MAGIC: u64 = u64::from_le_bytes(*b"ATOMIKBK");
 /// Bytes of the header page.
 pub const BANK_HEADER_SIZE: u64 = PAGE_SIZE;
 
+/// High half of [`BankHeader::owner`] when an owner is recorded (`"OWNR"`), so that a zeroed
+/// word never reads as "owned by root".
+pub const OWNER_TAG: u64 = 0x4f57_4e52 << 32;
+
+/// The [`BankHeader::owner`] word recording `uid` as the bank's creator.
+pub const fn owner_word(uid: u32) -> u64 {
+    OWNER_TAG | uid as u64
+}
+
+/// The creator uid recorded in a [`BankHeader::owner`] word, `None` when none is recorded.
+pub const fn owner_uid(word: u64) -> Option<u32> {
+    if word & !0xffff_ffff == OWNER_TAG {
+        Some(word as u32)
+    } else {
+        None
+    }
+}
+
 /// The first page of every bank mapping.
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
@@ -514,8 +532,10 @@ pub struct BankHeader {
     /// Id of the binding between this bank and its replica directory, 0 when unbound.
     /// Accessed atomically; written last when binding.
     pub incarnation: u64,
-    /// Reserved, zero.
-    pub reserved0: [u64; 1],
+    /// Userspace default only: who created the bank, as [`owner_word`]`(uid)`; 0 in banks the
+    /// kernel made (it names and owns those itself). A bank file whose owner differs from the
+    /// uid recorded here was substituted or copied by someone else and is refused.
+    pub owner: u64,
     /// Per shard, the pid holding its lease (0 = free). Accessed atomically.
     pub shard_owner: [u64; MAX_SHARDS],
     /// NUL-terminated bank name, informational.
@@ -613,7 +633,7 @@ impl BankLayout {
             card_off: self.card_off,
             origin: 0,
             incarnation: 0,
-            reserved0: [0; 1],
+            owner: 0,
             shard_owner: [0; MAX_SHARDS],
             name,
             reserved1: [0; 3776],
@@ -701,6 +721,7 @@ const _: () = assert!(offset_of!(BankHeader, taken_off) == 88);
 const _: () = assert!(offset_of!(BankHeader, card_off) == 96);
 const _: () = assert!(offset_of!(BankHeader, origin) == 104);
 const _: () = assert!(offset_of!(BankHeader, incarnation) == 112);
+const _: () = assert!(offset_of!(BankHeader, owner) == 120);
 const _: () = assert!(offset_of!(BankHeader, shard_owner) == 128);
 const _: () = assert!(offset_of!(BankHeader, name) == 256);
 const _: () = assert!(IOCTL_GET_INFO == 0x8030_a700);

@@ -52,6 +52,31 @@ pub enum Error {
         /// What is wrong with it.
         reason: String,
     },
+    /// The userspace default's bank directory could be rearranged by someone else.
+    #[error(
+        "bank directory {} is not trusted: {reason} (owner {owner}, mode {mode:04o}); fix: {fix}",
+        path.display()
+    )]
+    UntrustedDir {
+        /// The directory.
+        path: PathBuf,
+        /// Its owner, as `uid N (name)`.
+        owner: String,
+        /// Its permission bits.
+        mode: u32,
+        /// What makes it unsafe.
+        reason: String,
+        /// What to do about it.
+        fix: String,
+    },
+    /// A bank file that someone other than the bank's creator planted or replaced.
+    #[error("{}: refused: {reason}", path.display())]
+    Untrusted {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// The caller lacks the access it asked for.
     #[error("bank {name:?}: permission denied ({what})")]
     PermissionDenied {

@@ -34,7 +34,7 @@ int main(void) {
     O(atomik_bank_header, slot_count); O(atomik_bank_header, op); O(atomik_bank_header, total_size);
     O(atomik_bank_header, seq_off); O(atomik_bank_header, shard_stride);
     O(atomik_bank_header, taken_off); O(atomik_bank_header, card_off);
-    O(atomik_bank_header, origin); O(atomik_bank_header, incarnation);
+    O(atomik_bank_header, origin); O(atomik_bank_header, incarnation); O(atomik_bank_header, owner);
     O(atomik_bank_header, shard_owner); O(atomik_bank_header, name);
     N(ATOMIK_IOCTL_GET_INFO); N(ATOMIK_IOCTL_BANK_CREATE); N(ATOMIK_IOCTL_BANK_OPEN);
     N(ATOMIK_IOCTL_BANK_DESTROY); N(ATOMIK_IOCTL_BANK_LIST); N(ATOMIK_IOCTL_LOAD); N(ATOMIK_IOCTL_ACCUM);
@@ -42,7 +42,7 @@ int main(void) {
     N(ATOMIK_ABI_VERSION); N(ATOMIK_BANK_MAGIC); N(ATOMIK_NAME_LEN); N(ATOMIK_BATCH_MAX);
     N(ATOMIK_MAX_SHARDS); N(ATOMIK_MAX_SLOTS); N(ATOMIK_OP_ADD); N(ATOMIK_KIND_SWAP);
     N(ATOMIK_FEATURE_FPGA); N(ATOMIK_ACCESS_WRITE); N(ATOMIK_BANK_HEADER_SIZE);
-    N(ATOMIK_CARD_SLOTS); N(ATOMIK_SEQ_COUNTER_MASK);
+    N(ATOMIK_CARD_SLOTS); N(ATOMIK_SEQ_COUNTER_MASK); N(ATOMIK_OWNER_TAG);
     N(ATOMIK_KIND_SWAP_SET); N(ATOMIK_IOCTL_SWAP_SET);
     S(atomik_region_watch); S(atomik_region_check); S(atomik_region_id);
     O(atomik_region_watch, start); O(atomik_region_watch, id); O(atomik_region_watch, unreadable);
@@ -105,6 +105,7 @@ int main(void) {
         ("atomik_bank_header.card_off", offset_of!(BankHeader, card_off) as u64),
         ("atomik_bank_header.origin", offset_of!(BankHeader, origin) as u64),
         ("atomik_bank_header.incarnation", offset_of!(BankHeader, incarnation) as u64),
+        ("atomik_bank_header.owner", offset_of!(BankHeader, owner) as u64),
         ("atomik_bank_header.shard_owner", offset_of!(BankHeader, shard_owner) as u64),
         ("atomik_bank_header.name", offset_of!(BankHeader, name) as u64),
         ("ATOMIK_IOCTL_GET_INFO", IOCTL_GET_INFO as u64),
@@ -133,6 +134,7 @@ int main(void) {
         ("ATOMIK_KIND_SWAP_SET", KIND_SWAP_SET as u64),
         ("ATOMIK_IOCTL_SWAP_SET", IOCTL_SWAP_SET as u64),
         ("ATOMIK_SEQ_COUNTER_MASK", SEQ_COUNTER_MASK),
+        ("ATOMIK_OWNER_TAG", OWNER_TAG),
         ("atomik_region_watch", size_of::<RegionWatch>() as u64),
         ("atomik_region_check", size_of::<RegionCheck>() as u64),
         ("atomik_region_id", size_of::<RegionId>() as u64),
