@@ -281,3 +281,21 @@ fn a_directory_of_another_replica_is_refused() {
     o.crash = None;
     assert!(matches!(Mirror::open(&o), Err(MirrorError::Mismatch { .. })));
 }
+
+#[test]
+fn a_message_with_one_bad_delta_changes_nothing() {
+    use atomik::replica::Delta;
+    let mut w = World::new("mx", Op::Add, 16);
+    w.settle();
+    let good = Delta { origin: 77, from: 0, to: 1, replace: false, slots: vec![(3, 5)], retired: vec![] };
+    let bad = Delta { origin: 78, from: 0, to: 1, replace: false, slots: vec![(99, 1)], retired: vec![] };
+    let m = w.sides[0].mirror.as_mut().unwrap();
+    let msg = Message::Deltas { op: Op::Add, deltas: vec![good.clone(), bad] };
+    assert!(matches!(m.join(&msg), Err(MirrorError::Replica(_))));
+    assert_eq!(m.replica().version_of(77), 0, "the good delta of a refused message was joined");
+    // Sent again alone it joins, logged and mirrored, and survives a restart.
+    m.join(&Message::Deltas { op: Op::Add, deltas: vec![good] }).unwrap();
+    w.ledger[3] += 5;
+    w.settle();
+    w.check("after a refused message");
+}

@@ -473,6 +473,16 @@ impl Mirror {
     /// Joins a message from a peer: when it changes anything it is logged (fsync) before it
     /// changes the bank's references. A [`MirrorError::Replica`] means it was refused.
     pub fn join(&mut self, msg: &Message) -> Result<Vec<Joined>, MirrorError> {
+        // A slot out of range in a later delta would leave the earlier ones joined in memory
+        // but neither logged nor mirrored: refuse the whole message first.
+        let width = self.replica.config().width;
+        if let Message::Deltas { deltas, .. } = msg {
+            if let Some((d, &(slot, _))) =
+                deltas.iter().find_map(|d| d.slots.iter().find(|s| s.0 >= width).map(|s| (d, s)))
+            {
+                return Err(ReplicaError::Slot { origin: d.origin, slot, width }.into());
+            }
+        }
         let joined = self.replica.join_message(msg)?;
         let touched = self.replica.take_touched();
         if !joined.iter().any(|j| matches!(j, Joined::Applied | Joined::Buffered)) {
