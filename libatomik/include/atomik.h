@@ -20,6 +20,8 @@
 #define ATOMIK_BATCH_MAX 65536u
 #define ATOMIK_MAX_SHARDS 16
 #define ATOMIK_PAGE_SIZE 4096ull
+/* Largest slot count the layout allows; /dev/atomik's own limit (GET_INFO .max_slots, a module
+ * parameter) is usually far lower: check that one before BANK_CREATE. */
 #define ATOMIK_MAX_SLOTS (1ull << 40)
 
 #define ATOMIK_OP_XOR 0u
@@ -109,6 +111,10 @@ struct atomik_bank_list {
 	uint32_t capacity;
 	uint32_t count; /* out: banks that exist (more than capacity: ask again) */
 };
+/* BANK_LIST with a buffer shorter than the banks that exist succeeds (returns 0), fills
+ * capacity entries and sets count to the total: compare count with capacity. E2BIG only when
+ * capacity is above ATOMIK_BATCH_MAX. A BATCH of count 0 succeeds without reading entries (it
+ * may be 0). mmap of a /dev/atomik fd not attached by BANK_OPEN fails with EBADFD. */
 
 #define ATOMIK_IOCTL_GET_INFO _IOR(ATOMIK_IOC_MAGIC, 0x00, struct atomik_info)
 #define ATOMIK_IOCTL_BANK_CREATE _IOW(ATOMIK_IOC_MAGIC, 0x01, struct atomik_bank_create)
@@ -196,5 +202,70 @@ struct atomik_region_id {
 #define ATOMIK_IOCTL_REGION_CHECK _IOWR(ATOMIK_IOC_MAGIC, 0x21, struct atomik_region_check)
 #define ATOMIK_IOCTL_REGION_CHECKPOINT _IOW(ATOMIK_IOC_MAGIC, 0x22, struct atomik_region_id)
 #define ATOMIK_IOCTL_REGION_UNWATCH _IOW(ATOMIK_IOC_MAGIC, 0x23, struct atomik_region_id)
+
+/*
+ * The mapped-memory protocol, for callers that mmap a bank (a /dev/atomik fd attached with
+ * BANK_OPEN, or a userspace-default bank file under /dev/shm/atomik) and work on it directly.
+ * `base` is the start of the whole mapping (offset 0: the header page). Rules (abi.rs,
+ * "Concurrency protocol"):
+ *   - every word is a native-endian uint64_t accessed only atomically;
+ *   - producers only ACCUM: an atomic RMW of acc[slot], then the slot's dirty card is marked
+ *     (a sync daemon finds changes through the cards: an ACCUM that skips the card is not
+ *     replicated);
+ *   - READ is a seqlock read of seq[slot] around ref, acc and the shards;
+ *   - LOAD, SWAP and SWAP_SET take the slot's sequence word as a writer: use the ioctls (the
+ *     kernel) or libatomik; on a bank bound to a sync daemon (header origin/incarnation not 0)
+ *     do not LOAD or SWAP at all, and never write ref, taken or the header.
+ * Shards (shard_count > 0) are folded by READ as the sum over k of shard_k[slot] ∘ base_k[slot]⁻¹.
+ */
+static inline uint64_t *atomik_word_(void *base, uint64_t off, uint64_t i)
+{
+	return (uint64_t *)((char *)base + off) + i;
+}
+
+static inline uint64_t atomik_combine_(uint32_t op, uint64_t a, uint64_t b)
+{
+	return op == ATOMIK_OP_ADD ? a + b : a ^ b;
+}
+
+/* ACCUM through the mapping: acc[slot] ∘= d, then mark the slot's dirty card. Wait-free. The
+ * caller checks slot < h->slot_count. */
+static inline void atomik_mapped_accum(void *base, uint64_t slot, uint64_t d)
+{
+	const struct atomik_bank_header *h = (const struct atomik_bank_header *)base;
+	uint64_t *acc = atomik_word_(base, h->acc_off, slot);
+	uint64_t *card = atomik_word_(base, h->card_off, slot / ATOMIK_CARD_SLOTS);
+	if (h->op == ATOMIK_OP_ADD)
+		__atomic_fetch_add(acc, d, __ATOMIC_SEQ_CST);
+	else
+		__atomic_fetch_xor(acc, d, __ATOMIC_SEQ_CST);
+	if (__atomic_load_n(card, __ATOMIC_SEQ_CST) == 0)
+		__atomic_store_n(card, 1, __ATOMIC_SEQ_CST);
+}
+
+/* READ through the mapping: reference ∘ accumulator ∘ unfolded shards, retried while a writer
+ * holds the slot (odd sequence word) or ran in between. Spins: a writer holds a slot for a few
+ * instructions (a killed userspace writer's lock is released by libatomik's waiters). */
+static inline uint64_t atomik_mapped_read(const void *cbase, uint64_t slot)
+{
+	void *base = (void *)cbase;
+	const struct atomik_bank_header *h = (const struct atomik_bank_header *)base;
+	uint64_t *seq = atomik_word_(base, h->seq_off, slot);
+	for (;;) {
+		uint64_t s1 = __atomic_load_n(seq, __ATOMIC_ACQUIRE);
+		if (s1 & 1)
+			continue;
+		uint64_t v = __atomic_load_n(atomik_word_(base, h->ref_off, slot), __ATOMIC_RELAXED);
+		v = atomik_combine_(h->op, v, __atomic_load_n(atomik_word_(base, h->acc_off, slot), __ATOMIC_ACQUIRE));
+		for (uint32_t k = 0; k < h->shard_count; k++) {
+			uint64_t sh = __atomic_load_n(atomik_word_(base, h->shard_off + k * h->shard_stride, slot), __ATOMIC_ACQUIRE);
+			uint64_t b = __atomic_load_n(atomik_word_(base, h->base_off + k * h->shard_stride, slot), __ATOMIC_RELAXED);
+			v = atomik_combine_(h->op, v, h->op == ATOMIK_OP_ADD ? sh - b : sh ^ b);
+		}
+		__atomic_thread_fence(__ATOMIC_ACQUIRE);
+		if (__atomic_load_n(seq, __ATOMIC_RELAXED) == s1)
+			return v;
+	}
+}
 
 #endif /* ATOMIK_H */
