@@ -43,6 +43,21 @@ const fn make_keys() -> [u64; PAGE_WORDS] {
 /// The per-position keys `k_i` (computed at compile time).
 pub static KEYS: [u64; PAGE_WORDS] = make_keys();
 
+const fn make_key_multiples() -> [Multiples; PAGE_WORDS] {
+    let keys = make_keys();
+    let mut out = [Multiples { hi: [0; 16], lo: [0; 16] }; PAGE_WORDS];
+    let mut i = 0;
+    while i < PAGE_WORDS {
+        out[i] = multiples(keys[i]);
+        i += 1;
+    }
+    out
+}
+
+/// The multiples table of every key, built at compile time (128 KiB) so that a fingerprint
+/// does not rebuild a table for each of a page's 512 words.
+pub static KEY_MULTIPLES: [Multiples; PAGE_WORDS] = make_key_multiples();
+
 /// Reduces the 128-bit carry-less product `hi·x⁶⁴ + lo` modulo `P(x)`.
 #[inline]
 pub const fn reduce(hi: u64, lo: u64) -> u64 {
@@ -52,10 +67,23 @@ pub const fn reduce(hi: u64, lo: u64) -> u64 {
     lo ^ t ^ o ^ (o << 1) ^ (o << 3) ^ (o << 4)
 }
 
+/// The 16 carry-less multiples `n ⊗ b` (n < 16) of `b`, each as `(hi, lo)`: what [`clmul`]
+/// looks up, four bits of its other operand at a time.
+#[derive(Clone, Copy)]
+pub struct Multiples {
+    hi: [u64; 16],
+    lo: [u64; 16],
+}
+
 /// Carry-less product of `a` and `b` as `(hi, lo)`, four bits of `a` at a time against a
 /// 16-entry table of the multiples of `b`. Only constant shifts: no compiler intrinsics.
 #[inline]
 pub fn clmul(a: u64, b: u64) -> (u64, u64) {
+    clmul_by(a, &multiples(b))
+}
+
+/// The multiples table of `b` (built once per key at compile time for [`KEY_MULTIPLES`]).
+pub const fn multiples(b: u64) -> Multiples {
     // Multiples n ⊗ b for n < 16: each spans at most 67 bits, kept as (hi, lo).
     let mut hi_t = [0u64; 16];
     let mut lo_t = [0u64; 16];
@@ -82,6 +110,13 @@ pub fn clmul(a: u64, b: u64) -> (u64, u64) {
         }
         n += 1;
     }
+    Multiples { hi: hi_t, lo: lo_t }
+}
+
+/// Carry-less product of `a` and the `b` whose multiples are `m`, as `(hi, lo)`.
+#[inline]
+pub fn clmul_by(a: u64, m: &Multiples) -> (u64, u64) {
+    let (hi_t, lo_t) = (&m.hi, &m.lo);
     let (mut hi, mut lo) = (0u64, 0u64);
     let mut nib = 16;
     while nib > 0 {
@@ -103,7 +138,7 @@ pub fn fingerprint_words(mut word: impl FnMut(usize) -> u64) -> u64 {
     let (mut hi, mut lo) = (0u64, 0u64);
     let mut i = 0;
     while i < PAGE_WORDS {
-        let (h, l) = clmul(word(i), KEYS[i]);
+        let (h, l) = clmul_by(word(i), &KEY_MULTIPLES[i]);
         hi ^= h;
         lo ^= l;
         i += 1;
