@@ -203,6 +203,24 @@ struct atomik_region_id {
 #define ATOMIK_IOCTL_REGION_CHECKPOINT _IOW(ATOMIK_IOC_MAGIC, 0x22, struct atomik_region_id)
 #define ATOMIK_IOCTL_REGION_UNWATCH _IOW(ATOMIK_IOC_MAGIC, 0x23, struct atomik_region_id)
 
+/* The sizes the ioctl numbers encode (abi.rs asserts the same on the Rust side). */
+#if defined(__STDC_VERSION__) && __STDC_VERSION__ >= 201112L
+_Static_assert(sizeof(struct atomik_info) == 48, "atomik_info");
+_Static_assert(sizeof(struct atomik_bank_create) == 88, "atomik_bank_create");
+_Static_assert(sizeof(struct atomik_bank_open) == 88, "atomik_bank_open");
+_Static_assert(sizeof(struct atomik_bank_name) == 64, "atomik_bank_name");
+_Static_assert(sizeof(struct atomik_slot_op) == 16, "atomik_slot_op");
+_Static_assert(sizeof(struct atomik_batch_entry) == 24, "atomik_batch_entry");
+_Static_assert(sizeof(struct atomik_batch) == 16, "atomik_batch");
+_Static_assert(sizeof(struct atomik_bank_stats) == 72, "atomik_bank_stats");
+_Static_assert(sizeof(struct atomik_bank_list_entry) == 104, "atomik_bank_list_entry");
+_Static_assert(sizeof(struct atomik_bank_list) == 16, "atomik_bank_list");
+_Static_assert(sizeof(struct atomik_bank_header) == ATOMIK_BANK_HEADER_SIZE, "atomik_bank_header");
+_Static_assert(sizeof(struct atomik_region_watch) == 40, "atomik_region_watch");
+_Static_assert(sizeof(struct atomik_region_check) == 64, "atomik_region_check");
+_Static_assert(sizeof(struct atomik_region_id) == 8, "atomik_region_id");
+#endif
+
 /*
  * The mapped-memory protocol, for callers that mmap a bank (a /dev/atomik fd attached with
  * BANK_OPEN, or a userspace-default bank file under /dev/shm/atomik) and work on it directly.
