@@ -202,15 +202,22 @@ impl BankMemory {
 
     /// The reference of slot `i`, read consistently with the writers.
     pub fn reference_value(&self, i: u64) -> u64 {
+        self.seq_read(i, || self.reference(i).load(Ordering::Relaxed))
+    }
+
+    /// Runs `load` as a seqlock reader of slot `i`: again until no writer held or took the
+    /// slot meanwhile; waits on a locked slot (releasing a dead holder's lock).
+    #[inline]
+    fn seq_read<T>(&self, i: u64, load: impl Fn() -> T) -> T {
         let seq = self.seq(i);
         let mut spins = 0u32;
         loop {
             let s1 = seq.load(Ordering::Acquire);
             if s1 & 1 == 0 {
-                let r = self.reference(i).load(Ordering::Relaxed);
+                let v = load();
                 fence(Ordering::Acquire);
                 if seq.load(Ordering::Relaxed) == s1 {
-                    return r;
+                    return v;
                 }
             } else {
                 self.wait_locked(i, s1, &mut spins);
@@ -396,24 +403,12 @@ impl BankMemory {
 
     /// READ, plus whether the accumulator (and shards) are the identity, from one snapshot.
     fn read_parts(&self, i: u64) -> (u64, bool) {
-        let seq = self.seq(i);
-        let mut spins = 0u32;
-        loop {
-            let s1 = seq.load(Ordering::Acquire);
-            if s1 & 1 == 0 {
-                let r = self.reference(i).load(Ordering::Relaxed);
-                let a = self.acc(i).load(Ordering::Acquire);
-                let f = self.shard_pending(i, false);
-                fence(Ordering::Acquire);
-                if seq.load(Ordering::Relaxed) == s1 {
-                    let pending = self.op.combine(a, f);
-                    return (self.op.combine(r, pending), pending == self.op.identity());
-                }
-            } else {
-                self.wait_locked(i, s1, &mut spins);
-            }
-            backoff(&mut spins);
-        }
+        self.seq_read(i, || {
+            let r = self.reference(i).load(Ordering::Relaxed);
+            let a = self.acc(i).load(Ordering::Acquire);
+            let pending = self.op.combine(a, self.shard_pending(i, false));
+            (self.op.combine(r, pending), pending == self.op.identity())
+        })
     }
 
     /// True when nothing was accumulated since the last LOAD or SWAP (or it cancelled out).
