@@ -3,7 +3,7 @@
 //! ledger of every acknowledged ACCUM, and the final state of every replica compared with it.
 
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -11,14 +11,9 @@ use std::time::{Duration, Instant};
 use atomik::Op;
 
 mod sync_support;
-use sync_support::{bank, shm};
+use sync_support::{bank, free_port, shm};
 
 const SECRET: &str = "correct horse battery staple";
-
-fn free_port() -> String {
-    let l = TcpListener::bind("127.0.0.1:0").unwrap();
-    l.local_addr().unwrap().to_string()
-}
 
 /// A daemon process, killed when dropped.
 struct Node {

@@ -1,7 +1,6 @@
 //! `atomikctl sync` over loopback TCP: convergence of several processes, refusal of a peer
 //! without the secret, `kill -9` of a replica mid-stream, and offline-first clients.
 
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -9,14 +8,11 @@ use std::time::Duration;
 use atomik::Op;
 
 mod sync_support;
-use sync_support::{bank, create, create_offline, origin_of, origins_held, shm, wait_all, wait_status};
+use sync_support::{
+    bank, create, create_offline, free_port, origin_of, origins_held, shm, wait_all, wait_status,
+};
 
 const SECRET: &str = "correct horse battery staple";
-
-fn free_port() -> String {
-    let l = TcpListener::bind("127.0.0.1:0").unwrap();
-    l.local_addr().unwrap().to_string()
-}
 
 struct Node {
     child: Child,

@@ -8,6 +8,12 @@ use std::time::{Duration, Instant};
 
 use atomik::{Bank, CreateOptions, Op};
 
+/// A loopback address with a port free right now, for a daemon to listen on.
+pub fn free_port() -> String {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap().to_string()
+}
+
 /// This test process's bank directory (ATOMIK_SHM_DIR), also given to the daemons it starts.
 pub fn shm() -> &'static Path {
     static DIR: OnceLock<tempfile::TempDir> = OnceLock::new();
