@@ -69,9 +69,9 @@ fn main() -> ExitCode {
         Command::Status => status::status(json),
         Command::Bench(args) => bench::run(args, json),
         Command::Sync(cmd) => sync::run(&cmd, json),
-        Command::Watch(args) => track::watch::run(args, json),
-        Command::Top(args) => track::top::run(args, json),
-        Command::Report(args) => track::report::run(args, json),
+        Command::Watch(args) => track::filter(|| track::watch::run(args, json)),
+        Command::Top(args) => track::filter(|| track::top::run(args, json)),
+        Command::Report(args) => track::filter(|| track::report::run(args, json)),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -12,6 +12,8 @@ use clap::Args;
 use atomik::track::error::TrackError;
 use atomik::track::monitor::MonitorOptions;
 
+use crate::BadInput;
+
 /// What `top` and `report` look at and compute.
 #[derive(Args, Debug, Clone)]
 pub struct MonitorArgs {
@@ -46,22 +48,48 @@ pub struct MonitorArgs {
 }
 
 impl MonitorArgs {
-    /// The library options these flags stand for.
-    pub fn options(&self) -> MonitorOptions {
+    /// The library options these flags stand for; bad input when `--cgroup` names no
+    /// cgroup of the tree read.
+    pub fn options(&self) -> Result<MonitorOptions, BadInput> {
         // SAFETY: geteuid cannot fail and has no preconditions.
         let euid = unsafe { libc::geteuid() };
         let d = MonitorOptions::default();
-        MonitorOptions {
+        let cgroup_root = self.cgroup_root.clone().or(d.cgroup_root);
+        if !self.cgroup.starts_with('/') {
+            return Err(BadInput(format!("--cgroup {:?}: a cgroup path starts with /", self.cgroup)));
+        }
+        if let Some(root) = &cgroup_root {
+            let dir = root.join(self.cgroup.trim_start_matches('/'));
+            if !dir.join("cgroup.procs").is_file() {
+                return Err(BadInput(format!(
+                    "--cgroup {}: no such cgroup ({} does not exist)",
+                    self.cgroup,
+                    dir.display()
+                )));
+            }
+        }
+        Ok(MonitorOptions {
             proc_root: self.proc_root.clone().unwrap_or(d.proc_root),
-            cgroup_root: self.cgroup_root.clone().or(d.cgroup_root),
+            cgroup_root,
             ksm_dir: self.ksm_dir.clone().unwrap_or(d.ksm_dir),
             subtree: self.cgroup.clone(),
             dups: self.dups,
             writes: self.writes,
             uid: (euid != 0 && !self.all_users).then_some(euid),
             cow: true,
-        }
+            ..d
+        })
     }
+}
+
+/// Runs a command that writes a report to stdout as a Unix filter does: when the reader
+/// goes away (`atomikctl top | head -1`), SIGPIPE ends the process quietly instead of a
+/// panic on EPIPE. Nothing is left behind: the trackers' banks are unnamed.
+pub fn filter(run: impl FnOnce() -> anyhow::Result<()>) -> anyhow::Result<()> {
+    // SAFETY: restoring the default disposition of SIGPIPE (Rust's runtime ignores it);
+    // no handler is installed.
+    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
+    run()
 }
 
 /// The exit code for a tracking error: 2 for bad input (range, pid), 3 for permission.

@@ -53,6 +53,16 @@ impl Bank {
         backend::select()?.backend.list()
     }
 
+    /// A private bank that no other process can open by name and that leaves nothing
+    /// behind when this process ends, even by SIGKILL: an unnamed memory file
+    /// ([`soft::create_unnamed`](crate::backend::soft::create_unnamed)). `name` appears
+    /// only in errors and [`Bank::info`].
+    pub fn create_unnamed(name: &str, opts: CreateOptions) -> Result<Bank> {
+        let name = BankName::new(name)?;
+        let opened = crate::backend::soft::create_unnamed(&name, &opts)?;
+        Ok(Bank::from_opened(name, opened, BackendKind::Soft))
+    }
+
     /// [`Bank::create`] on a given backend.
     pub fn create_on(backend: &dyn Backend, name: &str, opts: CreateOptions) -> Result<Bank> {
         let name = BankName::new(name)?;

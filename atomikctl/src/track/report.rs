@@ -46,7 +46,7 @@ pub fn two_samples(m: &mut Monitor, interval: f64) -> Result<Snapshot> {
 
 pub fn run(args: ReportArgs, json_flag: bool) -> Result<()> {
     let cols = select(&args.monitor.columns)?;
-    let mut m = Monitor::new(args.monitor.options());
+    let mut m = Monitor::new(args.monitor.options()?);
     let snap = two_samples(&mut m, args.interval)?;
     let format = if json_flag { Format::Json } else { args.format };
     print!("{}", render(&snap, &cols, format));

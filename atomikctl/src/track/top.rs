@@ -41,7 +41,7 @@ pub fn run(args: TopArgs, json: bool) -> Result<()> {
         return Err(BadInput(format!("--interval {} must be a positive number", args.interval)).into());
     }
     super::stop_on_signals();
-    let mut m = Monitor::new(args.monitor.options());
+    let mut m = Monitor::new(args.monitor.options()?);
     let live = !args.once && !json && std::io::stdout().is_terminal();
     let mut snap = two_samples(&mut m, args.interval)?;
     let mut shown = 0u64;

@@ -10,6 +10,7 @@ use serde_json::json;
 
 use atomik::track::error::TrackError;
 use atomik::track::monitor::{anon_mappings, default_ranges};
+use atomik::track::procfs::has_exited;
 use atomik::track::ranges::{total_pages, Range};
 use atomik::track::region::{Detector, Tracker, TrackerOptions};
 
@@ -65,39 +66,59 @@ pub fn run(args: WatchArgs, json: bool) -> Result<()> {
         DetectorArg::FullRescan => Some(Detector::FullRescan),
     };
     let follow = args.ranges.is_empty();
-    let ranges_now = || -> Result<Vec<Range>> {
-        Ok(if follow { default_ranges(Path::new("/proc"), args.pid)? } else { args.ranges.clone() })
+    let proc = Path::new("/proc");
+    let ranges_now = || -> Result<Vec<Range>, TrackError> {
+        if follow {
+            default_ranges(proc, args.pid)
+        } else {
+            Ok(args.ranges.clone())
+        }
     };
-    let maps_now = || anon_mappings(Path::new("/proc"), args.pid);
-    let mut maps = maps_now()?;
-    let mut ranges = ranges_now()?;
+    super::stop_on_signals();
+    let mut maps = anon_mappings(proc, args.pid)?;
     let watch = |ranges: &[Range]| {
         Tracker::watch(args.pid, ranges, TrackerOptions { detector, ..Default::default() })
     };
-    let mut t = watch(&ranges)?;
-    announce(&args, &t, ranges.len(), json);
+    let mut t = watch(&ranges_now()?)?;
+    announce(&args, &t, json);
     if !json {
         println!("{:>8}  {:>9}  {:>9}  {:>9}  {:>9}", "TIME_S", "WRITTEN", "CHANGED", "SILENT", "READ");
     }
-    super::stop_on_signals();
     let start = Instant::now();
     let mut n = 0;
     loop {
         if !super::sleep(args.interval) {
             return Ok(());
         }
+        // New or changed mappings (a grown heap, a new arena): follow them, keeping the
+        // fingerprints of the pages that stay, so the interval's writes still count.
+        if follow {
+            match anon_mappings(proc, args.pid) {
+                Ok(now) if now != maps => {
+                    maps = now;
+                    match ranges_now().and_then(|r| t.remap(&r)) {
+                        Ok(()) => {}
+                        Err(e) if exited(args.pid, &e) => return say_exited(args.pid, json),
+                        Err(_) => {
+                            t = watch(&ranges_now()?)?;
+                            announce(&args, &t, json);
+                            continue;
+                        }
+                    }
+                }
+                Ok(_) => {}
+                Err(e) if exited(args.pid, &e) => return say_exited(args.pid, json),
+                Err(e) => return Err(e).with_context(|| format!("watching pid {}", args.pid)),
+            }
+        }
         let r = match t.check() {
             Ok(r) => r,
-            Err(TrackError::NoProcess { .. }) if n > 0 => {
-                eprintln!("pid {} exited", args.pid);
-                return Ok(());
-            }
-            // Mappings went away: follow the process's new layout with a new baseline.
+            Err(e) if exited(args.pid, &e) => return say_exited(args.pid, json),
+            // Mappings went away between reading them and the check: start over.
             Err(TrackError::BadRange { .. }) if follow => {
-                maps = maps_now()?;
-                ranges = ranges_now()?;
-                t = watch(&ranges)?;
-                announce(&args, &t, ranges.len(), json);
+                maps = anon_mappings(proc, args.pid)?;
+                t = watch(&ranges_now()?)?;
+                announce(&args, &t, json);
                 continue;
             }
             Err(e) => return Err(e).with_context(|| format!("watching pid {}", args.pid)),
@@ -136,20 +157,27 @@ pub fn run(args: WatchArgs, json: bool) -> Result<()> {
         if args.count > 0 && n >= args.count {
             return Ok(());
         }
-        // New mappings (a grown heap, a new arena): watch them from now on.
-        if follow {
-            let now = maps_now()?;
-            if now != maps {
-                maps = now;
-                ranges = ranges_now()?;
-                t = watch(&ranges)?;
-                announce(&args, &t, ranges.len(), json);
-            }
-        }
     }
 }
 
-fn announce(args: &WatchArgs, t: &Tracker, ranges: usize, json: bool) {
+/// Whether `e` comes from the watched process having exited (its /proc entry gone, or a
+/// zombie whose mappings are gone), rather than from a real failure.
+fn exited(pid: i32, e: &TrackError) -> bool {
+    matches!(e, TrackError::NoProcess { .. }) || has_exited(Path::new("/proc"), pid)
+}
+
+/// The end of `watch` when the process exits: a line saying so, exit status 0.
+fn say_exited(pid: i32, json: bool) -> Result<()> {
+    if json {
+        println!("{}", json!({"pid": pid, "exited": true}));
+    } else {
+        println!("pid {pid} exited");
+    }
+    Ok(())
+}
+
+fn announce(args: &WatchArgs, t: &Tracker, json: bool) {
+    let ranges = t.ranges().len();
     if json {
         println!(
             "{}",

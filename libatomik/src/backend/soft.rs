@@ -150,6 +150,43 @@ fn check_owner(file: &File, path: &Path, file_uid: u32) -> Result<()> {
     }
 }
 
+/// A bank in an unnamed memory file (`memfd_create`): private to this process and the
+/// children it hands the mapping to, gone with its last mapping however the process ends
+/// (SIGKILL included), never visible in the bank directory. For scratch state such as the
+/// tracker's fingerprints, which nobody else opens.
+pub fn create_unnamed(name: &BankName, opts: &CreateOptions) -> Result<Opened> {
+    use std::os::fd::FromRawFd;
+    let layout = opts.validate(name)?;
+    let path = PathBuf::from(format!("memfd:{name}"));
+    let cname = std::ffi::CString::new(format!("atomik:{name}")).expect("bank names have no NUL");
+    // SAFETY: memfd_create takes a NUL-terminated name and flags; the result is checked.
+    let fd = unsafe { libc::memfd_create(cname.as_ptr(), libc::MFD_CLOEXEC) };
+    if fd < 0 {
+        return Err(Error::io("memfd_create", &path, std::io::Error::last_os_error()));
+    }
+    // SAFETY: fd was just created and is owned by nothing else.
+    let file = unsafe { File::from_raw_fd(fd) };
+    file.set_len(layout.total_size).map_err(|e| Error::io("truncate", &path, e))?;
+    let map = MmapOptions::new()
+        .len(layout.total_size as usize)
+        .map_raw(&file)
+        .map_err(|e| Error::io("mmap", &path, e))?;
+    let memory = BankMemory::init(map, &path, layout, opts.op, name.to_abi())?;
+    let meta = file.metadata().map_err(|e| Error::io("stat", &path, e))?;
+    let info = BankInfo {
+        name: name.to_string(),
+        slots: layout.slots,
+        op: memory.op(),
+        shards: layout.shards,
+        mode: 0o600,
+        uid: meta.uid(),
+        gid: meta.gid(),
+        bytes: layout.total_size,
+        location: path,
+    };
+    Ok(Opened { memory, control: None, info })
+}
+
 impl Backend for SoftBackend {
     fn kind(&self) -> BackendKind {
         BackendKind::Soft

@@ -8,7 +8,7 @@ use super::cgroup::{ancestors, in_subtree, read_membership};
 use super::cow::{cow_breaks, identical_copies, sample_anon, AnonSample};
 use super::dups::{add_shared_candidates, find_duplicates, DupProcess, DupReport};
 use super::error::TrackError;
-use super::ksm::{read_ksm, KsmGlobal};
+use super::ksm::{ksm_pages, read_ksm, KsmGlobal, KsmPages};
 use super::maps::read_maps;
 use super::procfs::{list_pids, read_proc, ProcInfo};
 use super::ranges::{Range, PAGE};
@@ -36,6 +36,8 @@ pub struct MonitorOptions {
     pub writes: bool,
     /// Only processes of this uid (None: all).
     pub uid: Option<u32>,
+    /// Only these processes (None: all).
+    pub pids: Option<Vec<i32>>,
 }
 
 impl Default for MonitorOptions {
@@ -49,6 +51,7 @@ impl Default for MonitorOptions {
             dups: false,
             writes: false,
             uid: None,
+            pids: None,
         }
     }
 }
@@ -129,8 +132,12 @@ struct ProcFigures {
     cow_identical: Option<u64>,
     ksm_merged: Option<u64>,
     ksm_profit: Option<i64>,
+    /// The KSM pages it maps, when PFNs are visible.
+    ksm_pages: Option<KsmPages>,
     /// Processes whose silent writes are not observable.
     silent_unknown: u64,
+    /// Processes whose written/changed figures for the interval are unknown.
+    writes_unknown: u64,
 }
 
 fn add_opt<T: std::ops::Add<Output = T> + Copy>(a: &mut Option<T>, b: Option<T>) {
@@ -149,17 +156,31 @@ pub fn anon_mappings(proc_root: &Path, pid: i32) -> super::error::Result<Vec<Ran
         .collect())
 }
 
-/// What `watch` and `top --writes` track by default: the populated parts of the private
-/// anonymous writable mappings (spans of present or swapped pages, gaps under 1 MiB
-/// bridged). A mapping may reserve terabytes; only what is in use is watched.
+/// Mappings larger than this are watched on their populated parts only (a fingerprint slot
+/// per page of a terabyte reservation would cost more than the memory in use).
+pub const WHOLE_MAPPING_MAX: u64 = 4 << 30;
+
+/// What `watch` and `top --writes` track by default: every private anonymous writable
+/// mapping, whole — pages first touched after the watch started are seen (an unpopulated
+/// page is baselined as the zero page and costs no read) — except mappings over
+/// [`WHOLE_MAPPING_MAX`], of which only the populated parts (spans of present or swapped
+/// pages, gaps under 1 MiB bridged) are watched.
 pub fn default_ranges(proc_root: &Path, pid: i32) -> super::error::Result<Vec<Range>> {
     const BRIDGE: u64 = 256 * PAGE;
-    let pm = super::pagemap::Pagemap::open_in(proc_root, pid)?;
     let mut out: Vec<Range> = Vec::new();
     let mut spans = Vec::new();
-    for m in read_maps(proc_root, pid)?.into_iter().filter(|m| m.is_private_anon() && m.write && m.read) {
+    let mut pm = None;
+    for r in anon_mappings(proc_root, pid)? {
+        if r.end - r.start <= WHOLE_MAPPING_MAX {
+            out.push(r);
+            continue;
+        }
+        let pm = match &pm {
+            Some(p) => p,
+            None => pm.insert(super::pagemap::Pagemap::open_in(proc_root, pid)?),
+        };
         spans.clear();
-        super::scan::populated(&pm, m.range, &mut spans)?;
+        super::scan::populated(pm, r, &mut spans)?;
         let mut cur: Option<Range> = None;
         for s in &spans {
             cur = match cur {
@@ -205,6 +226,7 @@ impl Monitor {
         let mut no_pfn = false;
         let mut no_zero = false;
         let mut no_writes = 0u64;
+        let mut restarted = 0u64;
         let mut figures: Vec<(i32, String, ProcFigures)> = Vec::new();
         let mut alive = std::collections::HashSet::new();
         for info in &procs {
@@ -222,6 +244,9 @@ impl Monitor {
                         no_pfn |= !a.pfn_visible && a.present > 0;
                         no_zero |= !a.zero_page_known;
                         f.cow_shared = Some(a.shared.len() as u64);
+                        if info.ksm_merging_pages.is_some_and(|p| p > 0) {
+                            f.ksm_pages = ksm_pages(&a.shared);
+                        }
                         if let Some(prev) = &st.anon {
                             if let Ok(b) = cow_breaks(&self.opts.proc_root, prev) {
                                 f.cow_breaks = Some(b.became_exclusive);
@@ -259,15 +284,30 @@ impl Monitor {
             }
             // Not ourselves: our own reads would be the activity we measure.
             if self.opts.writes && info.rss_bytes > 0 && info.pid != std::process::id() as i32 {
+                let known = st.tracker.is_some();
                 match track_writes(&self.opts, info.pid, st) {
-                    Some((det, w, c, s)) => {
-                        *snap.detectors.entry(det.name().to_owned()).or_default() += 1;
-                        f.written = Some(w);
-                        f.changed = Some(c);
-                        f.silent = s;
-                        f.silent_unknown = s.is_none() as u64;
+                    Writes::Counted { detector, written, changed, silent } => {
+                        *snap.detectors.entry(detector.name().to_owned()).or_default() += 1;
+                        f.written = Some(written);
+                        f.changed = Some(changed);
+                        f.silent = silent;
+                        f.silent_unknown = silent.is_none() as u64;
                     }
-                    None => no_writes += 1,
+                    Writes::Baseline(detector) => {
+                        *snap.detectors.entry(detector.name().to_owned()).or_default() += 1;
+                        // A process seen for the first time starts from its baseline; one
+                        // whose tracker had to start over has no figure for the interval.
+                        if known {
+                            f.writes_unknown = 1;
+                            restarted += 1;
+                        } else {
+                            f.written = Some(0);
+                            f.changed = Some(0);
+                            f.silent = (detector != Detector::FullRescan).then_some(0);
+                            f.silent_unknown = f.silent.is_none() as u64;
+                        }
+                    }
+                    Writes::Unreadable => no_writes += 1,
                 }
             }
             figures.push((info.pid, info.cgroup.clone(), f));
@@ -331,6 +371,13 @@ impl Monitor {
                  readable (needs ptrace read access)"
             ));
         }
+        if restarted > 0 {
+            snap.missing.push(format!(
+                "written/changed/silent: '-' where {restarted} processes had to be tracked anew \
+                 (their mappings changed in a way the tracker could not follow); figures \
+                 again from the next interval"
+            ));
+        }
         if !self.opts.writes {
             snap.missing.push("written/changed/silent: not tracked (use --writes)".into());
         }
@@ -343,6 +390,17 @@ impl Monitor {
                 Detector::FullRescan.name(),
                 Detector::FullRescan.note()
             ));
+        }
+        let ksm_unknown = figures
+            .iter()
+            .filter(|(_, _, f)| f.ksm_pages.is_none() && f.ksm_merged.is_some_and(|m| m > 0))
+            .count();
+        if ksm_unknown > 1 {
+            snap.missing.push(
+                "KSM, KSM-PROFIT: '-' on rows with more than one process merging pages: without \
+                 page frame numbers (CAP_SYS_ADMIN) the pages they share would count twice"
+                    .into(),
+            );
         }
         snap.rows = self.roll_up(&figures, dt, snap.dups.as_ref());
         Ok(snap)
@@ -364,6 +422,9 @@ impl Monitor {
         }
         let mut out = Vec::new();
         for pid in list_pids(&self.opts.proc_root)? {
+            if self.opts.pids.as_ref().is_some_and(|p| !p.contains(&pid)) {
+                continue;
+            }
             let Some(mut info) = read_proc(&self.opts.proc_root, pid)? else {
                 continue;
             };
@@ -388,11 +449,13 @@ impl Monitor {
         dups: Option<&DupReport>,
     ) -> Vec<CgroupRow> {
         let mut sums: BTreeMap<String, (u64, ProcFigures)> = BTreeMap::new();
+        let mut ksm: BTreeMap<String, RowKsm> = BTreeMap::new();
         for (_, cg, f) in figures {
             for a in ancestors(cg) {
                 if !in_subtree(&a, &self.opts.subtree) {
                     continue;
                 }
+                ksm.entry(a.clone()).or_default().add(f);
                 let (n, s) = sums.entry(a).or_default();
                 *n += 1;
                 s.rss += f.rss;
@@ -400,17 +463,17 @@ impl Monitor {
                 add_opt(&mut s.changed, f.changed);
                 add_opt(&mut s.silent, f.silent);
                 s.silent_unknown += f.silent_unknown;
+                s.writes_unknown += f.writes_unknown;
                 add_opt(&mut s.cow_shared, f.cow_shared);
                 add_opt(&mut s.cow_breaks, f.cow_breaks);
                 add_opt(&mut s.cow_copies, f.cow_copies);
                 add_opt(&mut s.cow_identical, f.cow_identical);
-                add_opt(&mut s.ksm_merged, f.ksm_merged);
-                add_opt(&mut s.ksm_profit, f.ksm_profit);
             }
         }
         let rate = |v: Option<u64>| (dt > 0.0).then_some(()).and(v).map(|v| v as f64 / dt);
         sums.into_iter()
             .map(|(cg, (n, s))| {
+                let (ksm_merged_bytes, ksm_profit_bytes) = ksm.remove(&cg).unwrap_or_default().bytes();
                 let dup_bytes = dups.map(|d| {
                     d.per_cgroup.iter().filter(|(c, _)| in_subtree(c, &cg)).map(|(_, x)| x.bytes()).sum()
                 });
@@ -418,46 +481,106 @@ impl Monitor {
                     cgroup: cg,
                     processes: n,
                     rss_bytes: s.rss,
-                    written_per_s: rate(s.written),
-                    changed_per_s: rate(s.changed),
                     // A sum that leaves out processes would understate: unknown instead.
-                    silent_per_s: if s.silent_unknown > 0 { None } else { rate(s.silent) },
+                    written_per_s: if s.writes_unknown > 0 { None } else { rate(s.written) },
+                    changed_per_s: if s.writes_unknown > 0 { None } else { rate(s.changed) },
+                    silent_per_s: if s.silent_unknown + s.writes_unknown > 0 { None } else { rate(s.silent) },
                     cow_shared_pages: s.cow_shared,
                     cow_breaks_per_s: rate(s.cow_breaks),
                     cow_copies_per_s: rate(s.cow_copies),
                     cow_identical_per_s: rate(s.cow_identical),
                     dup_bytes,
-                    ksm_merged_bytes: s.ksm_merged,
-                    ksm_profit_bytes: s.ksm_profit,
+                    ksm_merged_bytes,
+                    ksm_profit_bytes,
                 }
             })
             .collect()
     }
 }
 
-/// Checks (and creates or re-creates, when the mappings changed) the tracker of one
-/// process; returns (detector, written, changed, silent) for the interval.
-fn track_writes(
-    opts: &MonitorOptions,
-    pid: i32,
-    st: &mut ProcState,
-) -> Option<(Detector, u64, u64, Option<u64>)> {
-    let maps = anon_mappings(&opts.proc_root, pid).ok()?;
-    let fresh = !matches!(&st.tracker, Some((m, _)) if *m == maps);
-    if fresh {
-        st.tracker = None;
-        let ranges = default_ranges(&opts.proc_root, pid).ok()?;
-        if ranges.is_empty() {
-            return None;
+/// What write tracking gave for one process in one interval.
+enum Writes {
+    /// Pages written, changed and silently rewritten (None: not observable).
+    Counted { detector: Detector, written: u64, changed: u64, silent: Option<u64> },
+    /// The tracker started over (a new process, or mappings it could not follow): no
+    /// figure for this interval.
+    Baseline(Detector),
+    /// The memory could not be read.
+    Unreadable,
+}
+
+/// The KSM figures of one row, from its processes' KSM pages when PFNs are visible, or else
+/// from their `ksm_stat` where that cannot count a page twice (at most one process of the
+/// row merges pages: summing two would count each page they share twice).
+#[derive(Default)]
+struct RowKsm {
+    pfns: std::collections::HashSet<u64>,
+    saved_pages: f64,
+    from_pfns: u64,
+    /// ksm_stat of processes without PFN data that merge pages: (merging pages, profit).
+    stat: Vec<(u64, i64)>,
+    any_stat: bool,
+}
+
+impl RowKsm {
+    fn add(&mut self, f: &ProcFigures) {
+        self.any_stat |= f.ksm_merged.is_some();
+        match (&f.ksm_pages, f.ksm_merged) {
+            (Some(k), _) => {
+                self.from_pfns += 1;
+                self.pfns.extend(&k.pfns);
+                self.saved_pages += k.saved_pages;
+            }
+            (None, Some(m)) if m > 0 => self.stat.push((m, f.ksm_profit.unwrap_or(0))),
+            _ => {}
         }
-        let t = Tracker::watch(pid, &ranges, TrackerOptions::default()).ok()?;
-        let det = t.detector();
-        st.tracker = Some((maps, t));
-        // A new baseline: nothing to report for this interval.
-        return Some((det, 0, 0, (det != Detector::FullRescan).then_some(0)));
     }
-    let (_, t) = st.tracker.as_mut()?;
-    let r = t.check().ok()?;
-    t.checkpoint().ok()?;
-    Some((r.detector, r.written_pages(), r.changed_pages(), r.silent_observable.then(|| r.silent_pages())))
+
+    /// (merged bytes: distinct KSM pages the row maps; profit bytes: their share of the
+    /// saving), `None` where it cannot be told.
+    fn bytes(self) -> (Option<u64>, Option<i64>) {
+        match self.stat.len() {
+            _ if !self.any_stat && self.from_pfns == 0 => (None, None),
+            0 => (Some(self.pfns.len() as u64 * PAGE), Some((self.saved_pages * PAGE as f64).round() as i64)),
+            1 if self.from_pfns == 0 => (Some(self.stat[0].0), Some(self.stat[0].1)),
+            _ => (None, None),
+        }
+    }
+}
+
+/// Checks the tracker of one process, first following a change of its mappings
+/// ([`Tracker::remap`]) so the interval's writes still count; creates a tracker for a new
+/// process.
+fn track_writes(opts: &MonitorOptions, pid: i32, st: &mut ProcState) -> Writes {
+    let Ok(maps) = anon_mappings(&opts.proc_root, pid) else { return Writes::Unreadable };
+    if let Some((m, t)) = st.tracker.as_mut() {
+        let followed = *m == maps
+            || default_ranges(&opts.proc_root, pid).is_ok_and(|r| !r.is_empty() && t.remap(&r).is_ok());
+        if followed {
+            *m = maps.clone();
+            if let Ok(r) = t.check() {
+                if t.checkpoint().is_ok() {
+                    return Writes::Counted {
+                        detector: r.detector,
+                        written: r.written_pages(),
+                        changed: r.changed_pages(),
+                        silent: r.silent_observable.then(|| r.silent_pages()),
+                    };
+                }
+            }
+        }
+    }
+    st.tracker = None;
+    let Ok(ranges) = default_ranges(&opts.proc_root, pid) else { return Writes::Unreadable };
+    if ranges.is_empty() {
+        return Writes::Unreadable;
+    }
+    match Tracker::watch(pid, &ranges, TrackerOptions::default()) {
+        Ok(t) => {
+            let det = t.detector();
+            st.tracker = Some((maps, t));
+            Writes::Baseline(det)
+        }
+        Err(_) => Writes::Unreadable,
+    }
 }

@@ -122,7 +122,17 @@ pub const KPF_KSM: u64 = 1 << 21;
 /// The `/proc/kpageflags` word of each PFN, or `None` when the file is not readable (it
 /// needs CAP_SYS_ADMIN).
 pub fn kpageflags(pfns: &[u64]) -> Option<Vec<u64>> {
-    let f = File::open("/proc/kpageflags").ok()?;
+    read_pfn_words("/proc/kpageflags", pfns)
+}
+
+/// The `/proc/kpagecount` word of each PFN (how many page tables map the page), or `None`
+/// when the file is not readable (it needs CAP_SYS_ADMIN).
+pub fn kpagecount(pfns: &[u64]) -> Option<Vec<u64>> {
+    read_pfn_words("/proc/kpagecount", pfns)
+}
+
+fn read_pfn_words(path: &str, pfns: &[u64]) -> Option<Vec<u64>> {
+    let f = File::open(path).ok()?;
     pfns.iter()
         .map(|&pfn| {
             let mut b = [0u8; 8];

@@ -33,6 +33,18 @@ pub fn list_pids(proc_root: &Path) -> Result<Vec<i32>> {
     Ok(pids)
 }
 
+/// Whether process `pid` has exited: no entry under the proc root, or a zombie (state `Z`
+/// or `X` in `stat`) whose memory is gone though its parent has not reaped it yet.
+pub fn has_exited(proc_root: &Path, pid: i32) -> bool {
+    match std::fs::read_to_string(proc_root.join(pid.to_string()).join("stat")) {
+        // The state follows the command name, which is in parentheses and may hold any byte.
+        Ok(stat) => stat
+            .rsplit_once(')')
+            .is_some_and(|(_, rest)| matches!(rest.trim_start().chars().next(), Some('Z' | 'X'))),
+        Err(_) => true,
+    }
+}
+
 /// Field `key:` of a `key: value` file, first whitespace-separated token.
 fn field<'a>(text: &'a str, key: &str) -> Option<&'a str> {
     text.lines()

@@ -23,7 +23,7 @@ use super::maps::read_maps;
 use super::memread::MemReader;
 use super::pagemap::{clear_soft_dirty, soft_dirty_supported, PageEntry, Pagemap};
 use super::ranges::{coalesce, Range, PAGE};
-use super::scan::{is_armed, scan_written, WpArm};
+use super::scan::{is_armed, populated, scan_written, WpArm};
 use crate::{Bank, CreateOptions, Op};
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -71,8 +71,10 @@ impl Detector {
 pub struct TrackerOptions {
     /// Use this detector instead of choosing the best available.
     pub detector: Option<Detector>,
-    /// Name of the bank holding the fingerprints (created; destroyed on drop). Default:
-    /// `track.<our pid>.<target pid>.<n>`.
+    /// Name of a bank in the bank directory to hold the fingerprints (created; destroyed
+    /// on drop unless [`Tracker::keep_bank`]), for inspection with atomikctl. Default: an
+    /// unnamed bank (`memfd`) called `track.<our pid>.<target pid>.<n>` in errors, which
+    /// leaves no file behind however the tracker's process ends.
     pub bank_name: Option<String>,
 }
 
@@ -123,6 +125,12 @@ pub struct Tracker {
     _arm: Option<WpArm>,
     written: PageSet,
     changed: PageSet,
+    /// Slots whose page was populated when last read: a full rescan folds in the zero page
+    /// for those that are not any more (MADV_DONTNEED, MADV_FREE).
+    resident: PageSet,
+    /// Slots to read at the next check whatever the detector says: pages that came with
+    /// [`Tracker::remap`], baselined as the zero page.
+    pending: PageSet,
     scratch: Vec<Range>,
 }
 
@@ -203,17 +211,8 @@ impl Tracker {
         let me = std::process::id() as i32;
         let (detector, arm) = choose_detector(pid, me, &pagemap, &ranges, opts.detector)?;
         let pages: u64 = ranges.iter().map(Range::pages).sum();
-        let name = opts.bank_name.unwrap_or_else(|| {
-            let n = BANK_SEQ.fetch_add(1, Ordering::Relaxed);
-            format!("track.{me}.{pid}.{n}")
-        });
-        let bank = Bank::create(&name, CreateOptions::new(pages).op(Op::Xor))?;
-        let mut first_slot = Vec::with_capacity(ranges.len());
-        let mut s = 0;
-        for r in &ranges {
-            first_slot.push(s);
-            s += r.pages();
-        }
+        let bank = new_bank(opts.bank_name.as_deref(), me, pid, pages)?;
+        let first_slot = first_slots(&ranges);
         Ok(Tracker {
             pid,
             ranges,
@@ -222,11 +221,13 @@ impl Tracker {
             detector,
             pagemap,
             source: Source::Remote(MemReader::new(pid)),
+            bank_owned: opts.bank_name.is_some(),
             bank,
-            bank_owned: true,
             _arm: arm,
             written: PageSet::new(pages),
             changed: PageSet::new(pages),
+            resident: PageSet::new(pages),
+            pending: PageSet::new(pages),
             scratch: Vec::new(),
         })
     }
@@ -255,17 +256,102 @@ impl Tracker {
         self.baseline()
     }
 
+    /// Fingerprints the populated pages into the fresh bank. An unpopulated page reads as
+    /// the zero page, whose fingerprint is 0 (the fingerprint is linear): its slot's fresh
+    /// reference already says so, and it is never read, so that a reserved mapping costs
+    /// nothing and gets no zero-page mappings from us.
     fn baseline(&mut self) -> Result<()> {
+        let mut spans = Vec::new();
+        for r in &self.ranges {
+            populated(&self.pagemap, *r, &mut spans)?;
+        }
         let mut err = None;
-        let (bank, ranges, first_slot) = (&self.bank, &self.ranges, &self.first_slot);
-        self.source.for_each_page_in(ranges, |addr, page| {
-            let ri = ranges.partition_point(|r| r.end <= addr);
-            let slot = first_slot[ri] + (addr - ranges[ri].start) / PAGE;
+        let (bank, ranges, first_slot, resident) =
+            (&self.bank, &self.ranges, &self.first_slot, &mut self.resident);
+        self.source.for_each_page_in(&spans, |addr, page| {
+            let slot = slot_of(ranges, first_slot, addr);
+            resident.insert(slot);
             if let Err(e) = bank.load(slot, fingerprint(page)) {
                 err.get_or_insert(e);
             }
         })?;
         err.map_or(Ok(()), |e| Err(e.into()))
+    }
+
+    /// Follows a change of the process's mappings: watches `ranges` from now on. Pages in
+    /// both the old and the new ranges keep their fingerprint as of the last check (for
+    /// them this is a [`Tracker::checkpoint`]); new pages are baselined as the zero page —
+    /// new anonymous memory starts zero-filled — and read at the next check, so that what
+    /// was written into them since they were mapped counts as written then. The detector
+    /// stays; when it cannot cover the new ranges (PAGEMAP_SCAN on another process's
+    /// memory it has not armed) this fails and the caller starts a new tracker.
+    pub fn remap(&mut self, ranges: &[Range]) -> Result<()> {
+        let mut ranges = ranges.to_vec();
+        ranges.sort();
+        validate(self.pid, &ranges)?;
+        let me = std::process::id() as i32;
+        let mut arm = None;
+        if self.detector == Detector::UffdWp && !is_armed(&self.pagemap, &ranges) {
+            if self.pid != me {
+                return Err(TrackError::Sys {
+                    pid: self.pid,
+                    call: "PAGEMAP_SCAN",
+                    source: std::io::Error::new(
+                        std::io::ErrorKind::Unsupported,
+                        "the new mappings are not armed for async write-protection",
+                    ),
+                });
+            }
+            self._arm = None;
+            arm = Some(WpArm::arm(&ranges)?);
+        }
+        let pages: u64 = ranges.iter().map(Range::pages).sum();
+        let name = if self.bank_owned { Some(self.bank.name().to_owned()) } else { None };
+        if let Some(n) = &name {
+            let _ = Bank::destroy(n);
+        }
+        let bank = new_bank(name.as_deref(), me, self.pid, pages)?;
+        let first_slot = first_slots(&ranges);
+        let mut resident = PageSet::new(pages);
+        let mut pending = PageSet::new(pages);
+        for (ri, r) in ranges.iter().enumerate() {
+            for (i, addr) in (r.start..r.end).step_by(PAGE as usize).enumerate() {
+                let slot = first_slot[ri] + i as u64;
+                match self.slot_at(addr) {
+                    Some(old) => {
+                        bank.load(slot, self.bank.read(old)?)?;
+                        if self.resident.contains(old) {
+                            resident.insert(slot);
+                        }
+                        if self.pending.contains(old) {
+                            pending.insert(slot);
+                        }
+                    }
+                    None => {
+                        pending.insert(slot);
+                    }
+                }
+            }
+        }
+        if arm.is_some() {
+            self._arm = arm;
+        }
+        self.ranges = ranges;
+        self.first_slot = first_slot;
+        self.pages = pages;
+        self.bank = bank;
+        self.written = PageSet::new(pages);
+        self.changed = PageSet::new(pages);
+        self.resident = resident;
+        self.pending = pending;
+        Ok(())
+    }
+
+    /// The slot of the page at `addr`, if it is watched.
+    fn slot_at(&self, addr: u64) -> Option<u64> {
+        let ri = self.ranges.partition_point(|r| r.end <= addr);
+        let r = self.ranges.get(ri)?;
+        (r.start <= addr).then(|| self.first_slot[ri] + (addr - r.start) / PAGE)
     }
 
     /// Newly written pages since the previous call, as ranges, into `self.scratch`.
@@ -290,7 +376,21 @@ impl Tracker {
                 }
                 clear_soft_dirty(self.pid)?;
             }
-            Detector::FullRescan => self.scratch.extend_from_slice(&self.ranges),
+            // Only populated pages: the others are the zero page (see `baseline`).
+            Detector::FullRescan => {
+                for r in &self.ranges {
+                    populated(&self.pagemap, *r, &mut self.scratch)?;
+                }
+            }
+        }
+        if !self.pending.is_empty() {
+            // New pages (see `remap`): their populated parts, whatever the detector saw.
+            let mut pend = Vec::new();
+            for r in coalesce(self.pending.iter().map(|s| slot_addr(&self.ranges, &self.first_slot, s))) {
+                populated(&self.pagemap, r, &mut pend)?;
+            }
+            self.pending.clear();
+            self.scratch = union(&self.scratch, &pend);
         }
         Ok(())
     }
@@ -304,33 +404,26 @@ impl Tracker {
         let mut err: Option<crate::Error> = None;
         let (bank, written, changed, det) = (&self.bank, &mut self.written, &mut self.changed, self.detector);
         let (ranges, first_slot) = (&self.ranges, &self.first_slot);
+        let rescan = det == Detector::FullRescan;
+        let mut now_resident = rescan.then(|| PageSet::new(self.pages));
         self.source.for_each_page_in(&todo, |addr, page| {
             pages_read += 1;
-            let ri = ranges.partition_point(|r| r.end <= addr);
-            let slot = first_slot[ri] + (addr - ranges[ri].start) / PAGE;
-            let r = (|| -> crate::Result<()> {
-                let now = fingerprint(page);
-                let before = bank.read(slot)?;
-                if det != Detector::FullRescan || now != before {
-                    written.insert(slot);
-                }
-                // An unchanged fingerprint leaves the accumulator, and so the changed set, as
-                // it was.
-                if now != before {
-                    bank.accum(slot, now ^ before)?;
-                    if bank.is_clean(slot)? {
-                        changed.remove(slot);
-                    } else {
-                        changed.insert(slot);
-                    }
-                }
-                Ok(())
-            })();
-            if let Err(e) = r {
+            let slot = slot_of(ranges, first_slot, addr);
+            if let Some(r) = now_resident.as_mut() {
+                r.insert(slot);
+            }
+            if let Err(e) = fold(bank, written, changed, rescan, slot, fingerprint(page)) {
                 err.get_or_insert(e);
             }
         })?;
         self.scratch = todo;
+        if let Some(now) = now_resident {
+            // Pages that were populated and are not any more read as the zero page now.
+            for slot in self.resident.iter().filter(|&s| !now.contains(s)) {
+                fold(bank, written, changed, rescan, slot, 0)?;
+            }
+            self.resident = now;
+        }
         if let Some(e) = err {
             return Err(e.into());
         }
@@ -338,10 +431,7 @@ impl Tracker {
     }
 
     fn report(&self, pages_read: u64) -> CheckReport {
-        let addr = |slot: u64| {
-            let ri = self.first_slot.partition_point(|&f| f <= slot) - 1;
-            self.ranges[ri].start + (slot - self.first_slot[ri]) * PAGE
-        };
+        let addr = |slot: u64| slot_addr(&self.ranges, &self.first_slot, slot);
         let silent_observable = self.detector != Detector::FullRescan;
         CheckReport {
             detector: self.detector,
@@ -403,10 +493,87 @@ impl Tracker {
         &self.bank
     }
 
-    /// Keep the bank after the tracker is dropped (for inspection with atomikctl).
+    /// Keep a named bank ([`TrackerOptions::bank_name`]) after the tracker is dropped, for
+    /// inspection with atomikctl. An unnamed bank goes with the tracker whatever this says.
     pub fn keep_bank(&mut self) {
         self.bank_owned = false;
     }
+}
+
+/// Folds a page's current fingerprint `now` into its slot: marks it written (a rescan: only
+/// when its content changed) and changed or not.
+fn fold(
+    bank: &Bank,
+    written: &mut PageSet,
+    changed: &mut PageSet,
+    rescan: bool,
+    slot: u64,
+    now: u64,
+) -> crate::Result<()> {
+    let before = bank.read(slot)?;
+    if !rescan || now != before {
+        written.insert(slot);
+    }
+    // An unchanged fingerprint leaves the accumulator, and so the changed set, as it was.
+    if now != before {
+        bank.accum(slot, now ^ before)?;
+        if bank.is_clean(slot)? {
+            changed.remove(slot);
+        } else {
+            changed.insert(slot);
+        }
+    }
+    Ok(())
+}
+
+/// The slot of watched address `addr`.
+fn slot_of(ranges: &[Range], first_slot: &[u64], addr: u64) -> u64 {
+    let ri = ranges.partition_point(|r| r.end <= addr);
+    first_slot[ri] + (addr - ranges[ri].start) / PAGE
+}
+
+/// The address of `slot`.
+fn slot_addr(ranges: &[Range], first_slot: &[u64], slot: u64) -> u64 {
+    let ri = first_slot.partition_point(|&f| f <= slot) - 1;
+    ranges[ri].start + (slot - first_slot[ri]) * PAGE
+}
+
+/// The first slot of each of `ranges`.
+fn first_slots(ranges: &[Range]) -> Vec<u64> {
+    let mut out = Vec::with_capacity(ranges.len());
+    let mut s = 0;
+    for r in ranges {
+        out.push(s);
+        s += r.pages();
+    }
+    out
+}
+
+/// Two sorted lists of ranges merged into one sorted list without overlaps.
+fn union(a: &[Range], b: &[Range]) -> Vec<Range> {
+    let mut all: Vec<Range> = a.iter().chain(b).copied().collect();
+    all.sort();
+    let mut out: Vec<Range> = Vec::with_capacity(all.len());
+    for r in all {
+        match out.last_mut() {
+            Some(l) if r.start <= l.end => l.end = l.end.max(r.end),
+            _ => out.push(r),
+        }
+    }
+    out
+}
+
+/// The fingerprint bank: named in the bank directory when the caller asked for a name,
+/// otherwise unnamed.
+fn new_bank(name: Option<&str>, me: i32, pid: i32, pages: u64) -> Result<Bank> {
+    let opts = CreateOptions::new(pages).op(Op::Xor);
+    Ok(match name {
+        Some(n) => Bank::create(n, opts)?,
+        None => {
+            let n = BANK_SEQ.fetch_add(1, Ordering::Relaxed);
+            Bank::create_unnamed(&format!("track.{me}.{pid}.{n}"), opts)?
+        }
+    })
 }
 
 impl Drop for Tracker {

@@ -14,6 +14,16 @@ pub struct Region {
 impl Region {
     /// Maps `pages` pages and fills page `i` with the word `seed + i`.
     pub fn new(pages: usize, seed: u64) -> Region {
+        let r = Region::reserved(pages);
+        for i in 0..pages {
+            r.fill(i, seed + i as u64);
+        }
+        r
+    }
+
+    /// Maps `pages` pages and touches none of them (none is populated: a reservation, such
+    /// as a malloc arena or a heap that fills up later).
+    pub fn reserved(pages: usize) -> Region {
         // SAFETY: anonymous private mapping without an address hint; checked below.
         let p = unsafe {
             libc::mmap(
@@ -29,11 +39,7 @@ impl Region {
         // No transparent huge pages: the tests count 4 KiB copy-on-write copies.
         // SAFETY: advice on the mapping just created.
         unsafe { libc::madvise(p, pages * PAGE as usize, libc::MADV_NOHUGEPAGE) };
-        let r = Region { base: p as u64, pages };
-        for i in 0..pages {
-            r.fill(i, seed + i as u64);
-        }
-        r
+        Region { base: p as u64, pages }
     }
 
     pub fn range(&self) -> Range {
@@ -69,6 +75,7 @@ fn fill_raw(addr: u64, v: u64) {
 const CMD_FILL: u32 = 0;
 const CMD_ARM: u32 = 1;
 const CMD_EXIT: u32 = 2;
+const CMD_MAP: u32 = 3;
 
 /// A forked child sharing the parent's mappings copy-on-write, obeying commands.
 pub struct Child {
@@ -135,6 +142,16 @@ impl Child {
                         }
                         Err(_) => false,
                     },
+                    CMD_MAP => {
+                        // A new mapping (the mapping list changes), `page` pages filled
+                        // with `v`; never unmapped.
+                        let r = Region::reserved(page as usize);
+                        for i in 0..page as usize {
+                            r.fill(i, v);
+                        }
+                        std::mem::forget(r);
+                        true
+                    }
                     _ => break,
                 };
                 write_full(ack_w.as_raw_fd(), &[ok as u8]);
@@ -159,6 +176,11 @@ impl Child {
     /// The child fills its page `page` with the word `v`.
     pub fn fill(&self, page: usize, v: u64) {
         assert!(self.send(CMD_FILL, page, v));
+    }
+
+    /// The child maps a new region of `pages` pages and fills them with the word `v`.
+    pub fn map_new(&self, pages: usize, v: u64) {
+        assert!(self.send(CMD_MAP, pages, v));
     }
 
     /// The child arms async write-protection on the whole region; false if the kernel
