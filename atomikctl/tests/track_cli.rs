@@ -20,8 +20,7 @@ fn fake_tree() -> tempfile::TempDir {
     for (pid, cg, rss_kb, ksm) in [(10, "/web", 1024, 3u64), (11, "/web", 2048, 0), (20, "/db", 4096, 1)] {
         let d = proc.join(pid.to_string());
         fs::create_dir_all(&d).unwrap();
-        fs::write(d.join("status"), format!("Name:\tx\nPPid:\t1\nUid:\t0\t0\t0\t0\nVmRSS:\t{rss_kb} kB\n"))
-            .unwrap();
+        fs::write(d.join("status"), atomik::track::procfs::synthetic_status("x", pid, 1, 0, rss_kb)).unwrap();
         fs::write(d.join("cgroup"), format!("0::{cg}\n")).unwrap();
         fs::write(d.join("ksm_stat"), format!("ksm_merging_pages {ksm}\nksm_process_profit 0\n")).unwrap();
     }

@@ -11,11 +11,7 @@ use std::path::Path;
 fn proc_entry(root: &Path, pid: i32, name: &str, rss_kb: u64, cg: &str, ksm_pages: u64) {
     let d = root.join(pid.to_string());
     fs::create_dir_all(&d).unwrap();
-    fs::write(
-        d.join("status"),
-        format!("Name:\t{name}\nPPid:\t1\nUid:\t1000\t1000\t1000\t1000\nVmRSS:\t{rss_kb} kB\n"),
-    )
-    .unwrap();
+    fs::write(d.join("status"), atomik::track::procfs::synthetic_status(name, pid, 1, 1000, rss_kb)).unwrap();
     fs::write(d.join("cgroup"), format!("0::{cg}\n")).unwrap();
     fs::write(
         d.join("ksm_stat"),

@@ -35,33 +35,36 @@ impl Mapping {
     }
 }
 
-/// Parses the text of a maps file; `path` is only used in errors.
+/// Parses the text of a maps file (the `procfs` crate's parser); `path` is only used in
+/// errors.
 pub fn parse_maps(text: &str, path: &Path) -> Result<Vec<Mapping>> {
-    let bad = |what: String| TrackError::Parse { path: path.to_owned(), what };
-    let mut out = Vec::new();
-    for line in text.lines().filter(|l| !l.trim().is_empty()) {
-        let mut f = line.splitn(6, char::is_whitespace);
-        let (addr, perms, _off, _dev, inode) = (f.next(), f.next(), f.next(), f.next(), f.next());
-        let (Some(addr), Some(perms), Some(inode)) = (addr, perms, inode) else {
-            return Err(bad(format!("short line {line:?}")));
-        };
-        let (s, e) = addr.split_once('-').ok_or_else(|| bad(format!("address {addr:?}")))?;
-        let hex = |v: &str| u64::from_str_radix(v, 16).map_err(|_| bad(format!("address {v:?}")));
-        let name = f.next().map(str::trim).filter(|n| !n.is_empty());
-        let p = perms.as_bytes();
-        if p.len() < 4 {
-            return Err(bad(format!("permissions {perms:?}")));
-        }
-        out.push(Mapping {
-            range: Range::new(hex(s)?, hex(e)?),
-            read: p[0] == b'r',
-            write: p[1] == b'w',
-            shared: p[3] == b's',
-            inode: inode.parse().map_err(|_| bad(format!("inode {inode:?}")))?,
-            name: name.map(str::to_owned),
-        });
-    }
-    Ok(out)
+    use procfs::process::{MMPermissions, MMapPath, MemoryMaps};
+    use procfs::FromRead;
+    let maps = MemoryMaps::from_read(text.as_bytes())
+        .map_err(|e| TrackError::Parse { path: path.to_owned(), what: e.to_string() })?;
+    Ok(maps
+        .into_iter()
+        .map(|m| Mapping {
+            range: Range::new(m.address.0, m.address.1),
+            read: m.perms.contains(MMPermissions::READ),
+            write: m.perms.contains(MMPermissions::WRITE),
+            shared: m.perms.contains(MMPermissions::SHARED),
+            inode: m.inode,
+            name: match m.pathname {
+                MMapPath::Anonymous => None,
+                MMapPath::Heap => Some("[heap]".to_owned()),
+                MMapPath::Stack => Some("[stack]".to_owned()),
+                MMapPath::TStack(t) => Some(format!("[stack:{t}]")),
+                MMapPath::Vdso => Some("[vdso]".to_owned()),
+                MMapPath::Vvar => Some("[vvar]".to_owned()),
+                MMapPath::Vsyscall => Some("[vsyscall]".to_owned()),
+                MMapPath::Rollup => Some("[rollup]".to_owned()),
+                MMapPath::Vsys(k) => Some(format!("/SYSV{k:08x}")),
+                MMapPath::Path(p) => Some(p.display().to_string()),
+                MMapPath::Other(o) => Some(o),
+            },
+        })
+        .collect())
 }
 
 /// Reads `<proc_root>/PID/maps`.

@@ -122,24 +122,15 @@ pub const KPF_KSM: u64 = 1 << 21;
 /// The `/proc/kpageflags` word of each PFN, or `None` when the file is not readable (it
 /// needs CAP_SYS_ADMIN).
 pub fn kpageflags(pfns: &[u64]) -> Option<Vec<u64>> {
-    read_pfn_words("/proc/kpageflags", pfns)
+    let mut f = procfs::KPageFlags::new().ok()?;
+    pfns.iter().map(|&p| f.get_info(procfs::process::Pfn(p)).ok().map(|f| f.bits())).collect()
 }
 
 /// The `/proc/kpagecount` word of each PFN (how many page tables map the page), or `None`
 /// when the file is not readable (it needs CAP_SYS_ADMIN).
 pub fn kpagecount(pfns: &[u64]) -> Option<Vec<u64>> {
-    read_pfn_words("/proc/kpagecount", pfns)
-}
-
-fn read_pfn_words(path: &str, pfns: &[u64]) -> Option<Vec<u64>> {
-    let f = File::open(path).ok()?;
-    pfns.iter()
-        .map(|&pfn| {
-            let mut b = [0u8; 8];
-            f.read_exact_at(&mut b, pfn.checked_mul(8)?).ok()?;
-            Some(u64::from_ne_bytes(b))
-        })
-        .collect()
+    let mut f = procfs::KPageCount::new().ok()?;
+    pfns.iter().map(|&p| f.get_count_at_pfn(procfs::process::Pfn(p)).ok()).collect()
 }
 
 /// Clears the soft-dirty bits of every page of `pid` (`echo 4 > /proc/PID/clear_refs`).

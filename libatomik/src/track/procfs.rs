@@ -45,34 +45,30 @@ pub fn has_exited(proc_root: &Path, pid: i32) -> bool {
     }
 }
 
-/// Field `key:` of a `key: value` file, first whitespace-separated token.
-fn field<'a>(text: &'a str, key: &str) -> Option<&'a str> {
-    text.lines()
-        .find_map(|l| l.strip_prefix(key)?.strip_prefix(':'))
-        .map(str::trim)
-        .and_then(|v| v.split_whitespace().next())
-}
-
 /// The cgroup v2 path in the text of `/proc/PID/cgroup`.
 pub fn parse_cgroup_file(text: &str) -> Option<String> {
-    text.lines().find_map(|l| l.strip_prefix("0::")).map(|p| p.trim().to_owned())
+    use procfs::FromRead;
+    let groups = procfs::ProcessCGroups::from_read(text.as_bytes()).ok()?;
+    groups.0.into_iter().find(|g| g.hierarchy == 0).map(|g| g.pathname)
 }
 
-/// Reads one process. `Ok(None)` when it vanished meanwhile.
+/// Reads one process (`status` with the `procfs` crate's parser, `cgroup`, `ksm_stat`).
+/// `Ok(None)` when it vanished meanwhile.
 pub fn read_proc(proc_root: &Path, pid: i32) -> Result<Option<ProcInfo>> {
+    use procfs::FromRead;
     let dir = proc_root.join(pid.to_string());
     let status_path = dir.join("status");
-    let status = match std::fs::read_to_string(&status_path) {
+    let status = match procfs::process::Status::from_file(&status_path) {
         Ok(s) => s,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) if e.raw_os_error() == Some(libc::ESRCH) => return Ok(None),
-        Err(e) => return Err(TrackError::io(status_path, e)),
+        Err(procfs::ProcError::NotFound(_)) => return Ok(None),
+        Err(procfs::ProcError::Io(e, _)) if e.raw_os_error() == Some(libc::ESRCH) => return Ok(None),
+        Err(e) => return Err(proc_error(&status_path, e)),
     };
-    let num = |k: &str| field(&status, k).and_then(|v| v.parse::<u64>().ok());
     let cgroup = std::fs::read_to_string(dir.join("cgroup"))
         .ok()
         .and_then(|t| parse_cgroup_file(&t))
         .unwrap_or_else(|| "/".to_owned());
+    // ksm_stat: not covered by the procfs crate.
     let ksm = std::fs::read_to_string(dir.join("ksm_stat")).ok();
     let ksm_num = |k: &str| {
         ksm.as_deref()
@@ -81,18 +77,39 @@ pub fn read_proc(proc_root: &Path, pid: i32) -> Result<Option<ProcInfo>> {
     };
     Ok(Some(ProcInfo {
         pid,
-        ppid: num("PPid").unwrap_or(0) as i32,
-        name: status
-            .lines()
-            .find_map(|l| l.strip_prefix("Name:"))
-            .map(|n| n.trim().to_owned())
-            .unwrap_or_default(),
-        uid: num("Uid").unwrap_or(u32::MAX as u64) as u32,
-        rss_bytes: num("VmRSS").unwrap_or(0) * 1024,
+        ppid: status.ppid,
+        name: status.name,
+        uid: status.ruid,
+        rss_bytes: status.vmrss.unwrap_or(0) * 1024,
         cgroup,
         ksm_merging_pages: ksm_num("ksm_merging_pages ").map(|v| v as u64),
         ksm_profit: ksm_num("ksm_process_profit "),
     }))
+}
+
+/// A `/proc/PID/status` text with every field Linux writes that the parser needs, for fake
+/// `/proc` trees (tests, replays).
+pub fn synthetic_status(name: &str, pid: i32, ppid: i32, uid: u32, rss_kb: u64) -> String {
+    format!(
+        "Name:\t{name}\nUmask:\t0022\nState:\tS (sleeping)\nTgid:\t{pid}\nNgid:\t0\nPid:\t{pid}\n\
+         PPid:\t{ppid}\nTracerPid:\t0\nUid:\t{uid}\t{uid}\t{uid}\t{uid}\nGid:\t{uid}\t{uid}\t{uid}\t{uid}\n\
+         FDSize:\t64\nGroups:\t\nVmRSS:\t{rss_kb} kB\nThreads:\t1\nSigQ:\t0/63459\n\
+         SigPnd:\t0000000000000000\nShdPnd:\t0000000000000000\nSigBlk:\t0000000000000000\n\
+         SigIgn:\t0000000000000000\nSigCgt:\t0000000000000000\nCapInh:\t0000000000000000\n\
+         CapPrm:\t0000000000000000\nCapEff:\t0000000000000000\nCapBnd:\t000001ffffffffff\n"
+    )
+}
+
+/// A `procfs` crate error on `path` as ours.
+pub(crate) fn proc_error(path: &Path, e: procfs::ProcError) -> TrackError {
+    match e {
+        procfs::ProcError::Io(e, _) => TrackError::io(path, e),
+        procfs::ProcError::NotFound(_) => TrackError::io(path, std::io::ErrorKind::NotFound.into()),
+        procfs::ProcError::PermissionDenied(_) => {
+            TrackError::io(path, std::io::ErrorKind::PermissionDenied.into())
+        }
+        other => TrackError::Parse { path: path.to_owned(), what: other.to_string() },
+    }
 }
 
 #[cfg(test)]
@@ -104,11 +121,7 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         let p = d.path().join("42");
         std::fs::create_dir_all(&p).unwrap();
-        std::fs::write(
-            p.join("status"),
-            "Name:\tpostgres\nPPid:\t1\nUid:\t999\t999\t999\t999\nVmRSS:\t   2048 kB\n",
-        )
-        .unwrap();
+        std::fs::write(p.join("status"), synthetic_status("postgres", 42, 1, 999, 2048)).unwrap();
         std::fs::write(p.join("cgroup"), "0::/system.slice/pg.service\n").unwrap();
         std::fs::write(
             p.join("ksm_stat"),
