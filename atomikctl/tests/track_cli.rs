@@ -325,3 +325,75 @@ fn top_into_a_closed_pipe_ends_quietly() {
     assert!(!String::from_utf8_lossy(&sh.stderr).contains("panicked"), "{sh:?}");
     assert_eq!(entries(dir.path()), Vec::<std::ffi::OsString>::new());
 }
+
+/// The cgroup's own accounting and the container a path names, in every output: the fake
+/// tree gets a Docker container with memory.* files (values known exactly).
+#[test]
+fn accounting_columns_and_container_identity() {
+    let t = fake_tree();
+    let id = "4f1b2c3d4e5f60718293a4b5c6d7e8f90a1b2c3d4e5f60718293a4b5c6d7e8f9";
+    let rel = format!("system.slice/docker-{id}.scope");
+    let cg = t.path().join("cgroup").join(&rel);
+    fs::create_dir_all(&cg).unwrap();
+    fs::write(t.path().join("cgroup/system.slice/cgroup.procs"), "").unwrap();
+    fs::write(cg.join("cgroup.procs"), "30\n").unwrap();
+    for (f, v) in [
+        ("memory.current", "52428800\n"),
+        ("memory.max", "104857600\n"),
+        ("memory.high", "max\n"),
+        ("memory.swap.current", "0\n"),
+        ("memory.stat", "anon 31457280\nfile 20971520\npgfault 777\npgmajfault 3\n"),
+        ("memory.events", "low 0\nhigh 0\nmax 4\noom 2\noom_kill 1\n"),
+        ("memory.pressure", "some avg10=2.50 avg60=1.00 avg300=0.00 total=9\nfull avg10=0.00 avg60=0.00 avg300=0.00 total=0\n"),
+    ] {
+        fs::write(cg.join(f), v).unwrap();
+    }
+    let d = t.path().join("proc/30");
+    fs::create_dir_all(&d).unwrap();
+    fs::write(d.join("status"), atomik::track::procfs::synthetic_status("redis", 30, 1, 0, 8192)).unwrap();
+    fs::write(d.join("cgroup"), format!("0::/{rel}\n")).unwrap();
+    let path = format!("/{rel}");
+
+    let out = stdout(
+        atomikctl().args(["--json", "top", "--once", "--cgroup", "/system.slice"]).args(fake_args(t.path())),
+    );
+    let v: Value = serde_json::from_str(out.trim()).unwrap();
+    let row = v["rows"].as_array().unwrap().iter().find(|r| r["cgroup"] == path.as_str()).unwrap().clone();
+    assert_eq!(row["memory_current_bytes"], 52428800.0);
+    assert_eq!(row["memory_max_bytes"], 104857600.0);
+    assert_eq!(row["memory_high_bytes"], Value::Null, "max: no limit");
+    assert_eq!(row["memory_limit_percent"], 50.0);
+    assert_eq!(
+        (row["anon_bytes"].clone(), row["file_bytes"].clone()),
+        (31457280.0.into(), 20971520.0.into())
+    );
+    assert_eq!((row["memory_events_oom_kill"].clone(), row["pgmajfault"].clone()), (1.0.into(), 3.0.into()));
+    assert_eq!(row["memory_pressure_some_avg10"], 2.5);
+    assert_eq!(row["identity"]["kind"], "docker");
+    assert_eq!(row["identity"]["container_id"], id);
+    assert_eq!(row["identity"]["name"], format!("docker:{}", &id[..12]));
+
+    let table =
+        stdout(atomikctl().args(["top", "--once", "--cgroup", "/system.slice"]).args(fake_args(t.path())));
+    let header = table.lines().next().unwrap();
+    assert!(
+        header.contains("UNIT/CONTAINER") && header.contains("MEM") && header.contains("%LIM"),
+        "{table}"
+    );
+    let line = table.lines().find(|l| l.starts_with(&path)).unwrap();
+    assert!(
+        line.contains(&format!("docker:{}", &id[..12])) && line.contains("50.0M") && line.contains("50.0"),
+        "{line}"
+    );
+
+    let om = stdout(
+        atomikctl()
+            .args(["report", "--format", "openmetrics", "--cgroup", "/system.slice"])
+            .args(fake_args(t.path())),
+    );
+    let labels =
+        format!("cgroup=\"{path}\",kind=\"docker\",name=\"docker:{}\",container_id=\"{id}\"", &id[..12]);
+    assert!(om.contains("# TYPE atomik_cgroup_memory_events_oom_kill counter\n"), "{om}");
+    assert!(om.contains(&format!("atomik_cgroup_memory_events_oom_kill_total{{{labels}}} 1\n")), "{om}");
+    assert!(om.contains(&format!("atomik_cgroup_memory_current_bytes{{{labels}}} 52428800\n")), "{om}");
+}

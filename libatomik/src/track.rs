@@ -3,8 +3,10 @@
 //!
 //! - [`fingerprint`]: a GF(2)-linear, position-dependent 64-bit page fingerprint.
 
+pub mod accounting;
 pub mod bitset;
 pub mod cgroup;
+pub mod container;
 pub mod cow;
 pub mod dups;
 pub mod error;

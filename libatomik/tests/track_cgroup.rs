@@ -120,6 +120,10 @@ fn real_cgroup_tree_when_writable() {
         println!("SKIP: cgroup2 at {} is not writable: {e}", root.display());
         return;
     }
+    // The memory controller for the children, where the host's cgroup2 has it.
+    let memory = fs::read_to_string(root.join("cgroup.subtree_control")).is_ok_and(|c| c.contains("memory"))
+        && fs::write(base.join("cgroup.subtree_control"), "+memory").is_ok();
+    let psi = root.join("memory.pressure").exists();
     let region = track_support::Region::new(4, 1);
     let (a, b) = (track_support::Child::fork(&region), track_support::Child::fork(&region));
     let mut moved = true;
@@ -177,5 +181,16 @@ fn real_cgroup_tree_when_writable() {
             None => println!("SKIP identical copies: PFNs hidden"),
         }
         assert!(snap.detectors.values().sum::<u64>() >= 2, "{:?}", snap.detectors);
+        // The cgroup's own accounting: a's copy-on-write copy was charged to a.
+        let acct = a.accounting.clone().expect("accounting read from the cgroup2 tree");
+        if memory {
+            assert!(acct.current.is_some_and(|c| c >= 4096), "memory.current of a: {acct:?}");
+            assert!(acct.stat.anon.is_some(), "{acct:?}");
+        } else {
+            println!("memory controller not enabled for cgroup2 here: MEM is '-'");
+            assert_eq!(acct.current, None);
+            assert!(snap.missing.iter().any(|m| m.contains("memory controller")), "{:?}", snap.missing);
+        }
+        assert_eq!(acct.pressure.is_some(), psi, "memory.pressure read where the kernel has PSI: {acct:?}");
     }
 }

@@ -4,9 +4,9 @@ use anyhow::Result;
 use clap::{Args, ValueEnum};
 use serde_json::{json, Value};
 
-use atomik::track::monitor::{Monitor, Snapshot};
+use atomik::track::monitor::{CgroupRow, Monitor, Snapshot};
 
-use super::columns::{select, Column};
+use super::columns::{select, Column, Unit};
 use super::MonitorArgs;
 use crate::BadInput;
 
@@ -70,6 +70,13 @@ pub fn to_json(snap: &Snapshot, cols: &[&Column]) -> Value {
         .map(|r| {
             let mut o = serde_json::Map::new();
             o.insert("cgroup".into(), json!(r.cgroup));
+            o.insert(
+                "identity".into(),
+                json!(r.identity.as_ref().map(|i| json!({
+                    "kind": i.kind, "name": i.name, "container_id": i.container_id,
+                    "pod_uid": i.pod_uid, "qos": i.qos,
+                }))),
+            );
             for c in cols {
                 o.insert(c.key.into(), json!((c.get)(r)));
             }
@@ -134,16 +141,38 @@ fn label(s: &str) -> String {
     s.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
 }
 
+/// The labels of a row: its cgroup, and what the path names (unit, container, pod).
+pub fn row_labels(r: &CgroupRow) -> String {
+    let mut l = format!("cgroup=\"{}\"", label(&r.cgroup));
+    if let Some(i) = &r.identity {
+        l.push_str(&format!(",kind=\"{}\",name=\"{}\"", i.kind, label(&i.name)));
+        if let Some(id) = &i.container_id {
+            l.push_str(&format!(",container_id=\"{}\"", label(id)));
+        }
+        if let Some(p) = &i.pod_uid {
+            l.push_str(&format!(",pod_uid=\"{}\"", label(p)));
+        }
+    }
+    l
+}
+
+/// One metric family for column `c`: gauges, or counters (`_total`) for the kernel's
+/// cumulative counts.
+pub fn family(out: &mut String, c: &Column, rows: &[CgroupRow]) {
+    let name = format!("atomik_cgroup_{}", c.key);
+    let (kind, suffix) = if c.unit == Unit::Total { ("counter", "_total") } else { ("gauge", "") };
+    out.push_str(&format!("# TYPE {name} {kind}\n# HELP {name} {}.\n", c.help));
+    for r in rows {
+        if let Some(v) = (c.get)(r) {
+            out.push_str(&format!("{name}{suffix}{{{}}} {v}\n", row_labels(r)));
+        }
+    }
+}
+
 fn openmetrics(snap: &Snapshot, cols: &[&Column]) -> String {
     let mut out = String::new();
     for c in cols {
-        let name = format!("atomik_cgroup_{}", c.key);
-        out.push_str(&format!("# TYPE {name} gauge\n# HELP {name} {}.\n", c.help));
-        for r in &snap.rows {
-            if let Some(v) = (c.get)(r) {
-                out.push_str(&format!("{name}{{cgroup=\"{}\"}} {v}\n", label(&r.cgroup)));
-            }
-        }
+        family(&mut out, c, &snap.rows);
     }
     let k = &snap.ksm;
     for (name, help, v) in [

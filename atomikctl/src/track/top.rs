@@ -7,7 +7,7 @@ use clap::Args;
 
 use atomik::track::monitor::{Monitor, Snapshot};
 
-use super::columns::{cell, select, sort, Column};
+use super::columns::{cell, select, sort, table_columns, Column};
 use super::report::{to_json, two_samples};
 use super::MonitorArgs;
 use crate::BadInput;
@@ -34,7 +34,7 @@ pub struct TopArgs {
 }
 
 pub fn run(args: TopArgs, json: bool) -> Result<()> {
-    let cols = select(&args.monitor.columns)?;
+    let cols = if json { select(&args.monitor.columns)? } else { table_columns(&args.monitor.columns)? };
     let mut probe = Vec::new();
     sort(&mut probe, &args.sort)?;
     if !(args.interval.is_finite() && args.interval > 0.0) {
@@ -71,11 +71,24 @@ pub fn run(args: TopArgs, json: bool) -> Result<()> {
 
 /// The snapshot as an aligned text table with notes below.
 pub fn table(snap: &Snapshot, cols: &[&Column]) -> String {
-    let mut grid: Vec<Vec<String>> =
-        vec![std::iter::once("CGROUP".to_owned()).chain(cols.iter().map(|c| c.header.to_owned())).collect()];
+    // The unit/container column only when some row is one.
+    let named = snap.rows.iter().any(|r| r.identity.is_some());
+    let first = |cgroup: &str, name: &str| {
+        let mut v = vec![cgroup.to_owned()];
+        if named {
+            v.push(name.to_owned());
+        }
+        v
+    };
+    let mut grid: Vec<Vec<String>> = vec![first("CGROUP", "UNIT/CONTAINER")
+        .into_iter()
+        .chain(cols.iter().map(|c| c.header.to_owned()))
+        .collect()];
     for r in &snap.rows {
-        grid.push(std::iter::once(r.cgroup.clone()).chain(cols.iter().map(|c| cell(c, r))).collect());
+        let name = r.identity.as_ref().map_or("-", |i| i.name.as_str());
+        grid.push(first(&r.cgroup, name).into_iter().chain(cols.iter().map(|c| cell(c, r))).collect());
     }
+    let text_cols = if named { 2 } else { 1 };
     let widths: Vec<usize> = (0..grid[0].len())
         .map(|i| grid.iter().map(|row| row[i].chars().count()).max().unwrap_or(0))
         .collect();
@@ -85,6 +98,8 @@ pub fn table(snap: &Snapshot, cols: &[&Column]) -> String {
         for (i, v) in row.iter().enumerate() {
             if i == 0 {
                 line.push_str(&format!("{v:<w$}", w = widths[0]));
+            } else if i < text_cols {
+                line.push_str(&format!("  {v:<w$}", w = widths[i]));
             } else {
                 line.push_str(&format!("  {v:>w$}", w = widths[i]));
             }

@@ -4,7 +4,9 @@
 //! samples; a [`Monitor`] keeps the previous sample and the per-process trackers, and turns
 //! two samples into per-cgroup rows with rates.
 
+use super::accounting::{read_accounting, Accounting};
 use super::cgroup::{ancestors, in_subtree, read_membership};
+use super::container::{identify, Identity};
 use super::cow::{cow_breaks, identical_copies, sample_anon, AnonSample};
 use super::dups::{add_shared_candidates, find_duplicates, DupProcess, DupReport};
 use super::error::TrackError;
@@ -84,10 +86,17 @@ pub struct CgroupRow {
     pub cow_identical_per_s: Option<f64>,
     /// Reclaimable duplicate bytes (extra copies of content kept elsewhere).
     pub dup_bytes: Option<u64>,
-    /// KSM-merged bytes (Σ ksm_merging_pages).
+    /// KSM-merged bytes: distinct KSM pages the row's processes map (without PFNs, one
+    /// process's `ksm_merging_pages`).
     pub ksm_merged_bytes: Option<u64>,
-    /// KSM profit, bytes (Σ ksm_process_profit).
+    /// KSM saving, bytes: each mapping of a KSM page mapped `n` times carries `(n − 1)/n`
+    /// of a page (so rows add up); without PFNs one process's `ksm_process_profit`.
     pub ksm_profit_bytes: Option<i64>,
+    /// What the kernel accounts to the cgroup itself (memory controller, PSI); `None`
+    /// without a cgroup2 tree to read.
+    pub accounting: Option<Accounting>,
+    /// The systemd unit, container or pod the path names.
+    pub identity: Option<Identity>,
 }
 
 /// A per-cgroup view of one interval.
@@ -403,6 +412,18 @@ impl Monitor {
             );
         }
         snap.rows = self.roll_up(&figures, dt, snap.dups.as_ref());
+        let acct: Vec<&Accounting> = snap.rows.iter().filter_map(|r| r.accounting.as_ref()).collect();
+        if self.opts.cgroup_root.is_none() {
+            snap.missing.push(
+                "cgroup accounting (MEM, %LIM, ANON, FILE, SWAP, OOM-KILL, PSI): no cgroup2 mount".into(),
+            );
+        } else if acct.iter().all(|a| !a.has_memory_controller()) {
+            snap.missing.push(
+                "MEM, %LIM, ANON, FILE, SWAP, OOM-KILL: the cgroup v2 memory controller is not enabled for \
+                 these cgroups (the root cgroup has none; on hybrid hosts memory is a cgroup v1 controller)"
+                    .into(),
+            );
+        }
         Ok(snap)
     }
 
@@ -477,7 +498,10 @@ impl Monitor {
                 let dup_bytes = dups.map(|d| {
                     d.per_cgroup.iter().filter(|(c, _)| in_subtree(c, &cg)).map(|(_, x)| x.bytes()).sum()
                 });
+                let accounting = self.opts.cgroup_root.as_deref().map(|root| read_accounting(root, &cg));
                 CgroupRow {
+                    identity: identify(&cg),
+                    accounting,
                     cgroup: cg,
                     processes: n,
                     rss_bytes: s.rss,
