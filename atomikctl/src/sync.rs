@@ -59,6 +59,27 @@ pub enum SyncCmd {
         #[arg(long)]
         data: Option<PathBuf>,
     },
+    /// Retire this replica for good (its daemon stopped): hand everything it holds to the
+    /// running peer at --peer, which adopts its origin so that no replica keeps a column for
+    /// it. The bank stays, reading the replicated state plus later local changes.
+    Leave {
+        /// Bank name.
+        #[arg(long)]
+        bank: String,
+        /// Replica directory.
+        #[arg(long)]
+        data: Option<PathBuf>,
+        /// The peer (a running `sync serve` or `join` daemon's listen address) that adopts this
+        /// replica.
+        #[arg(long)]
+        peer: String,
+        /// File holding the shared secret (else $ATOMIK_SYNC_SECRET).
+        #[arg(long)]
+        secret_file: Option<PathBuf>,
+        /// Give up (retiring nothing) after this many seconds.
+        #[arg(long, default_value_t = 60)]
+        timeout_s: u64,
+    },
     /// Show a daemon's replica state from its directory.
     Status {
         /// Bank name (for the default --data).
@@ -142,8 +163,8 @@ extern "C" fn on_signal(_: libc::c_int) {
     STOP.store(true, Ordering::Relaxed);
 }
 
-fn secret(c: &Common) -> Result<Vec<u8>> {
-    let s = match &c.secret_file {
+fn secret(file: Option<&PathBuf>) -> Result<Vec<u8>> {
+    let s = match file {
         Some(p) => std::fs::read(p).with_context(|| format!("reading secret file {}", p.display()))?,
         None => std::env::var("ATOMIK_SYNC_SECRET")
             .context(
@@ -179,7 +200,7 @@ fn daemon(c: &Common, transport: Transport) -> Result<()> {
             (None, Vec::new(), Some((url, group, snapshot_every, max_per_subject, auth)))
         }
     };
-    let secret = secret(c)?;
+    let secret = secret(c.secret_file.as_ref())?;
     let cfg = DaemonConfig {
         bank: c.bank.clone(),
         data: data_dir(&c.bank, &c.data),
@@ -312,6 +333,50 @@ pub fn run(cmd: &SyncCmd, json: bool) -> Result<()> {
                     "bank {bank:?} rebound to a new replica in {}: start `atomikctl sync` again to rebuild it \
                      from the peers",
                     dir.display()
+                );
+            }
+            Ok(())
+        }
+        SyncCmd::Leave { bank, data, peer, secret_file, timeout_s } => {
+            let dir = data_dir(bank, data);
+            let opts = atomik::replica::leave::LeaveOptions {
+                bank: bank.clone(),
+                data: dir.clone(),
+                peer: peer.clone(),
+                secret: secret(secret_file.as_ref())?,
+                timeout: Duration::from_secs(*timeout_s),
+            };
+            let r = atomik::replica::leave::leave(&opts).map_err(|e| match e {
+                atomik::replica::leave::LeaveError::Mirror(
+                    atomik::replica::mirror::MirrorError::Persist(
+                        atomik::replica::persist::PersistError::Locked { path },
+                    ),
+                ) => anyhow::anyhow!(
+                    "{}: a sync daemon is running on this replica: stop it (SIGTERM) before it leaves",
+                    path.display()
+                ),
+                e => e.into(),
+            })?;
+            let l = r.left;
+            if json {
+                println!(
+                    "{}",
+                    serde_json::json!({
+                        "bank": bank, "data": dir, "origin": format!("{:016x}", l.origin),
+                        "adopter": format!("{:016x}", l.adopter), "version": l.version, "already": r.already,
+                    })
+                );
+            } else if r.already {
+                println!(
+                    "replica {:016x} of bank {bank:?} had already left (adopted by {:016x})",
+                    l.origin, l.adopter
+                );
+            } else if l.adopter == 0 {
+                println!("replica {:016x} of bank {bank:?} left: it never produced a delta", l.origin);
+            } else {
+                println!(
+                    "replica {:016x} of bank {bank:?} left: replica {:016x} adopted it at version {}",
+                    l.origin, l.adopter, l.version
                 );
             }
             Ok(())

@@ -9,11 +9,13 @@
 //! - [`origin_cap`]: joining at the live-origin cap without loops (both transports).
 //! - [`binding`], [`mirror`]: the bank ↔ replica boundary, exact across crashes.
 //! - [`daemon`]: the sync daemon that mirrors a bank and runs a transport.
+//! - [`leave`]: `atomikctl sync leave`, retiring a replica through one adopting peer.
 
 pub mod binding;
 pub mod daemon;
 #[doc(hidden)]
 pub mod fuzz_check;
+pub mod leave;
 pub mod mirror;
 pub mod model;
 #[cfg(feature = "nats")]

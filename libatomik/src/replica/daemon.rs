@@ -20,7 +20,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use super::mirror::{Mirror, MirrorError, MirrorOptions, Start};
+use super::mirror::{Adopted, Mirror, MirrorError, MirrorOptions, Start};
 use super::model::{Joined, Replica, ReplicaError};
 use super::op::Op;
 use super::wire::Message;
@@ -206,7 +206,7 @@ impl Daemon {
         loop {
             let holders = {
                 let s = self.status.lock().expect("status lock");
-                s.peers.values().filter(|p| covers(&p.acked, &ours)).count()
+                s.peers.values().filter(|p| super::leave::covers(&p.acked, &ours)).count()
             };
             let drained = ours.is_empty() || holders > 0;
             if drained || Instant::now() >= deadline {
@@ -257,6 +257,22 @@ impl Daemon {
             self.poke();
         }
         Ok(joined)
+    }
+
+    /// Adopts a leaving replica's origin (see [`Mirror::adopt`]); the adopting delta is
+    /// durable when this returns and the transports are woken to send it.
+    pub fn adopt(&self, origin: u64, final_version: u64) -> Result<Adopted, DaemonError> {
+        let a = self.mirror().adopt(origin, final_version)?;
+        if matches!(a, Adopted::Now(_)) {
+            self.poke();
+        }
+        Ok(a)
+    }
+
+    /// Asks the daemon to stop (cleanly, as on SIGTERM).
+    pub fn request_stop(&self) {
+        self.stop.store(true, Ordering::Relaxed);
+        self.poke();
     }
 
     /// The current change generation.
@@ -352,6 +368,7 @@ impl Daemon {
                     "duplicates": s.duplicates,
                     "buffered": s.buffered,
                     "snapshots": s.snapshots,
+                    "retired": r.retired_count(),
                     "incarnation": format!("{:016x}", m.bank().memory().incarnation()),
                 }),
                 m.wal_len(),
@@ -415,9 +432,4 @@ pub fn recover(bank: &str, data: &std::path::Path) -> Result<Option<Start>, Daem
     opts.recover = true;
     let m = Mirror::open(&opts)?;
     Ok(Some(m.start()))
-}
-
-/// True when `acked` holds at least `ours`' version of every origin.
-fn covers(acked: &[(u64, u64)], ours: &[(u64, u64)]) -> bool {
-    ours.iter().all(|&(o, v)| acked.binary_search_by_key(&o, |a| a.0).is_ok_and(|k| acked[k].1 >= v))
 }

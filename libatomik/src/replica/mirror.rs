@@ -25,6 +25,8 @@
 //! | joining: after the log fsync, before/among `ref` stores | `ref` behind `R` | `ref` set from the log |
 //! | applying a binding: among `taken`/`ref` stores | partly applied | the same binding applied again (plain stores of values from the files) |
 //! | applying a binding: before the header is bound / before the file says bound | `pending` binding | applied again, then completed |
+//! | adopting: after the binding records the adoption, before its delta is logged | adoption recorded, own version unchanged | dropped: the adoption never happened (the leaving replica asks again) |
+//! | adopting: after the delta is logged, before the base absorbs it | adoption recorded, own version reached | folded into the base (`taken` unchanged, see [`Binding`]) |
 //!
 //! A delta is taken only after it is durable in the log of no one, and logged before it is
 //! sent; a remote delta is logged before it changes the bank. Nothing is ever added to `acc`
@@ -60,11 +62,15 @@ pub enum CrashPoint {
     JoinBeforeBank,
     /// A remote message is logged and half of its slots are in the bank.
     JoinBankHalf,
+    /// An adoption is recorded in the binding file, its delta not yet logged.
+    AdoptRecorded,
+    /// The adopting delta is logged, the base not yet updated.
+    AdoptAfterLog,
 }
 
 impl CrashPoint {
     /// Every crash point, for tests that try them all.
-    pub const ALL: [CrashPoint; 9] = [
+    pub const ALL: [CrashPoint; 11] = [
         CrashPoint::BindingStored,
         CrashPoint::BindingTakenHalf,
         CrashPoint::BindingRefHalf,
@@ -74,6 +80,8 @@ impl CrashPoint {
         CrashPoint::TakeAfterLog,
         CrashPoint::JoinBeforeBank,
         CrashPoint::JoinBankHalf,
+        CrashPoint::AdoptRecorded,
+        CrashPoint::AdoptAfterLog,
     ];
 
     /// Kebab-case name, as `ATOMIK_SYNC_CRASH_AT` spells it.
@@ -88,6 +96,8 @@ impl CrashPoint {
             CrashPoint::TakeAfterLog => "take-after-log",
             CrashPoint::JoinBeforeBank => "join-before-bank",
             CrashPoint::JoinBankHalf => "join-bank-half",
+            CrashPoint::AdoptRecorded => "adopt-recorded",
+            CrashPoint::AdoptAfterLog => "adopt-after-log",
         }
     }
 
@@ -141,6 +151,12 @@ pub enum MirrorError {
          a new replica"
     )]
     Unbound { data: PathBuf },
+    #[error(
+        "{data} is the directory of replica {origin:016x}, which left the cluster (adopted by replica \
+         {adopter:016x} at version {version}): it no longer replicates bank {bank:?}. To replicate the bank \
+         again, keeping its changes since then, run: atomikctl sync recover --bank {bank} --data NEW_EMPTY_DIR"
+    )]
+    Left { bank: String, data: PathBuf, origin: u64, adopter: u64, version: u64 },
     #[error("nothing to recover: {what}")]
     NothingToRecover { what: String },
     #[error("stopped at crash point {}", .0.name())]
@@ -204,6 +220,20 @@ pub struct Mirror {
     full_scan: bool,
     crash: Option<CrashPoint>,
     start: Start,
+    /// The binding in force (kept to record adoptions).
+    binding: Binding,
+}
+
+/// What [`Mirror::adopt`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Adopted {
+    /// The origin's accumulator is now in this replica's own column: the delta that carries
+    /// it and the retirement record, durable, ready to send.
+    Now(Delta),
+    /// The origin was already retired here (at this final version).
+    Already(u64),
+    /// This replica holds an earlier version of the origin: send the rest first.
+    NotYet { have: u64 },
 }
 
 /// Largest bank a replica can mirror: a snapshot must fit one wire frame.
@@ -213,6 +243,15 @@ impl Mirror {
     /// Opens the bank (creating it when it and the replica are missing, rebuilding it when
     /// only the replica survives), opens the replica directory, and makes the two agree.
     pub fn open(opts: &MirrorOptions) -> Result<Mirror, MirrorError> {
+        if let Some(left) = super::leave::Left::load(&opts.data)? {
+            return Err(MirrorError::Left {
+                bank: opts.bank.clone(),
+                data: opts.data.clone(),
+                origin: left.origin,
+                adopter: left.adopter,
+                version: left.version,
+            });
+        }
         let peek = Store::peek(&opts.data)?;
         let bank = match Bank::open(&opts.bank) {
             Ok(b) => b,
@@ -258,6 +297,13 @@ impl Mirror {
                 .crash
                 .or_else(|| std::env::var(ENV_CRASH_AT).ok().and_then(|s| CrashPoint::parse(&s))),
             start: Start::Resumed,
+            binding: Binding {
+                incarnation: 1,
+                replaces: 0,
+                pending: false,
+                base: Vec::new(),
+                adopting: None,
+            },
         };
         let (binding, start) = m.choose_binding(opts)?;
         m.start = start;
@@ -282,7 +328,13 @@ impl Mirror {
         let op = self.bank.op();
         let n = self.bank.slots();
         let bank_inc = mem.incarnation();
-        let found = Binding::load(&self.data)?;
+        let mut found = Binding::load(&self.data)?;
+        if let Some(b) = &mut found {
+            // An adoption interrupted by a crash is settled before anything uses the base.
+            if b.settle(self.replica.version(), op) {
+                b.store(&self.data)?;
+            }
+        }
         let fresh_replica = self.replica.versions().is_empty();
         let sparse = |f: &dyn Fn(u64) -> u64| -> Vec<(u32, u64)> {
             (0..n).map(|i| (i as u32, f(i))).filter(|&(_, v)| v != op.identity()).collect()
@@ -290,7 +342,7 @@ impl Mirror {
         let new = |replaces: u64, base: Vec<(u32, u64)>| -> Result<Binding, MirrorError> {
             let incarnation = random_id()
                 .map_err(|source| PersistError::Io { path: PathBuf::from("/dev/urandom"), source })?;
-            let b = Binding { incarnation, replaces, pending: true, base };
+            let b = Binding { incarnation, replaces, pending: true, base, adopting: None };
             b.store(&self.data)?;
             Ok(b)
         };
@@ -398,7 +450,58 @@ impl Mirror {
             b.pending = false;
             b.store(&self.data)?;
         }
+        self.binding = b;
         Ok(())
+    }
+
+    /// Adopts `origin`, retired at `final_version` (`atomikctl sync leave` on that replica):
+    /// its accumulator moves into this replica's own column, and one delta carries it with
+    /// the retirement record, so every replica that joins it drops the origin. The bank is
+    /// not touched: its state is unchanged, and the base absorbs the adopted amounts so that
+    /// `taken = base ∘ own` still holds (see [`Binding`] for the order that makes a crash at
+    /// any point safe).
+    pub fn adopt(&mut self, origin: u64, final_version: u64) -> Result<Adopted, MirrorError> {
+        if let Some(v) = self.replica.retired_at(origin) {
+            return Ok(Adopted::Already(v));
+        }
+        if origin == self.replica.id() {
+            return Err(ReplicaError::NotAdoptable(origin).into());
+        }
+        let have = self.replica.version_of(origin);
+        if have < final_version {
+            return Ok(Adopted::NotYet { have });
+        }
+        if have != final_version {
+            return Err(ReplicaError::NotFinal { origin, have, want: final_version }.into());
+        }
+        // Local changes first, in a delta of their own: the adopting delta then holds
+        // exactly what was adopted.
+        self.take()?;
+        let op = self.bank.op();
+        let acc = self.replica.acc_of(origin).ok_or(ReplicaError::NotAdoptable(origin))?;
+        let amounts: Vec<(u32, u64)> = acc
+            .iter()
+            .enumerate()
+            .filter(|&(_, &v)| v != op.identity())
+            .map(|(i, &v)| (i as u32, v))
+            .collect();
+        let to_version = self.replica.version() + 1;
+        let mut b = self.binding.clone();
+        b.adopting = Some(super::binding::Adoption { origin, final_version, to_version, amounts });
+        b.store(&self.data)?;
+        self.crash_at(CrashPoint::AdoptRecorded)?;
+        if let Err(e) = self.replica.adopt(origin, final_version) {
+            // Refused before anything changed: take the record back.
+            self.binding.store(&self.data)?;
+            return Err(e.into());
+        }
+        let delta = self.replica.commit().expect("an adoption always commits a delta");
+        self.store.log(&Message::Deltas { op, deltas: vec![delta.clone()] })?;
+        self.crash_at(CrashPoint::AdoptAfterLog)?;
+        b.settle(self.replica.version(), op);
+        b.store(&self.data)?;
+        self.binding = b;
+        Ok(Adopted::Now(delta))
     }
 
     /// How the last [`Mirror::open`] found things.

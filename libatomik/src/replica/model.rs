@@ -202,6 +202,18 @@ impl Replica {
     pub fn own_acc(&self) -> &[u64] {
         &self.origins.get(&self.id).expect("own origin always present").acc
     }
+    /// The committed accumulator held of `origin`, if it is live here.
+    pub fn acc_of(&self, origin: u64) -> Option<&[u64]> {
+        self.origins.get(&origin).map(|o| o.acc.as_slice())
+    }
+    /// The final version of `origin` if it is retired here (a tombstone).
+    pub fn retired_at(&self, origin: u64) -> Option<u64> {
+        self.retired.get(&origin).copied()
+    }
+    /// Number of tombstones (retired origins) held.
+    pub fn retired_count(&self) -> usize {
+        self.retired.len()
+    }
     /// Number of live origins held.
     pub fn origin_count(&self) -> usize {
         self.origins.len()

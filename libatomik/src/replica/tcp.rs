@@ -16,6 +16,12 @@
 //! optimistic view of the peer says is missing (own new deltas and relayed ones). Every
 //! join is logged (fsync) before a summary can acknowledge it.
 //!
+//! `LEAVE` and `LEFT` records (protocol 3) retire a replica (`atomikctl sync leave`): the
+//! leaving replica, once the peer holds everything it holds, sends `LEAVE`
+//! `origin:u64le final_version:u64le` for its own origin (the peer refuses any other), and
+//! the peer adopts it and answers `LEFT` `code:u8 value:u64le reason:utf8` (see
+//! [`LeaveReply`]).
+//!
 //! A `REFUSED` record (protocol 2) lists origins whose deltas the receiver refused at its
 //! live-origin cap: `origin:u64le*`. The sender then holds those origins back from this peer
 //! for a while instead of resending them at every summary (see [`super::tcp_peers`]).
@@ -36,12 +42,14 @@ pub const HANDSHAKE_MAX: usize = 1024;
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Version of the TCP handshake.
-pub const PROTOCOL: u8 = 2;
+pub const PROTOCOL: u8 = 3;
 const K_HELLO: u8 = 1;
 const K_AUTH: u8 = 2;
 const K_FRAME: u8 = 3;
 const K_ERROR: u8 = 4;
 const K_REFUSED: u8 = 5;
+const K_LEAVE: u8 = 6;
+const K_LEFT: u8 = 7;
 const CONTEXT: &[u8] = b"atomik-sync-v1";
 
 /// Errors of a sync connection.
@@ -66,6 +74,23 @@ pub enum Incoming {
     Msg(Message),
     /// The peer refused these origins' deltas (its live-origin cap).
     Refused(Vec<u64>),
+    /// The peer leaves the cluster and asks us to adopt its origin at this final version.
+    Leave { origin: u64, final_version: u64 },
+    /// The answer to our `LEAVE`.
+    Left(LeaveReply),
+}
+
+/// The answer to a `LEAVE` request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LeaveReply {
+    /// Adopted now: the adopting delta is durable here and on its way to every replica.
+    Adopted,
+    /// Already retired here, at this final version.
+    Already(u64),
+    /// This replica holds only this version of the origin: send the rest and ask again.
+    NotYet(u64),
+    /// Refused, with the reason.
+    Refused(String),
 }
 
 /// What a side announces in its `HELLO`.
@@ -235,6 +260,39 @@ impl Conn {
         self.send(K_REFUSED, &body)
     }
 
+    /// Asks the peer to adopt our origin at `final_version` (`atomikctl sync leave`).
+    pub fn send_leave(&mut self, origin: u64, final_version: u64) -> Result<(), TcpError> {
+        let mut body = origin.to_le_bytes().to_vec();
+        body.extend_from_slice(&final_version.to_le_bytes());
+        self.send(K_LEAVE, &body)
+    }
+
+    /// Answers a `LEAVE` request.
+    pub fn send_left(&mut self, reply: &LeaveReply) -> Result<(), TcpError> {
+        let (code, value, reason) = match reply {
+            LeaveReply::Adopted => (0u8, 0, ""),
+            LeaveReply::Already(v) => (1, *v, ""),
+            LeaveReply::NotYet(v) => (2, *v, ""),
+            LeaveReply::Refused(r) => (3, 0, r.as_str()),
+        };
+        let mut body = vec![code];
+        body.extend_from_slice(&value.to_le_bytes());
+        body.extend_from_slice(&reason.as_bytes()[..reason.len().min(HANDSHAKE_MAX)]);
+        self.send(K_LEFT, &body)
+    }
+
+    fn parse_left(&self, body: &[u8]) -> Result<LeaveReply, TcpError> {
+        let bad = || self.proto("malformed LEFT record");
+        let value = u64::from_le_bytes(body.get(1..9).ok_or_else(bad)?.try_into().map_err(|_| bad())?);
+        Ok(match body[0] {
+            0 => LeaveReply::Adopted,
+            1 => LeaveReply::Already(value),
+            2 => LeaveReply::NotYet(value),
+            3 => LeaveReply::Refused(String::from_utf8_lossy(&body[9..]).into()),
+            _ => return Err(bad()),
+        })
+    }
+
     /// Receives one record (the peer's `ERROR` becomes [`TcpError::Refused`]).
     pub fn recv_msg(&mut self) -> Result<Incoming, TcpError> {
         let (kind, body) = self.recv()?;
@@ -246,6 +304,12 @@ impl Conn {
                 body.chunks_exact(8).map(|c| u64::from_le_bytes(c.try_into().expect("8 bytes"))).collect(),
             )),
             K_REFUSED => Err(self.proto("malformed REFUSED record")),
+            K_LEAVE if body.len() == 16 => Ok(Incoming::Leave {
+                origin: u64::from_le_bytes(body[..8].try_into().expect("8 bytes")),
+                final_version: u64::from_le_bytes(body[8..].try_into().expect("8 bytes")),
+            }),
+            K_LEAVE => Err(self.proto("malformed LEAVE record")),
+            K_LEFT => self.parse_left(&body).map(Incoming::Left),
             K_ERROR => Err(self.refused(&body)),
             k => Err(self.proto(format!("unexpected record kind {k}"))),
         }

@@ -18,6 +18,9 @@
 //! writer then leaves those origins out of what it sends this peer for [`REFUSAL_HOLD`]
 //! (after which it offers them once more, in case the peer made room): no resend of a
 //! refused origin at every anti-entropy round, no reconnect loop.
+//!
+//! A `LEAVE` request (`atomikctl sync leave` on the peer) is answered by adopting the peer's
+//! origin ([`Daemon::adopt`]); the answer goes out through the writer like everything else.
 
 use std::net::{TcpListener, TcpStream, ToSocketAddrs};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -26,8 +29,9 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use super::daemon::{Daemon, DaemonConfig, DaemonError, PeerInfo};
+use super::mirror::Adopted;
 use super::origin_cap::{self, RefusalLog};
-use super::tcp::{self, Conn, Hello, Incoming, TcpError};
+use super::tcp::{self, Conn, Hello, Incoming, LeaveReply, TcpError};
 use super::wire::Message;
 
 /// A peer that accepts no bytes for this long is dropped.
@@ -143,7 +147,7 @@ fn session(d: &Arc<Daemon>, stream: TcpStream, dialed: Option<String>, log: &Ref
     if w.is_err() {
         d.note_error("cannot start a sender thread".into());
     } else {
-        read_loop(d, id, &mut conn, &shared, log);
+        read_loop(d, id, remote.id, &mut conn, &shared, log);
     }
     shared.closed.store(true, Ordering::Relaxed);
     conn.shutdown();
@@ -169,6 +173,8 @@ struct Shared {
     refuse_out: Mutex<Vec<u64>>,
     /// Origins the peer refused, held back from it until the instant given.
     held: Mutex<std::collections::BTreeMap<u64, Instant>>,
+    /// Answers to the peer's `LEAVE` requests, to send.
+    left_out: Mutex<Vec<LeaveReply>>,
 }
 
 fn hello(d: &Daemon) -> std::io::Result<Hello> {
@@ -182,10 +188,20 @@ fn hello(d: &Daemon) -> std::io::Result<Hello> {
     }))
 }
 
-fn read_loop(d: &Daemon, id: u64, conn: &mut Conn, shared: &Shared, log: &RefusalLog) {
+fn read_loop(d: &Daemon, id: u64, remote: u64, conn: &mut Conn, shared: &Shared, log: &RefusalLog) {
     loop {
         let msg = match conn.recv_msg() {
             Ok(Incoming::Msg(m)) => m,
+            Ok(Incoming::Leave { origin, final_version }) => {
+                let Some(reply) = answer_leave(d, remote, origin, final_version, conn.peer()) else {
+                    return;
+                };
+                shared.left_out.lock().expect("left lock").push(reply);
+                d.poke();
+                continue;
+            }
+            // Only a leaving replica expects answers; a daemon ignores a stray one.
+            Ok(Incoming::Left(_)) => continue,
             Ok(Incoming::Refused(origins)) => {
                 let until = Instant::now() + REFUSAL_HOLD;
                 shared.held.lock().expect("held lock").extend(origins.into_iter().map(|o| (o, until)));
@@ -237,6 +253,32 @@ fn read_loop(d: &Daemon, id: u64, conn: &mut Conn, shared: &Shared, log: &Refusa
     }
 }
 
+/// Adopts a leaving peer's origin; `None` when the daemon can no longer answer (the error is
+/// noted and the daemon stops: the mirror may be ahead of its log).
+fn answer_leave(d: &Daemon, remote: u64, origin: u64, final_version: u64, peer: &str) -> Option<LeaveReply> {
+    if origin != remote {
+        return Some(LeaveReply::Refused(format!(
+            "replica {remote:016x} asked to retire origin {origin:016x}: a replica may only retire itself"
+        )));
+    }
+    match d.adopt(origin, final_version) {
+        Ok(Adopted::Now(_)) => {
+            eprintln!(
+                "atomik sync: {peer}: adopted leaving replica {origin:016x} at version {final_version}"
+            );
+            Some(LeaveReply::Adopted)
+        }
+        Ok(Adopted::Already(v)) => Some(LeaveReply::Already(v)),
+        Ok(Adopted::NotYet { have }) => Some(LeaveReply::NotYet(have)),
+        Err(e) if e.is_refusal() => Some(LeaveReply::Refused(e.to_string())),
+        Err(e) => {
+            d.note_error(format!("{peer}: adopting {origin:016x}: {e}"));
+            d.request_stop();
+            None
+        }
+    }
+}
+
 /// Sends the peer what it lacks whenever the replica changes, and a summary (our
 /// acknowledgement and anti-entropy request) after joins and every `ae_every` ticks.
 fn write_loop(d: &Daemon, id: u64, mut conn: Conn, shared: &Shared) {
@@ -260,6 +302,7 @@ fn write_loop(d: &Daemon, id: u64, mut conn: Conn, shared: &Shared) {
         if !refuse.is_empty() {
             r = conn.send_refused(&refuse);
         }
+        let left = std::mem::take(&mut *shared.left_out.lock().expect("left lock"));
         if r.is_ok() && !deltas.is_empty() {
             r = conn.send_msg(&Message::Deltas { op, deltas });
             // Optimistic: assume it arrives; the peer's next summary corrects us.
@@ -272,6 +315,11 @@ fn write_loop(d: &Daemon, id: u64, mut conn: Conn, shared: &Shared) {
             let summary = d.with_replica(|rep| rep.summary());
             r = conn.send_msg(&summary);
             last_summary = Some(Instant::now());
+        }
+        for reply in &left {
+            if r.is_ok() {
+                r = conn.send_left(reply);
+            }
         }
         d.update_peer(id, |p| p.bytes_out = conn.bytes_out);
         if let Err(e) = r {
