@@ -8,6 +8,8 @@ use std::time::{Duration, Instant};
 
 use atomik::{Bank, CreateOptions, Op};
 
+pub mod node;
+
 /// A loopback address with a port free right now, for a daemon to listen on.
 pub fn free_port() -> String {
     let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();

@@ -20,6 +20,7 @@
 //! `atomikctl sync recover` with a new directory makes it a replica again, keeping those
 //! changes.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
@@ -120,21 +121,14 @@ pub fn leave(o: &LeaveOptions) -> Result<LeaveReport, LeaveError> {
     }
     let incoming = reader(&conn)?;
     let timeout = |what| LeaveError::Timeout { peer: o.peer.clone(), what, secs: o.timeout.as_secs() };
-    loop {
-        drain(o, &m, &mut conn, &incoming, deadline)
-            .map_err(|e| e.unwrap_or_else(|| timeout("the peer did not acknowledge every version")))?;
-        if version == 0 {
-            // Never produced a delta: no replica holds a column of it.
-            break;
-        }
+    drain(o, &m, &mut conn, &incoming, deadline)
+        .map_err(|e| e.unwrap_or_else(|| timeout("the peer did not acknowledge every version")))?;
+    if version > 0 {
         write_record(&o.data, &leaving_path(&o.data), &Leaving { adopter: remote })?;
-        conn.send_leave(id, version)?;
-        match await_reply(&incoming, deadline)
-            .map_err(|e| e.unwrap_or_else(|| timeout("no answer to the leave request")))?
-        {
-            LeaveReply::Adopted | LeaveReply::Already(_) => break,
-            LeaveReply::NotYet(_) => continue,
-            LeaveReply::Refused(reason) => return Err(LeaveError::Refused { peer: o.peer.clone(), reason }),
+        let reply = ask(&m, &mut conn, &incoming, deadline)
+            .map_err(|e| e.unwrap_or_else(|| timeout("no answer to the leave request")))?;
+        if let LeaveReply::Refused(reason) = reply {
+            return Err(LeaveError::Refused { peer: o.peer.clone(), reason });
         }
     }
     conn.shutdown();
@@ -198,7 +192,13 @@ fn next(
     }
 }
 
-/// Sends the peer what it lacks until its summary covers every version held here.
+/// Summaries after a send that may still lack an origin before it counts as retired there.
+const RETIRED_AFTER: u32 = 3;
+
+/// Sends the peer what it lacks until its summary covers every version held here of every
+/// other origin (this replica's own is checked by the `LEAVE` answer: a retired origin is in
+/// no summary). An origin the peer still lacks after [`RETIRED_AFTER`] summaries that
+/// followed a send is retired there (it joins and ignores it): an adopter carries it.
 fn drain(
     o: &LeaveOptions,
     m: &Mirror,
@@ -206,20 +206,61 @@ fn drain(
     rx: &mpsc::Receiver<Result<Incoming, TcpError>>,
     deadline: Instant,
 ) -> Result<(), Option<LeaveError>> {
-    let ours = m.replica().versions();
+    let me = m.replica().id();
     let op = m.replica().config().op;
+    let mut pending: BTreeMap<u64, (u64, Option<u32>)> = m
+        .replica()
+        .versions()
+        .into_iter()
+        .filter(|&(id, _)| id != me)
+        .map(|(id, v)| (id, (v, None)))
+        .collect();
     loop {
         match next(rx, deadline)? {
             Incoming::Msg(Message::Summary { versions, .. }) => {
-                if covers(&versions, &ours) {
+                let has = |id: u64| versions.binary_search_by_key(&id, |p| p.0).map_or(0, |k| versions[k].1);
+                pending.retain(|&id, (v, seen)| {
+                    if let Some(n) = seen {
+                        *n += 1;
+                    }
+                    has(id) < *v && seen.is_none_or(|n| n < RETIRED_AFTER)
+                });
+                let deltas = m.replica().missing_for(&versions);
+                if pending.is_empty() && deltas.iter().all(|d| d.origin == me) {
                     return Ok(());
                 }
-                let deltas = m.replica().missing_for(&versions);
+                for d in &deltas {
+                    if let Some((_, seen)) = pending.get_mut(&d.origin) {
+                        seen.get_or_insert(0);
+                    }
+                }
                 conn.send_msg(&Message::Deltas { op, deltas }).map_err(|e| Some(e.into()))?;
             }
             Incoming::Refused(_) => return Err(Some(LeaveError::PeerCap { peer: o.peer.clone() })),
             // What the peer sends us is of no use to a replica that leaves.
             Incoming::Msg(Message::Deltas { .. }) | Incoming::Left(_) | Incoming::Leave { .. } => {}
+        }
+    }
+}
+
+/// Sends the peer what it lacks of this replica's own origin, then asks it to adopt it.
+fn ask(
+    m: &Mirror,
+    conn: &mut Conn,
+    rx: &mpsc::Receiver<Result<Incoming, TcpError>>,
+    deadline: Instant,
+) -> Result<LeaveReply, Option<LeaveError>> {
+    let r = m.replica();
+    loop {
+        conn.send_leave(r.id(), r.version()).map_err(|e| Some(e.into()))?;
+        match await_reply(rx, deadline)? {
+            LeaveReply::NotYet(have) => {
+                std::thread::sleep(Duration::from_millis(50));
+                let deltas: Vec<_> = r.since(r.id(), have).into_iter().collect();
+                let op = r.config().op;
+                conn.send_msg(&Message::Deltas { op, deltas }).map_err(|e| Some(e.into()))?;
+            }
+            reply => return Ok(reply),
         }
     }
 }
