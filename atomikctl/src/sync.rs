@@ -69,10 +69,21 @@ pub enum SyncCmd {
         /// Replica directory.
         #[arg(long)]
         data: Option<PathBuf>,
-        /// The peer (a running `sync serve` or `join` daemon's listen address) that adopts this
-        /// replica.
+        /// The peer (a running `sync serve` daemon's listen address) that adopts this replica.
+        #[arg(long, required_unless_present = "nats", conflicts_with = "nats")]
+        peer: Option<String>,
+        /// Leave through this NATS JetStream server (a replica that joined with --nats).
         #[arg(long)]
-        peer: String,
+        nats: Option<String>,
+        /// Name of the replicated bank on NATS (default: --bank).
+        #[arg(long, requires = "nats")]
+        group: Option<String>,
+        /// With --nats: the origin id (16 hex digits, from its `atomikctl sync status`) of the
+        /// running replica that adopts this one.
+        #[arg(long, requires = "nats", value_parser = parse_origin)]
+        adopter: Option<u64>,
+        #[command(flatten)]
+        nats_auth: Box<NatsAuthArgs>,
         /// File holding the shared secret (else $ATOMIK_SYNC_SECRET).
         #[arg(long)]
         secret_file: Option<PathBuf>,
@@ -213,6 +224,7 @@ fn daemon(c: &Common, transport: Transport) -> Result<()> {
         max_conns: c.max_conns,
         drain: Duration::from_millis(c.drain_ms),
         max_origins: c.max_origins.max(1),
+        leaving: false,
     };
     let stop = Arc::new(AtomicBool::new(false));
     let data = cfg.data.clone();
@@ -253,16 +265,28 @@ struct NatsStart {
 
 #[cfg(feature = "nats")]
 fn start_nats(d: &Arc<Daemon>, s: NatsStart) -> Result<atomik::replica::nats::Transport> {
-    use atomik::replica::nats::{spawn, NatsConfig};
-    use atomik::replica::nats_connect::NatsAuth;
+    use atomik::replica::nats::spawn;
     if s.every == 0 || s.max < 2 * s.every as i64 {
         bail!("--nats-max-per-subject must be at least twice --nats-snapshot-every (and that above 0)");
     }
-    let mut cfg = NatsConfig::new(&s.url, &s.group, s.data, s.secret);
+    let mut cfg = nats_config(&s.url, &s.group, s.data, s.secret, *s.auth)?;
     cfg.tick = s.tick;
     cfg.snapshot_every = s.every;
     cfg.max_per_subject = s.max;
-    let a = *s.auth;
+    spawn(Arc::clone(d), cfg).context("starting the NATS transport thread")
+}
+
+/// The NATS transport's configuration, with the server credentials checked.
+#[cfg(feature = "nats")]
+fn nats_config(
+    url: &str,
+    group: &str,
+    data: PathBuf,
+    secret: Vec<u8>,
+    a: NatsAuthArgs,
+) -> Result<atomik::replica::nats::NatsConfig> {
+    use atomik::replica::nats_connect::NatsAuth;
+    let mut cfg = atomik::replica::nats::NatsConfig::new(url, group, data, secret);
     cfg.auth = NatsAuth {
         creds: a.nats_creds,
         nkey: a.nats_nkey,
@@ -274,7 +298,49 @@ fn start_nats(d: &Arc<Daemon>, s: NatsStart) -> Result<atomik::replica::nats::Tr
         tls_key: a.nats_tls_key,
     };
     cfg.auth.check()?;
-    spawn(Arc::clone(d), cfg).context("starting the NATS transport thread")
+    Ok(cfg)
+}
+
+/// `sync leave --nats`.
+#[cfg(feature = "nats")]
+#[allow(clippy::too_many_arguments)]
+fn leave_nats(
+    bank: &str,
+    url: &str,
+    group: &str,
+    data: PathBuf,
+    secret: Vec<u8>,
+    auth: &NatsAuthArgs,
+    adopter: Option<u64>,
+    timeout: Duration,
+) -> Result<Result<atomik::replica::leave::LeaveReport, atomik::replica::leave::LeaveError>> {
+    use atomik::replica::nats_leave::{leave_nats, NatsLeaveOptions};
+    let nats = nats_config(url, group, data, secret, auth.clone())?;
+    Ok(leave_nats(&NatsLeaveOptions { bank: bank.to_string(), nats, adopter, timeout }))
+}
+
+#[cfg(not(feature = "nats"))]
+#[allow(clippy::too_many_arguments)]
+fn leave_nats(
+    _: &str,
+    _: &str,
+    _: &str,
+    _: PathBuf,
+    _: Vec<u8>,
+    _: &NatsAuthArgs,
+    _: Option<u64>,
+    _: Duration,
+) -> Result<Result<atomik::replica::leave::LeaveReport, atomik::replica::leave::LeaveError>> {
+    bail!("this atomikctl was built without the `nats` feature")
+}
+
+/// An origin id as `sync status` prints it: 16 hex digits (a `0x` prefix is accepted).
+fn parse_origin(s: &str) -> Result<u64, String> {
+    let h = s.strip_prefix("0x").unwrap_or(s);
+    u64::from_str_radix(h, 16)
+        .ok()
+        .filter(|&o| o != 0)
+        .ok_or_else(|| format!("{s:?} is not an origin id (16 hex digits, as `atomikctl sync status` shows)"))
 }
 
 #[cfg(not(feature = "nats"))]
@@ -337,16 +403,25 @@ pub fn run(cmd: &SyncCmd, json: bool) -> Result<()> {
             }
             Ok(())
         }
-        SyncCmd::Leave { bank, data, peer, secret_file, timeout_s } => {
+        SyncCmd::Leave { bank, data, peer, nats, group, adopter, nats_auth, secret_file, timeout_s } => {
             let dir = data_dir(bank, data);
-            let opts = atomik::replica::leave::LeaveOptions {
-                bank: bank.clone(),
-                data: dir.clone(),
-                peer: peer.clone(),
-                secret: secret(secret_file.as_ref())?,
-                timeout: Duration::from_secs(*timeout_s),
+            let secret = secret(secret_file.as_ref())?;
+            let timeout = Duration::from_secs(*timeout_s);
+            let r = match (peer, nats) {
+                (Some(peer), _) => atomik::replica::leave::leave(&atomik::replica::leave::LeaveOptions {
+                    bank: bank.clone(),
+                    data: dir.clone(),
+                    peer: peer.clone(),
+                    secret,
+                    timeout,
+                }),
+                (None, Some(url)) => {
+                    let group = group.clone().unwrap_or_else(|| bank.clone());
+                    leave_nats(bank, url, &group, dir.clone(), secret, nats_auth, *adopter, timeout)?
+                }
+                (None, None) => unreachable!("clap requires --peer or --nats"),
             };
-            let r = atomik::replica::leave::leave(&opts).map_err(|e| match e {
+            let r = r.map_err(|e| match e {
                 atomik::replica::leave::LeaveError::Mirror(
                     atomik::replica::mirror::MirrorError::Persist(
                         atomik::replica::persist::PersistError::Locked { path },

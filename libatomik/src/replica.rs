@@ -23,6 +23,8 @@ pub mod nats;
 #[cfg(feature = "nats")]
 pub mod nats_connect;
 pub mod nats_frame;
+#[cfg(feature = "nats")]
+pub mod nats_leave;
 pub mod op;
 pub mod origin_cap;
 pub mod persist;

@@ -45,6 +45,8 @@ pub struct DaemonConfig {
     pub drain: Duration,
     /// Most live origins the replica holds (see [`super::model::Config::max_origins`]).
     pub max_origins: usize,
+    /// Run by `atomikctl sync leave`, which may resume an interrupted leave.
+    pub leaving: bool,
 }
 
 impl DaemonConfig {
@@ -62,6 +64,7 @@ impl DaemonConfig {
             max_conns: 64,
             drain: Duration::from_secs(5),
             max_origins: super::model::Config::new(1, Op::Xor).max_origins,
+            leaving: false,
         }
     }
 }
@@ -108,6 +111,10 @@ struct Status {
     closed_bytes_out: u64,
     /// After a clean stop: whether every connected peer acknowledged all we hold.
     drained: Option<bool>,
+    /// Leaving over NATS: the adopter asked, and whether the request is on the stream.
+    leave: Option<(u64, bool)>,
+    /// A delta that retires this replica was seen: `(adopter, final version)`.
+    retired_by: Option<(u64, u64)>,
 }
 
 /// A running daemon's shared state.
@@ -133,6 +140,7 @@ impl Daemon {
         let mut opts = MirrorOptions::new(&cfg.bank, &cfg.data);
         opts.create = cfg.create;
         opts.max_origins = cfg.max_origins;
+        opts.leaving = cfg.leaving;
         let mirror = Mirror::open(&opts)?;
         let start = mirror.start();
         let d = Arc::new(Daemon {
@@ -267,6 +275,39 @@ impl Daemon {
             self.poke();
         }
         Ok(a)
+    }
+
+    /// Leaving over NATS: asks the transport to publish a leave request naming `adopter`
+    /// once every own delta is on the stream.
+    pub fn request_leave(&self, adopter: u64) {
+        self.status.lock().expect("status lock").leave = Some((adopter, false));
+        self.poke();
+    }
+
+    /// The adopter of a requested leave not yet published.
+    pub fn leave_due(&self) -> Option<u64> {
+        match self.status.lock().expect("status lock").leave {
+            Some((a, false)) => Some(a),
+            _ => None,
+        }
+    }
+
+    /// Records that the leave request is on the stream.
+    pub fn leave_published(&self) {
+        if let Some(l) = &mut self.status.lock().expect("status lock").leave {
+            l.1 = true;
+        }
+    }
+
+    /// Records a delta of `adopter` that retires this replica at `version`.
+    pub fn note_retired_by(&self, adopter: u64, version: u64) {
+        self.status.lock().expect("status lock").retired_by = Some((adopter, version));
+        self.poke();
+    }
+
+    /// The adopter and final version, once a delta retiring this replica was seen.
+    pub fn retired_by(&self) -> Option<(u64, u64)> {
+        self.status.lock().expect("status lock").retired_by
     }
 
     /// Asks the daemon to stop (cleanly, as on SIGTERM).

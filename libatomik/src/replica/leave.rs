@@ -39,6 +39,8 @@ pub enum LeaveError {
     Persist(#[from] PersistError),
     #[error(transparent)]
     Tcp(#[from] TcpError),
+    #[error(transparent)]
+    Daemon(#[from] super::daemon::DaemonError),
     #[error("{data} holds no replica of bank {bank:?}: nothing to leave")]
     NotReplica { bank: String, data: PathBuf },
     #[error("{peer}: cannot connect: {source}")]
@@ -52,7 +54,12 @@ pub enum LeaveError {
     Refused { peer: String, reason: String },
     #[error("{peer}: the peer's live-origin cap refused this replica's deltas: it cannot adopt them")]
     PeerCap { peer: String },
-    #[error("{peer}: {what} within {secs} s; nothing was retired (run leave again)")]
+    #[error(
+        "no adopter: give --adopter ORIGIN, the origin id of a running replica (from its `atomikctl sync \
+         status`)"
+    )]
+    NoAdopter,
+    #[error("{peer}: {what} within {secs} s; run leave again")]
     Timeout { peer: String, what: &'static str, secs: u64 },
 }
 
@@ -109,22 +116,23 @@ pub fn leave(o: &LeaveOptions) -> Result<LeaveReport, LeaveError> {
     if Store::peek(&o.data)?.is_none() {
         return Err(LeaveError::NotReplica { bank: o.bank.clone(), data: o.data.clone() });
     }
-    let mut m = Mirror::open(&MirrorOptions::new(&o.bank, &o.data))?;
+    let mut mo = MirrorOptions::new(&o.bank, &o.data);
+    mo.leaving = true;
+    let mut m = Mirror::open(&mo)?;
     m.take()?;
     m.checkpoint()?;
     let (id, version) = (m.replica().id(), m.replica().version());
     let deadline = Instant::now() + o.timeout;
     let (mut conn, remote) = connect(o, &m, deadline)?;
-    let asked = read_record::<Leaving>(&leaving_path(&o.data))?;
-    if let Some(l) = asked.filter(|l| l.adopter != remote) {
-        return Err(LeaveError::WrongAdopter { peer: o.peer.clone(), asked: l.adopter, got: remote });
+    if let Some(asked) = asked_adopter(&o.data)?.filter(|&a| a != remote) {
+        return Err(LeaveError::WrongAdopter { peer: o.peer.clone(), asked, got: remote });
     }
     let incoming = reader(&conn)?;
     let timeout = |what| LeaveError::Timeout { peer: o.peer.clone(), what, secs: o.timeout.as_secs() };
     drain(o, &m, &mut conn, &incoming, deadline)
         .map_err(|e| e.unwrap_or_else(|| timeout("the peer did not acknowledge every version")))?;
     if version > 0 {
-        write_record(&o.data, &leaving_path(&o.data), &Leaving { adopter: remote })?;
+        record_asked(&o.data, remote)?;
         let reply = ask(&m, &mut conn, &incoming, deadline)
             .map_err(|e| e.unwrap_or_else(|| timeout("no answer to the leave request")))?;
         if let LeaveReply::Refused(reason) = reply {
@@ -133,8 +141,7 @@ pub fn leave(o: &LeaveOptions) -> Result<LeaveReport, LeaveError> {
     }
     conn.shutdown();
     let left = Left { origin: id, adopter: if version == 0 { 0 } else { remote }, version };
-    left.store(&o.data)?;
-    let _ = std::fs::remove_file(leaving_path(&o.data));
+    record_left(&o.data, &left)?;
     Ok(LeaveReport { left, already: false })
 }
 
@@ -289,6 +296,23 @@ struct Leaving {
 
 fn leaving_path(dir: &Path) -> PathBuf {
     dir.join("leaving")
+}
+
+/// The adopter a leave in `dir` asked, if one was asked and the leave did not finish.
+pub fn asked_adopter(dir: &Path) -> Result<Option<u64>, PersistError> {
+    Ok(read_record::<Leaving>(&leaving_path(dir))?.map(|l| l.adopter))
+}
+
+/// Records, durably, that this replica asks `adopter` (before the request is sent).
+pub(crate) fn record_asked(dir: &Path, adopter: u64) -> Result<(), PersistError> {
+    write_record(dir, &leaving_path(dir), &Leaving { adopter })
+}
+
+/// Records that the replica in `dir` left (and forgets the pending request).
+pub(crate) fn record_left(dir: &Path, left: &Left) -> Result<(), PersistError> {
+    left.store(dir)?;
+    let _ = std::fs::remove_file(leaving_path(dir));
+    Ok(())
 }
 
 /// A small record file: `key=value` lines of hexadecimal numbers (readable with `cat`).

@@ -157,6 +157,12 @@ pub enum MirrorError {
          again, keeping its changes since then, run: atomikctl sync recover --bank {bank} --data NEW_EMPTY_DIR"
     )]
     Left { bank: String, data: PathBuf, origin: u64, adopter: u64, version: u64 },
+    #[error(
+        "{data}: this replica asked replica {adopter:016x} to adopt it and may be retired already: it \
+         must not replicate bank {bank:?} any more. Finish with: atomikctl sync leave --bank {bank} --data {data} \
+         (naming the same adopter)"
+    )]
+    Leaving { bank: String, data: PathBuf, adopter: u64 },
     #[error("nothing to recover: {what}")]
     NothingToRecover { what: String },
     #[error("stopped at crash point {}", .0.name())]
@@ -178,6 +184,8 @@ pub struct MirrorOptions {
     pub crash: Option<CrashPoint>,
     /// Most live origins the replica holds ([`Config::max_origins`]).
     pub max_origins: usize,
+    /// Opened by `atomikctl sync leave`, which may resume an interrupted leave.
+    pub leaving: bool,
 }
 
 impl MirrorOptions {
@@ -190,6 +198,7 @@ impl MirrorOptions {
             recover: false,
             crash: None,
             max_origins: Config::new(1, Op::Xor).max_origins,
+            leaving: false,
         }
     }
 }
@@ -251,6 +260,9 @@ impl Mirror {
                 adopter: left.adopter,
                 version: left.version,
             });
+        }
+        if let Some(adopter) = super::leave::asked_adopter(&opts.data)?.filter(|_| !opts.leaving) {
+            return Err(MirrorError::Leaving { bank: opts.bank.clone(), data: opts.data.clone(), adopter });
         }
         let peek = Store::peek(&opts.data)?;
         let bank = match Bank::open(&opts.bank) {

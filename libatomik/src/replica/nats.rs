@@ -29,6 +29,12 @@
 //!   (`refused`, `last_refusal` in status.json), reported in one line naming the stream, the
 //!   sequence and the subject, and passed: the cursor moves on. Who may connect to the
 //!   server is the server's business ([`super::nats_connect`]).
+//! - **Leaving** (`atomikctl sync leave --nats`): the leaving replica publishes, after its
+//!   last delta, a sealed leave request on its own subject naming one adopter
+//!   ([`nats_frame::seal_leave`]); stream order means every replica reads it after that
+//!   delta. Only the named adopter acts: it adopts the origin ([`Daemon::adopt`], durable
+//!   before the cursor moves past the request) and publishes the adopting delta, which every
+//!   replica joins and the leaving replica takes as the answer.
 //! - **Origin cap.** A frame of an origin beyond [`super::model::Config::max_origins`] is
 //!   refused and passed (logged once per origin, [`super::origin_cap`]); that origin's later
 //!   snapshots join once there is room.
@@ -401,8 +407,23 @@ fn receive(
         d.note_error(line.clone());
         n.last_refusal = line;
     };
-    let frame = match nats_frame::open(&cfg.secret, &stream, subject, payload) {
-        Ok(f) => f,
+    let frame = match nats_frame::open_payload(&cfg.secret, &stream, subject, payload) {
+        Ok(nats_frame::Payload::Frame(f)) => f,
+        Ok(nats_frame::Payload::Leave { final_version, adopter }) => {
+            n.authenticated_in += 1;
+            let Some(origin) = cfg.origin_of(subject) else {
+                refuse(n, "a leave request on a subject of no origin".into());
+                return Ok(());
+            };
+            return match answer_leave(d, origin, final_version, adopter) {
+                Ok(None) => Ok(()),
+                Ok(Some(why)) => {
+                    refuse(n, why);
+                    Ok(())
+                }
+                Err(e) => Err(e.into()),
+            };
+        }
         Err(e) => {
             refuse(n, e.to_string());
             return Ok(());
@@ -422,6 +443,12 @@ fn receive(
     let owner = cfg.origin_of(subject);
     if let Some(x) = deltas.iter().find(|x| Some(x.origin) != owner) {
         refuse(n, format!("a delta of origin {:016x} on another origin's subject", x.origin));
+        return Ok(());
+    }
+    let me = d.with_replica(|r| r.id());
+    if let Some((x, v)) = deltas.iter().find_map(|x| x.retired.iter().find(|r| r.0 == me).map(|r| (x, r.1))) {
+        // This replica left and is adopted: the answer a leaving replica waits for.
+        d.note_retired_by(x.origin, v);
         return Ok(());
     }
     match origin_cap::join_admitted(d, &msg, log, &format!("{stream}: seq {seq} on {subject}")) {
@@ -446,6 +473,32 @@ fn receive(
     }
 }
 
+/// Acts on a leave request of `origin` if it names this replica: `Some(reason)` when it is
+/// refused, `Err` when the adoption may not be durable (the cursor must not move past it).
+fn answer_leave(
+    d: &Daemon,
+    origin: u64,
+    final_version: u64,
+    adopter: u64,
+) -> Result<Option<String>, DaemonError> {
+    if d.with_replica(|r| r.id()) != adopter {
+        return Ok(None);
+    }
+    match d.adopt(origin, final_version) {
+        Ok(super::mirror::Adopted::Now(_)) => {
+            eprintln!("atomik sync: adopted leaving replica {origin:016x} at version {final_version}");
+            Ok(None)
+        }
+        Ok(super::mirror::Adopted::Already(_)) => Ok(None),
+        Ok(super::mirror::Adopted::NotYet { have }) => Ok(Some(format!(
+            "leave request of {origin:016x} at version {final_version}: this replica holds version {have} of it, \
+             not adopted (the leaving replica asks again)"
+        ))),
+        Err(e) if e.is_refusal() => Ok(Some(format!("leave request of {origin:016x}: {e}"))),
+        Err(e) => Err(e),
+    }
+}
+
 /// Reads the last message of `subject`: its stream sequence and the version it ends at. A
 /// last message that does not verify (forged by someone who may publish on our subject) says
 /// nothing of our version: 0 is assumed, so the next publish starts over with a snapshot.
@@ -457,8 +510,17 @@ async fn read_head(
 ) -> Result<Head, async_nats::Error> {
     match st.get_last_raw_message_by_subject(subject).await {
         Ok(m) => {
-            let frame = match nats_frame::open(&cfg.secret, &cfg.stream_name(), subject, &m.payload) {
-                Ok(f) => f,
+            let frame = match nats_frame::open_payload(&cfg.secret, &cfg.stream_name(), subject, &m.payload) {
+                Ok(nats_frame::Payload::Frame(f)) => f,
+                // A leave request of an earlier run follows our last delta, at its version.
+                Ok(nats_frame::Payload::Leave { final_version, .. }) => {
+                    return Ok(Head {
+                        seq: m.sequence,
+                        version: final_version,
+                        snapshot: false,
+                        unknown: false,
+                    })
+                }
                 Err(e) => {
                     d.note_error(format!(
                         "{}: seq {} on {subject} (own subject): {e}; publishing a snapshot after it",
@@ -535,6 +597,21 @@ async fn publish_own(
         } else {
             *since_snapshot += 1;
         }
+    }
+    let own = d.with_replica(|r| r.version());
+    if let Some(adopter) = d.leave_due().filter(|_| head.version >= own && !head.unknown) {
+        let payload = nats_frame::seal_leave(&cfg.secret, &cfg.stream_name(), subject, own, adopter);
+        let publish = Publish::build()
+            .payload(payload.into())
+            .message_id(format!("{id:016x}:{own}:leave@{}", head.seq))
+            .expected_last_subject_sequence(head.seq);
+        let fail =
+            |e: async_nats::Error| NatsError::Nats { url: cfg.url.clone(), what: "publish", source: e };
+        let ack = js.send_publish(subject.to_string(), publish).await.map_err(|e| fail(Box::new(e)))?;
+        let ack = ack.await.map_err(|e| fail(Box::new(e)))?;
+        head.seq = ack.sequence;
+        n.messages_out += 1;
+        d.leave_published();
     }
     Ok(())
 }
