@@ -25,7 +25,9 @@ def walk(top):
 
 
 def verilog(top):
-    out = [f"// {HEADER}", "`ifndef ATOMIK_REGS_VH", "`define ATOMIK_REGS_VH"]
+    # No include guard: it is included inside each module that needs the names.
+    out = [f"// {HEADER}", "// Included inside a module body: localparams of the register map.",
+           "/* verilator lint_off UNUSEDPARAM */"]
     for kind, name, node in walk(top):
         if kind == "reg":
             out.append(f"localparam [31:0] A_{name} = 32'h{node.address_offset:x};")
@@ -39,7 +41,7 @@ def verilog(top):
             out.append(f"localparam [31:0] A_{name}_BASE = 32'h{node.address_offset:x};")
             out.append(f"localparam integer A_{name}_ENTRIES = {node.get_property('mementries')};")
     out.append(f"localparam [31:0] A_SIZE = 32'h{top.size:x};")
-    out.append("`endif")
+    out.append("/* verilator lint_on UNUSEDPARAM */")
     return "\n".join(out) + "\n"
 
 

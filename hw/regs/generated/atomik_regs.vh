@@ -1,6 +1,6 @@
 // Generated from hw/regs/atomik.rdl by hw/regs/gen.sh: do not edit.
-`ifndef ATOMIK_REGS_VH
-`define ATOMIK_REGS_VH
+// Included inside a module body: localparams of the register map.
+/* verilator lint_off UNUSEDPARAM */
 localparam [31:0] A_ID = 32'h0;
 localparam integer A_ID_MAGIC_LSB = 0;
 localparam integer A_ID_MAGIC_WIDTH = 32;
@@ -82,4 +82,4 @@ localparam integer A_SWAP_ENTRIES = 8192;
 localparam [31:0] A_IDENT_BASE = 32'h60000;
 localparam integer A_IDENT_ENTRIES = 128;
 localparam [31:0] A_SIZE = 32'h60400;
-`endif
+/* verilator lint_on UNUSEDPARAM */
