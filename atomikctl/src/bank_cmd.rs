@@ -79,12 +79,16 @@ fn list(json: bool) -> Result<()> {
 fn info(name: &str, json: bool) -> Result<()> {
     let bank = Bank::open(name)?;
     let i = bank.info();
-    let dirty = (0..bank.slots()).filter(|&s| !bank.memory().is_clean(s)).count();
+    let mut dirty = 0;
+    for s in 0..bank.slots() {
+        dirty += usize::from(!bank.is_clean(s)?);
+    }
     let mut v = info_json(i);
     v["backend"] = json!(bank.backend().name());
     v["writable"] = json!(bank.writable());
     v["dirty_slots"] = json!(dirty);
-    let (origin, incarnation) = (bank.memory().origin(), bank.memory().incarnation());
+    // A bank on an FPGA has no mapped header, so it is never replicated.
+    let (origin, incarnation) = bank.mapped().map_or((0, 0), |m| (m.origin(), m.incarnation()));
     v["replicated"] = json!(incarnation != 0);
     v["origin"] = json!(format!("{origin:016x}"));
     v["incarnation"] = json!(format!("{incarnation:016x}"));
@@ -153,7 +157,7 @@ fn read_batch(input: impl BufRead) -> Result<Vec<(u64, u64)>> {
 pub fn read(name: &str, slot: Option<&str>, all: bool, json: bool) -> Result<()> {
     let bank = Bank::open(name)?;
     if all {
-        let values = bank.read_all();
+        let values = bank.try_read_all()?;
         emit(json, json!({ "bank": name, "values": values }), || {
             values.iter().enumerate().map(|(i, v)| format!("{i} {}", hex(*v))).collect::<Vec<_>>().join("\n")
         });

@@ -23,8 +23,9 @@ module atomik_lane #(
     output wire            accum_done,    // stage 1 applied an ACCUM
     output wire [ROWS-1:0] clean_bits
 );
-    // Kinds (atomik_windows.v): 0 ACCUM, 1 LOAD_XOR, 2 LOAD_ADD, 3 READ, 4 SWAP.
-    localparam [2:0] K_ACCUM = 3'd0, K_LOAD_XOR = 3'd1, K_LOAD_ADD = 3'd2, K_SWAP = 3'd4;
+    // Kinds (atomik_windows.v): 0 ACCUM, 1 LOAD_XOR, 2 LOAD_ADD, 3 READ, 4 SWAP, 5 SWAP_SET
+    // (req_data is the new reference).
+    localparam [2:0] K_ACCUM = 3'd0, K_LOAD_XOR = 3'd1, K_LOAD_ADD = 3'd2, K_SWAP = 3'd4, K_SWAP_SET = 3'd5;
 
     reg [63:0] ref_mem [0:ROWS-1];
     reg [63:0] acc_mem [0:ROWS-1];
@@ -54,6 +55,7 @@ module atomik_lane #(
             K_ACCUM:             next_acc = acc_new;
             K_LOAD_XOR, K_LOAD_ADD: begin next_ref = s1_data; next_acc = 64'd0; end
             K_SWAP:              begin next_ref = combined; next_acc = 64'd0; end
+            K_SWAP_SET:          begin next_ref = s1_data; next_acc = 64'd0; end
             default: ;
         endcase
     end
@@ -68,8 +70,8 @@ module atomik_lane #(
         acc_q <= acc_mem[req_row];
         if (s1_valid && s1_kind == K_ACCUM)
             acc_mem[s1_row] <= acc_new;
-        if (s1_valid && (is_load || s1_kind == K_SWAP))
-            ref_mem[s1_row] <= is_load ? s1_data : combined;
+        if (s1_valid && (is_load || s1_kind == K_SWAP || s1_kind == K_SWAP_SET))
+            ref_mem[s1_row] <= s1_kind == K_SWAP ? combined : s1_data;
     end
 
     always @(posedge clk) begin
@@ -100,7 +102,7 @@ module atomik_lane #(
                     loaded[s1_row] <= 1'b1;
                     opadd[s1_row]  <= s1_kind == K_LOAD_ADD;
                 end
-                K_SWAP: begin
+                K_SWAP, K_SWAP_SET: begin
                     clean[s1_row]  <= 1'b1;
                     loaded[s1_row] <= 1'b1;
                 end

@@ -1,4 +1,5 @@
-// The AXI4 slave for the operation windows (ACCUM, LOAD_XOR, LOAD_ADD, READ, SWAP, IDENT):
+// The AXI4 slave for the operation windows (ACCUM, LOAD_XOR, LOAD_ADD, READ, SWAP, IDENT,
+// SWAP_SET):
 // bursts of one beat per cycle for writes, one burst at a time per direction, each beat
 // carrying LANES 64-bit words handled by LANES lanes in parallel.
 //
@@ -61,10 +62,12 @@ module atomik_windows #(
     localparam integer IDENT_WORDS = (SLOTS + 63) / 64;
     localparam [12:0] LANE_MASK = LANES[12:0] - 13'd1;
     localparam [13:0] SLOTS14 = SLOTS[13:0], IDENT14 = IDENT_WORDS[13:0];
-    localparam [2:0] K_ACCUM = 3'd0, K_LOAD_XOR = 3'd1, K_LOAD_ADD = 3'd2, K_READ = 3'd3, K_SWAP = 3'd4;
+    localparam [2:0] K_ACCUM = 3'd0, K_LOAD_XOR = 3'd1, K_LOAD_ADD = 3'd2, K_READ = 3'd3, K_SWAP = 3'd4,
+                     K_SWAP_SET = 3'd5, K_STAGE = 3'd6;
     localparam [2:0] W_ACCUM = A_ACCUM_BASE[18:16], W_LOAD_XOR = A_LOAD_XOR_BASE[18:16],
                      W_LOAD_ADD = A_LOAD_ADD_BASE[18:16], W_READ = A_READ_BASE[18:16],
-                     W_SWAP = A_SWAP_BASE[18:16], W_IDENT = A_IDENT_BASE[18:16];
+                     W_SWAP = A_SWAP_BASE[18:16], W_IDENT = A_IDENT_BASE[18:16],
+                     W_SWAP_SET = A_SWAP_SET_BASE[18:16];
     localparam [1:0] OKAY = 2'b00, SLVERR = 2'b10, FIXED = 2'b00, WRAP = 2'b10;
 
     // ---- write burst state
@@ -86,6 +89,7 @@ module atomik_windows #(
     reg [12:0]       r_inflight_word;
     reg [LANES-1:0]  r_inflight_ok;
     reg              prio_w;                    // who wins the lanes when both want them
+    reg [63:0]       stage;                     // SWAP_SET's next reference
 
     wire r_want = r_active && !r_inflight && !s_axi_rvalid;
     wire w_go   = w_active && s_axi_wvalid && (!r_want || prio_w);
@@ -101,6 +105,7 @@ module atomik_windows #(
             W_ACCUM:    wkind = {1'b0, K_ACCUM};
             W_LOAD_XOR: wkind = {1'b0, K_LOAD_XOR};
             W_LOAD_ADD: wkind = {1'b0, K_LOAD_ADD};
+            W_SWAP_SET: wkind = {1'b0, K_STAGE};
             default:    wkind = {1'b1, K_READ};
         endcase
     endfunction
@@ -110,6 +115,7 @@ module atomik_windows #(
             W_READ:  rkind = {1'b0, K_READ};
             W_SWAP:  rkind = {1'b0, K_SWAP};
             W_IDENT: rkind = {1'b0, K_READ};
+            W_SWAP_SET: rkind = {1'b0, K_SWAP_SET};
             default: rkind = {1'b1, K_READ};
         endcase
     endfunction
@@ -149,9 +155,11 @@ module atomik_windows #(
                 beat_bad = 1'b1;
         end
         if (w_go && w_bad) beat_bad = 1'b1;
+        if (w_go && w_kind == K_STAGE && beat_addr[15:0] != 16'd0) beat_bad = 1'b1;
         if (r_go && (r_bad || r_size < 3'd3)) beat_bad = 1'b1;
         if (r_go && r_ident && ({1'b0, beat_addr[15:3]} >= IDENT14 || r_size != 3'd3)) beat_bad = 1'b1;
         if (r_go && r_ident) lane_en = {LANES{1'b0}};
+        if (w_go && w_kind == K_STAGE) lane_en = {LANES{1'b0}};   // staged, not a slot operation
         if (beat_bad) lane_en = {LANES{1'b0}};
     end
 
@@ -168,7 +176,7 @@ module atomik_windows #(
                 .req_valid((w_go || r_go) && lane_en[g]),
                 .req_kind(w_go ? w_kind : r_kind),
                 .req_row(beat_row),
-                .req_data(s_axi_wdata[64*g +: 64]),
+                .req_data(w_go ? s_axi_wdata[64*g +: 64] : stage),
                 .res_state(lane_state[64*g +: 64]),
                 .accum_done(lane_accum[g]),
                 .clean_bits(clean_bits)
@@ -211,6 +219,8 @@ module atomik_windows #(
             end
             if (w_go) begin
                 prio_w <= 1'b0;
+                if (w_kind == K_STAGE && !beat_bad && s_axi_wstrb[7:0] == 8'hff)
+                    stage <= s_axi_wdata[63:0];
                 w_addr <= next_addr(w_addr, w_size, w_fixed);
                 w_left <= w_left - 8'd1;
                 if (beat_bad) begin w_err <= 1'b1; error_inc <= 1'b1; end

@@ -114,6 +114,13 @@ class Tb:
         want = [self.model.swap(slot + i) for i in range(n)]
         assert got == want, f"SWAP {slot}..+{n}: got {[hex(x) for x in got]} want {[hex(x) for x in want]}"
 
+    async def check_swap_set(self, slot, n, v):
+        assert await self.write("SWAP_SET", 0, [v]) == OKAY
+        got, resp = await self.read("SWAP_SET", slot, n)
+        assert resp == OKAY
+        want = [self.model.swap_set(slot + i, v) for i in range(n)]
+        assert got == want, f"SWAP_SET {slot}..+{n}: got {[hex(x) for x in got]} want {[hex(x) for x in want]}"
+
     async def check_ident(self, k):
         got, resp = await self.read("IDENT", k)
         assert resp == OKAY

@@ -32,6 +32,11 @@ class Model:
         self.ref[i], self.acc[i] = s, 0
         return s
 
+    def swap_set(self, i, v):
+        s = self.read(i)
+        self.ref[i], self.acc[i] = v, 0
+        return s
+
     def ident(self, k):
         w = 0
         for j in range(64):

@@ -64,6 +64,12 @@ async def directed_operations(dut):
     await tb.check_read(last)
     got, _ = await tb.read("READ", last)
     assert got == [0]
+    # SWAP_SET: the staged value becomes the reference, the accumulator the identity.
+    await tb.accum(last, [5])
+    await tb.check_swap_set(last, 1, 100)
+    got, _ = await tb.read("READ", last)
+    assert got == [100]
+    assert await tb.write("SWAP_SET", 1, [7]) == SLVERR, "staging only at offset 0"
     await tb.check_all()
 
 
@@ -74,6 +80,12 @@ async def refused_accesses_change_nothing(dut):
     await tb.load(0, list(range(1, tb.slots + 1)), add=True)
     # A slot beyond SLOTS: SLVERR on every window, nothing changes, ERRORS counts the beat.
     for w in ("ACCUM", "LOAD_XOR", "LOAD_ADD"):
+        resp, n = await tb.errors_after(tb.write(w, tb.slots, [7]))
+        assert resp == SLVERR and n == 1, w
+    for w in ("READ", "SWAP", "SWAP_SET"):
+        (got, resp), n = await tb.errors_after(tb.read(w, tb.slots))
+        assert resp == SLVERR and got == [0] and n == 1, w
+    for w in ("ACCUM",):
         resp, n = await tb.errors_after(tb.write(w, tb.slots, [7]))
         assert resp == SLVERR and n == 1, w
     for w in ("READ", "SWAP"):
@@ -226,8 +238,10 @@ async def random_ops_against_the_model(dut):
             await tb.load(start, [rng.getrandbits(64) for _ in range(n)], add=rng.random() < 0.5)
         elif k < 0.78:
             await tb.check_read(start, n)
-        elif k < 0.90:
+        elif k < 0.86:
             await tb.check_swap(start, n)
+        elif k < 0.90:
+            await tb.check_swap_set(start, n, rng.getrandbits(64))
         elif k < 0.95:
             n = await tb.accum_fixed(rng.randrange(S), [delta() for _ in range(n)])
         elif k < 0.999:

@@ -1,8 +1,9 @@
 //! Where banks live: the userspace shared-memory default, `/dev/atomik`, or an FPGA.
 //!
-//! Every backend hands back the same thing for an open bank: a mapping of the shared layout
-//! ([`BankMemory`]) used directly for ACCUM and READ, and optionally a [`Control`] that
-//! performs LOAD and SWAP elsewhere (the kernel).
+//! The mapped backends hand back the same thing for an open bank: a mapping of the shared
+//! layout ([`BankMemory`]) used directly for ACCUM and READ, and optionally a [`Control`] that
+//! performs LOAD and SWAP elsewhere (the kernel). The FPGA backend hands back
+//! [`DeviceSlots`]: every operation is a register access to the device.
 
 use std::path::PathBuf;
 
@@ -12,6 +13,7 @@ use crate::name::BankName;
 use crate::Op;
 
 pub mod device;
+pub mod fpga;
 pub mod soft;
 
 /// Which backend serves banks.
@@ -148,6 +150,44 @@ pub struct Opened {
     pub info: BankInfo,
 }
 
+/// Slots that live on a device (an FPGA) instead of in a mapping: each operation is a register
+/// access. Slots are range-checked by the caller ([`Bank`](crate::Bank)).
+pub trait DeviceSlots: Send + Sync {
+    /// Slot count.
+    fn slots(&self) -> u64;
+    /// Operator.
+    fn op(&self) -> Op;
+    /// Whether LOAD/ACCUM/SWAP are allowed.
+    fn writable(&self) -> bool;
+    /// ACCUM.
+    fn accum(&self, slot: u64, d: u64) -> Result<()>;
+    /// ACCUMs `deltas[i]` into `start + i` (a burst).
+    fn accum_dense(&self, start: u64, deltas: &[u64]) -> Result<()>;
+    /// LOAD.
+    fn load(&self, slot: u64, v: u64) -> Result<()>;
+    /// READs `start..start + out.len()`.
+    fn read_range(&self, start: u64, out: &mut [u64]) -> Result<()>;
+    /// Whether the accumulator is the identity.
+    fn is_clean(&self, slot: u64) -> Result<bool>;
+    /// SWAP.
+    fn swap(&self, slot: u64) -> Result<u64>;
+    /// SWAP_SET.
+    fn swap_set(&self, slot: u64, reference: u64) -> Result<u64>;
+}
+
+/// An opened bank, mapped or on a device.
+pub enum OpenedSlots {
+    /// A mapping of the shared layout (soft, device).
+    Mapped(Opened),
+    /// Slots on a device (FPGA).
+    Device {
+        /// The slots.
+        slots: Box<dyn DeviceSlots>,
+        /// Description.
+        info: BankInfo,
+    },
+}
+
 /// A place banks live.
 pub trait Backend: Send + Sync {
     /// Which kind this is.
@@ -160,6 +200,14 @@ pub trait Backend: Send + Sync {
     fn destroy(&self, name: &BankName) -> Result<()>;
     /// Describes every bank; an unreadable one gives its error in place.
     fn list(&self) -> Result<Vec<Result<BankInfo>>>;
+    /// [`Backend::create`], for backends whose banks are not mappings (the FPGA overrides it).
+    fn create_slots(&self, name: &BankName, opts: &CreateOptions) -> Result<OpenedSlots> {
+        self.create(name, opts).map(OpenedSlots::Mapped)
+    }
+    /// [`Backend::open`], likewise.
+    fn open_slots(&self, name: &BankName, access: Access) -> Result<OpenedSlots> {
+        self.open(name, access).map(OpenedSlots::Mapped)
+    }
 }
 
 /// The backend in use and why it was chosen.
@@ -173,8 +221,8 @@ pub struct Selection {
 /// Environment variable forcing a backend.
 pub const ENV_BACKEND: &str = "ATOMIK_BACKEND";
 
-/// Chooses the backend: `ATOMIK_BACKEND` when set, else `/dev/atomik` when it exists,
-/// else the userspace default.
+/// Chooses the backend: `ATOMIK_BACKEND` when set, else `/dev/atomik` when it exists, else an
+/// FPGA whose ID register matches (see [`fpga::locate`]), else the userspace default.
 pub fn select() -> Result<Selection> {
     match std::env::var(ENV_BACKEND) {
         Ok(v) if !v.is_empty() => match v.as_str() {
@@ -183,10 +231,11 @@ pub fn select() -> Result<Selection> {
                 reason: format!("{ENV_BACKEND}=soft"),
             }),
             "device" => Ok(Selection { backend: device(true)?, reason: format!("{ENV_BACKEND}=device") }),
-            "fpga" => Err(Error::BackendUnavailable {
-                backend: "fpga",
-                reason: format!("{} reports no FPGA", crate::abi::DEVICE_PATH),
-            }),
+            "fpga" => {
+                let b = fpga::FpgaBackend::locate()?;
+                let reason = format!("{ENV_BACKEND}=fpga: {}", b.describe());
+                Ok(Selection { backend: Box::new(b), reason })
+            }
             _ => Err(Error::BadBackend { value: v }),
         },
         _ => {
@@ -198,9 +247,19 @@ pub fn select() -> Result<Selection> {
                     });
                 }
             }
+            let no_fpga = match fpga::FpgaBackend::locate() {
+                Ok(b) => {
+                    let reason = format!("{} is absent; {}", crate::abi::DEVICE_PATH, b.describe());
+                    return Ok(Selection { backend: Box::new(b), reason });
+                }
+                Err(e) => e.to_string(),
+            };
             Ok(Selection {
                 backend: Box::new(soft::SoftBackend::from_env()),
-                reason: format!("{} is absent; using shared memory", crate::abi::DEVICE_PATH),
+                reason: format!(
+                    "{} is absent, no FPGA ({no_fpga}); using shared memory",
+                    crate::abi::DEVICE_PATH
+                ),
             })
         }
     }

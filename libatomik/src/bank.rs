@@ -6,19 +6,28 @@ mod shard;
 pub use memory::BankMemory;
 pub use shard::ShardWriter;
 
-use crate::backend::{self, Access, Backend, BackendKind, BankInfo, Control, CreateOptions, Opened};
+use crate::backend::{
+    self, Access, Backend, BackendKind, BankInfo, Control, CreateOptions, DeviceSlots, Opened, OpenedSlots,
+};
 use crate::error::{Error, Result};
 use crate::name::BankName;
 use crate::Op;
 
-/// An open bank. Cheap operations (ACCUM, READ) go straight to the shared mapping; all are
-/// safe to call from many threads and processes at once.
+/// An open bank. Cheap operations (ACCUM, READ) go straight to the shared mapping (or, for an
+/// FPGA bank, are one register access); all are safe to call from many threads and processes
+/// at once.
 pub struct Bank {
     name: BankName,
-    memory: BankMemory,
+    store: Store,
     control: Option<Box<dyn Control>>,
     info: BankInfo,
     backend: BackendKind,
+}
+
+/// Where a bank's slots are.
+enum Store {
+    Mapped(BankMemory),
+    Device(Box<dyn DeviceSlots>),
 }
 
 impl std::fmt::Debug for Bank {
@@ -66,8 +75,8 @@ impl Bank {
     /// [`Bank::create`] on a given backend.
     pub fn create_on(backend: &dyn Backend, name: &str, opts: CreateOptions) -> Result<Bank> {
         let name = BankName::new(name)?;
-        let opened = backend.create(&name, &opts)?;
-        Ok(Bank::from_opened(name, opened, backend.kind()))
+        let opened = backend.create_slots(&name, &opts)?;
+        Ok(Bank::from_slots(name, opened, backend.kind()))
     }
 
     /// [`Bank::open`] on a given backend.
@@ -81,12 +90,27 @@ impl Bank {
     /// [`Bank::open_with`] on a given backend.
     pub fn open_with_on(backend: &dyn Backend, name: &str, access: Access) -> Result<Bank> {
         let name = BankName::new(name)?;
-        let opened = backend.open(&name, access)?;
-        Ok(Bank::from_opened(name, opened, backend.kind()))
+        let opened = backend.open_slots(&name, access)?;
+        Ok(Bank::from_slots(name, opened, backend.kind()))
     }
 
     fn from_opened(name: BankName, opened: Opened, backend: BackendKind) -> Bank {
-        Bank { name, memory: opened.memory, control: opened.control, info: opened.info, backend }
+        Bank {
+            name,
+            store: Store::Mapped(opened.memory),
+            control: opened.control,
+            info: opened.info,
+            backend,
+        }
+    }
+
+    fn from_slots(name: BankName, opened: OpenedSlots, backend: BackendKind) -> Bank {
+        match opened {
+            OpenedSlots::Mapped(o) => Bank::from_opened(name, o, backend),
+            OpenedSlots::Device { slots, info } => {
+                Bank { name, store: Store::Device(slots), control: None, info, backend }
+            }
+        }
     }
 
     /// The bank's name.
@@ -96,12 +120,18 @@ impl Bank {
 
     /// Slot count.
     pub fn slots(&self) -> u64 {
-        self.memory.slots()
+        match &self.store {
+            Store::Mapped(m) => m.slots(),
+            Store::Device(d) => d.slots(),
+        }
     }
 
     /// The operator.
     pub fn op(&self) -> Op {
-        self.memory.op()
+        match &self.store {
+            Store::Mapped(m) => m.op(),
+            Store::Device(d) => d.op(),
+        }
     }
 
     /// Which backend serves it.
@@ -116,12 +146,27 @@ impl Bank {
 
     /// Whether LOAD/ACCUM/SWAP are allowed.
     pub fn writable(&self) -> bool {
-        self.memory.writable()
+        match &self.store {
+            Store::Mapped(m) => m.writable(),
+            Store::Device(d) => d.writable(),
+        }
     }
 
     /// The mapped shared layout, for code that works on it directly.
+    ///
+    /// # Panics
+    /// On a bank whose slots are on an FPGA ([`Bank::mapped`] is `None`): replication, writer
+    /// shards and the other mapping-level features need a mapped bank.
     pub fn memory(&self) -> &BankMemory {
-        &self.memory
+        self.mapped().unwrap_or_else(|| panic!("bank {:?} is on an FPGA, not a mapping", self.name.as_str()))
+    }
+
+    /// The mapped shared layout, or `None` for a bank on an FPGA.
+    pub fn mapped(&self) -> Option<&BankMemory> {
+        match &self.store {
+            Store::Mapped(m) => Some(m),
+            Store::Device(_) => None,
+        }
     }
 
     fn check(&self, slot: u64) -> Result<()> {
@@ -142,9 +187,11 @@ impl Bank {
 
     /// LOAD and SWAP would discard or move replicated state: refused on a bound bank.
     fn check_unreplicated(&self, op: &'static str) -> Result<()> {
-        match self.memory.incarnation() {
-            0 => Ok(()),
-            _ => Err(Error::Replicated { name: self.name.to_string(), op, origin: self.memory.origin() }),
+        match self.mapped() {
+            Some(m) if m.incarnation() != 0 => {
+                Err(Error::Replicated { name: self.name.to_string(), op, origin: m.origin() })
+            }
+            _ => Ok(()),
         }
     }
 
@@ -157,10 +204,11 @@ impl Bank {
         self.check(slot)?;
         self.check_writable()?;
         self.check_unreplicated("LOAD")?;
-        match &self.control {
-            Some(c) => c.load(slot, v),
-            None => {
-                self.memory.load(slot, v);
+        match (&self.store, &self.control) {
+            (Store::Device(d), _) => d.load(slot, v),
+            (_, Some(c)) => c.load(slot, v),
+            (Store::Mapped(m), None) => {
+                m.load(slot, v);
                 Ok(())
             }
         }
@@ -171,8 +219,13 @@ impl Bank {
     pub fn accum(&self, slot: u64, d: u64) -> Result<()> {
         self.check(slot)?;
         self.check_writable()?;
-        self.memory.accum(slot, d);
-        Ok(())
+        match &self.store {
+            Store::Mapped(m) => {
+                m.accum(slot, d);
+                Ok(())
+            }
+            Store::Device(dev) => dev.accum(slot, d),
+        }
     }
 
     /// ACCUM of `d`'s inverse: cancels an earlier `accum(slot, d)`.
@@ -184,13 +237,23 @@ impl Bank {
     #[inline]
     pub fn read(&self, slot: u64) -> Result<u64> {
         self.check(slot)?;
-        Ok(self.memory.read(slot))
+        match &self.store {
+            Store::Mapped(m) => Ok(m.read(slot)),
+            Store::Device(d) => {
+                let mut v = [0];
+                d.read_range(slot, &mut v)?;
+                Ok(v[0])
+            }
+        }
     }
 
     /// True when the accumulator is the identity.
     pub fn is_clean(&self, slot: u64) -> Result<bool> {
         self.check(slot)?;
-        Ok(self.memory.is_clean(slot))
+        match &self.store {
+            Store::Mapped(m) => Ok(m.is_clean(slot)),
+            Store::Device(d) => d.is_clean(slot),
+        }
     }
 
     /// SWAP: returns the current state and makes it the reference.
@@ -198,9 +261,10 @@ impl Bank {
         self.check(slot)?;
         self.check_writable()?;
         self.check_unreplicated("SWAP")?;
-        match &self.control {
-            Some(c) => c.swap(slot),
-            None => Ok(self.memory.swap(slot)),
+        match (&self.store, &self.control) {
+            (Store::Device(d), _) => d.swap(slot),
+            (_, Some(c)) => c.swap(slot),
+            (Store::Mapped(m), None) => Ok(m.swap(slot)),
         }
     }
 
@@ -211,9 +275,10 @@ impl Bank {
         self.check(slot)?;
         self.check_writable()?;
         self.check_unreplicated("SWAP_SET")?;
-        match &self.control {
-            Some(c) => c.swap_set(slot, reference),
-            None => Ok(self.memory.swap_set(slot, reference)),
+        match (&self.store, &self.control) {
+            (Store::Device(d), _) => d.swap_set(slot, reference),
+            (_, Some(c)) => c.swap_set(slot, reference),
+            (Store::Mapped(m), None) => Ok(m.swap_set(slot, reference)),
         }
     }
 
@@ -221,10 +286,15 @@ impl Bank {
     pub fn accum_batch(&self, ops: &[(u64, u64)]) -> Result<()> {
         self.check_all(ops.iter().map(|(s, _)| s))?;
         self.check_writable()?;
-        for &(s, d) in ops {
-            self.memory.accum(s, d);
+        match &self.store {
+            Store::Mapped(m) => {
+                for &(s, d) in ops {
+                    m.accum(s, d);
+                }
+                Ok(())
+            }
+            Store::Device(dev) => ops.iter().try_for_each(|&(s, d)| dev.accum(s, d)),
         }
-        Ok(())
     }
 
     /// LOADs every `(slot, value)`; all slots are checked first.
@@ -239,10 +309,16 @@ impl Bank {
     pub fn accum_dense(&self, start: u64, deltas: &[u64]) -> Result<()> {
         self.check_range(start, deltas.len())?;
         self.check_writable()?;
-        for (i, &d) in deltas.iter().enumerate() {
-            self.memory.accum(start + i as u64, d);
+        match &self.store {
+            Store::Mapped(m) => {
+                for (i, &d) in deltas.iter().enumerate() {
+                    m.accum(start + i as u64, d);
+                }
+                Ok(())
+            }
+            Store::Device(_) if deltas.is_empty() => Ok(()),
+            Store::Device(dev) => dev.accum_dense(start, deltas),
         }
-        Ok(())
     }
 
     fn check_range(&self, start: u64, len: usize) -> Result<()> {
@@ -257,15 +333,31 @@ impl Bank {
     /// READs slots `start..start + out.len()` into `out`.
     pub fn read_range(&self, start: u64, out: &mut [u64]) -> Result<()> {
         self.check_range(start, out.len())?;
-        for (i, o) in out.iter_mut().enumerate() {
-            *o = self.memory.read(start + i as u64);
+        match &self.store {
+            Store::Mapped(m) => {
+                for (i, o) in out.iter_mut().enumerate() {
+                    *o = m.read(start + i as u64);
+                }
+                Ok(())
+            }
+            Store::Device(_) if out.is_empty() => Ok(()),
+            Store::Device(d) => d.read_range(start, out),
         }
-        Ok(())
     }
 
     /// READs every slot.
+    ///
+    /// # Panics
+    /// When the FPGA of a bank on one fails to answer; [`Bank::try_read_all`] returns the error.
     pub fn read_all(&self) -> Vec<u64> {
-        (0..self.slots()).map(|i| self.memory.read(i)).collect()
+        self.try_read_all().unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// READs every slot; fails only for a bank on an FPGA that does not answer.
+    pub fn try_read_all(&self) -> Result<Vec<u64>> {
+        let mut out = vec![0; self.slots() as usize];
+        self.read_range(0, &mut out)?;
+        Ok(out)
     }
 
     /// SWAPs every slot, returning the states.
@@ -278,6 +370,9 @@ impl Bank {
     /// Leases a writer-private shard for dense batches (banks created with shards only).
     pub fn shard_writer(&self) -> Result<ShardWriter<'_>> {
         self.check_writable()?;
-        ShardWriter::lease(&self.memory, self.name.as_str())
+        match &self.store {
+            Store::Mapped(m) => ShardWriter::lease(m, self.name.as_str()),
+            Store::Device(_) => Err(Error::NoFreeShard { name: self.name.to_string(), shards: 0 }),
+        }
     }
 }

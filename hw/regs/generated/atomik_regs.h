@@ -81,6 +81,10 @@ extern "C" {
 #define ATOMIK__FEATURES__OP_XOR_bp 7
 #define ATOMIK__FEATURES__OP_XOR_bw 1
 #define ATOMIK__FEATURES__OP_XOR_reset 0x1
+#define ATOMIK__FEATURES__SWAP_SET_WINDOW_bm 0x100
+#define ATOMIK__FEATURES__SWAP_SET_WINDOW_bp 8
+#define ATOMIK__FEATURES__SWAP_SET_WINDOW_bw 1
+#define ATOMIK__FEATURES__SWAP_SET_WINDOW_reset 0x1
 
 // reg - atomik::CONTROL
 #define ATOMIK__CONTROL__CLEAR_bm 0x1
@@ -136,6 +140,11 @@ typedef struct __attribute__ ((__packed__)) {
     uint64_t mem[128];
 } atomik__IDENT_t;
 
+// mem - atomik::SWAP_SET
+typedef struct __attribute__ ((__packed__)) {
+    uint64_t mem[8192];
+} atomik__SWAP_SET_t;
+
 // addrmap - atomik
 typedef struct __attribute__ ((__packed__)) {
     uint64_t ID;
@@ -153,10 +162,12 @@ typedef struct __attribute__ ((__packed__)) {
     atomik__READ_t READ;
     atomik__SWAP_t SWAP;
     atomik__IDENT_t IDENT;
+    uint8_t RESERVED_60400_6ffff[0xfc00];
+    atomik__SWAP_SET_t SWAP_SET;
 } atomik_t;
 
 
-static_assert(sizeof(atomik_t) == 0x60400, "Packing error");
+static_assert(sizeof(atomik_t) == 0x80000, "Packing error");
 
 #ifdef __cplusplus
 }

@@ -105,6 +105,12 @@ pub const FEATURES_OP_XOR_LSB: u32 = 7;
 pub const FEATURES_OP_XOR_MASK: u64 = 0x80;
 /// Reset value of `FEATURES_OP_XOR`.
 pub const FEATURES_OP_XOR_RESET: u64 = 0x1;
+/// SWAP_SET window.
+pub const FEATURES_SWAP_SET_WINDOW_LSB: u32 = 8;
+/// Mask of `FEATURES_SWAP_SET_WINDOW` in its register.
+pub const FEATURES_SWAP_SET_WINDOW_MASK: u64 = 0x100;
+/// Reset value of `FEATURES_SWAP_SET_WINDOW`.
+pub const FEATURES_SWAP_SET_WINDOW_RESET: u64 = 0x1;
 /// Control: register offset.
 pub const CONTROL: u64 = 0x20;
 /// Write 1: every slot becomes reference 0, accumulator identity, operator XOR, in one cycle. Reads 0.
@@ -161,5 +167,9 @@ pub const SWAP_ENTRIES: u64 = 8192;
 pub const IDENT_BASE: u64 = 0x60000;
 /// Words in the IDENT window.
 pub const IDENT_ENTRIES: u64 = 128;
+/// Write v at offset 0: stages v (a write elsewhere is refused). Read at 8*i: returns the state and, in the same cycle, makes the staged v the reference and the accumulator the identity. One staging word for the device: writers serialise the write-then-read pair. Uncached, like SWAP.
+pub const SWAP_SET_BASE: u64 = 0x70000;
+/// Words in the SWAP_SET window.
+pub const SWAP_SET_ENTRIES: u64 = 8192;
 /// Bytes of address space the device decodes.
-pub const SIZE: u64 = 0x60400;
+pub const SIZE: u64 = 0x80000;
