@@ -46,6 +46,14 @@ pub enum Command {
     },
     /// Which backend is in use and why.
     Status,
+    /// Serve the Verilator model of the FPGA RTL on a Unix socket until killed; other
+    /// processes use it with ATOMIK_FPGA=unix:PATH (built with feature rtl-model).
+    #[cfg(feature = "rtl-model")]
+    RtlModel {
+        /// Socket path.
+        #[arg(long)]
+        socket: std::path::PathBuf,
+    },
     /// Measure ops/s of ACCUM, READ, SWAP against a mutex-per-bank design.
     Bench(BenchArgs),
     /// Replicate a bank with peers over authenticated TCP or through NATS JetStream.

@@ -67,6 +67,8 @@ fn main() -> ExitCode {
         Command::Read { name, slot, all } => bank_cmd::read(&name, slot.as_deref(), all, json),
         Command::Swap { name, slot, set } => bank_cmd::swap(&name, &slot, set.as_deref(), json),
         Command::Status => status::status(json),
+        #[cfg(feature = "rtl-model")]
+        Command::RtlModel { socket } => atomik::backend::fpga::rtl::serve(&socket).map_err(Into::into),
         Command::Bench(args) => bench::run(args, json),
         Command::Sync(cmd) => sync::run(&cmd, json),
         Command::Watch(args) => track::filter(|| track::watch::run(args, json)),

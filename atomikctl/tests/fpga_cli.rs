@@ -1,0 +1,146 @@
+//! atomikctl end to end on the FPGA RTL (feature rtl-model): one `atomikctl rtl-model` serves
+//! the Verilator model of hw/rtl on a socket, and separate atomikctl processes, with
+//! ATOMIK_FPGA=unix:SOCKET and no ATOMIK_BACKEND, find the device by its ID register and use it.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command as Std, Stdio};
+use std::time::{Duration, Instant};
+
+use assert_cmd::Command;
+use serde_json::Value;
+
+struct Model {
+    child: Child,
+    socket: PathBuf,
+    dir: tempfile::TempDir,
+}
+
+impl Drop for Model {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn model() -> Model {
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("rtl.sock");
+    let child = Std::new(env!("CARGO_BIN_EXE_atomikctl"))
+        .args(["rtl-model", "--socket"])
+        .arg(&socket)
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    while !socket.exists() {
+        assert!(start.elapsed() < Duration::from_secs(20), "rtl-model never made {}", socket.display());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Model { child, socket, dir }
+}
+
+fn ctl(m: &Model) -> Command {
+    let mut c = Command::cargo_bin("atomikctl").unwrap();
+    c.env_remove("ATOMIK_BACKEND")
+        .env("ATOMIK_FPGA", format!("unix:{}", m.socket.display()))
+        .env("ATOMIK_FPGA_DIR", m.dir.path().join("banks"))
+        .env("ATOMIK_SHM_DIR", m.dir.path().join("shm"));
+    c
+}
+
+fn json(c: &mut Command) -> Value {
+    let out = c.assert().success().get_output().stdout.clone();
+    serde_json::from_slice(&out).unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out)))
+}
+
+fn stdout(c: &mut Command) -> String {
+    String::from_utf8(c.assert().success().get_output().stdout.clone()).unwrap()
+}
+
+#[test]
+fn atomikctl_uses_the_fpga_when_its_id_matches() {
+    if Path::new(atomik::abi::DEVICE_PATH).exists() {
+        eprintln!("skipped: /dev/atomik is loaded here and is chosen before an FPGA");
+        return;
+    }
+    let m = model();
+    let st = json(ctl(&m).args(["--json", "status"]));
+    assert_eq!(st["backend"], "fpga", "{st}");
+    assert!(st["reason"].as_str().unwrap().contains("ID matches"), "{st}");
+
+    ctl(&m).args(["bank", "create", "hits", "--slots", "64", "--op", "add"]).assert().success();
+    // Four processes ACCUM at once, 25 each.
+    let procs: Vec<Child> = (0..4)
+        .map(|_| {
+            let mut c = Std::new(env!("CARGO_BIN_EXE_atomikctl"));
+            c.env_remove("ATOMIK_BACKEND")
+                .env("ATOMIK_FPGA", format!("unix:{}", m.socket.display()))
+                .env("ATOMIK_FPGA_DIR", m.dir.path().join("banks"))
+                .args(["accum", "hits", "-"])
+                .stdin(Stdio::piped())
+                .stdout(Stdio::null());
+            let mut child = c.spawn().unwrap();
+            use std::io::Write;
+            let mut input = child.stdin.take().unwrap();
+            for _ in 0..25 {
+                writeln!(input, "7 1").unwrap();
+            }
+            drop(input);
+            child
+        })
+        .collect();
+    for mut p in procs {
+        assert!(p.wait().unwrap().success());
+    }
+    assert_eq!(stdout(ctl(&m).args(["read", "hits", "7"])).trim(), "0x0000000000000064");
+    assert_eq!(stdout(ctl(&m).args(["swap", "hits", "7"])).trim(), "0x0000000000000064");
+    ctl(&m).args(["accum", "hits", "7", "0xffffffffffffffff"]).assert().success(); // -1
+    assert_eq!(stdout(ctl(&m).args(["read", "hits", "7"])).trim(), "0x0000000000000063");
+    assert_eq!(stdout(ctl(&m).args(["swap", "hits", "7", "--set", "5"])).trim(), "0x0000000000000063");
+    ctl(&m).args(["load", "hits", "8", "40"]).assert().success();
+    ctl(&m).args(["accum", "hits", "8", "2"]).assert().success();
+    let all = json(ctl(&m).args(["--json", "read", "hits", "--all"]));
+    let values = all["values"].as_array().unwrap();
+    assert_eq!(values.len(), 64);
+    assert_eq!((values[7].as_u64(), values[8].as_u64(), values[9].as_u64()), (Some(5), Some(42), Some(0)));
+
+    let info = json(ctl(&m).args(["--json", "bank", "info", "hits"]));
+    assert_eq!(info["backend"], "fpga", "{info}");
+    assert_eq!(info["dirty_slots"], 1, "slot 8's accumulator holds 2: {info}");
+    assert!(info["location"].as_str().unwrap().contains("slots 0..64"), "{info}");
+    // Bad input changes nothing and exits 2, as on every backend.
+    ctl(&m).args(["accum", "hits", "64", "1"]).assert().code(2);
+    ctl(&m).args(["bank", "create", "hits", "--slots", "4"]).assert().code(2);
+    let list = stdout(ctl(&m).args(["bank", "list"]));
+    assert!(list.contains("hits"), "{list}");
+    ctl(&m).args(["bank", "rm", "hits"]).assert().success();
+    ctl(&m).args(["read", "hits", "7"]).assert().code(2);
+}
+
+#[test]
+fn without_a_matching_device_status_says_why_and_uses_shared_memory() {
+    if Path::new(atomik::abi::DEVICE_PATH).exists() {
+        eprintln!("skipped: /dev/atomik is loaded here");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let st = json(
+        Command::cargo_bin("atomikctl")
+            .unwrap()
+            .env_remove("ATOMIK_BACKEND")
+            .env("ATOMIK_FPGA", format!("unix:{}", dir.path().join("absent.sock").display()))
+            .env("ATOMIK_SHM_DIR", dir.path().join("shm"))
+            .args(["--json", "status"]),
+    );
+    assert_eq!(st["backend"], "soft", "{st}");
+    let reason = st["reason"].as_str().unwrap();
+    assert!(reason.contains("no FPGA") && reason.contains("absent.sock"), "{st}");
+    // Forced, the same reason is an error.
+    Command::cargo_bin("atomikctl")
+        .unwrap()
+        .env("ATOMIK_BACKEND", "fpga")
+        .env("ATOMIK_FPGA", format!("unix:{}", dir.path().join("absent.sock").display()))
+        .args(["bank", "list"])
+        .assert()
+        .code(1);
+}
