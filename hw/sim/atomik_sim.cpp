@@ -26,6 +26,13 @@ void edge(Sim* s) {
     s->cycles++;
 }
 
+// Beats of the next burst of 64-bit words at `a`: at most 256, never across a 4 KiB boundary.
+uint32_t burst_len(uint64_t a, uint32_t remaining) {
+    uint32_t room = (uint32_t)((4096 - (a & 4095)) / 8);
+    uint32_t len = remaining < room ? remaining : room;
+    return len > 256 ? 256 : len;
+}
+
 // Holds `valid` until `ready` is seen at a rising edge; false when it never comes.
 template <typename Ready>
 bool handshake(Sim* s, Ready ready) {
@@ -89,11 +96,8 @@ int atomik_sim_write(void* p, uint64_t addr, const uint64_t* words, uint32_t n) 
     }
     uint32_t done = 0;
     while (done < n) {
-        // One burst: at most 256 beats, never across a 4 KiB boundary.
         uint64_t a = addr + 8ull * done;
-        uint32_t room = (uint32_t)((4096 - (a & 4095)) / 8);
-        uint32_t len = n - done < room ? n - done : room;
-        if (len > 256) len = 256;
+        uint32_t len = burst_len(a, n - done);
         t.s_axi_awid = 0;
         t.s_axi_awaddr = a;
         t.s_axi_awlen = len - 1;
@@ -146,9 +150,7 @@ int atomik_sim_read(void* p, uint64_t addr, uint64_t* out, uint32_t n) {
     uint32_t done = 0;
     while (done < n) {
         uint64_t a = addr + 8ull * done;
-        uint32_t room = (uint32_t)((4096 - (a & 4095)) / 8);
-        uint32_t len = n - done < room ? n - done : room;
-        if (len > 256) len = 256;
+        uint32_t len = burst_len(a, n - done);
         t.s_axi_arid = 0;
         t.s_axi_araddr = a;
         t.s_axi_arlen = len - 1;
