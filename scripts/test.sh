@@ -13,8 +13,9 @@ cargo test --workspace --all-targets
 cargo test --workspace --doc
 echo "==> hw: register map drift, Verilator lint, cocotb regression of the RTL (hw/README.md)"
 hw/test.sh
-echo "==> libatomik's FPGA driver against the Verilator-compiled RTL (feature rtl-model)"
+echo "==> the FPGA backend against the Verilator-compiled RTL (feature rtl-model): libatomik, then atomikctl end to end"
 cargo test -p atomik --features rtl-model --test fpga_rtl
+cargo test -p atomikctl --features rtl-model --test fpga_cli
 echo "==> chaos: atomikctl sync under faults, every replica against the ledger (tests/chaos/README.md)"
 scripts/chaos.sh --short
 if [ "${ATOMIK_SKIP_VM:-0}" = 1 ]; then
