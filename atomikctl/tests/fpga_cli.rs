@@ -111,6 +111,19 @@ fn atomikctl_uses_the_fpga_when_its_id_matches() {
     // Bad input changes nothing and exits 2, as on every backend.
     ctl(&m).args(["accum", "hits", "64", "1"]).assert().code(2);
     ctl(&m).args(["bank", "create", "hits", "--slots", "4"]).assert().code(2);
+    // Replication needs the mapped layout: refused with the reason, not a crash.
+    let out = ctl(&m)
+        .env("ATOMIK_SYNC_SECRET", "a long shared secret for the test")
+        .args(["sync", "serve", "--bank", "hits", "--slots", "64", "--op", "add", "--listen", "127.0.0.1:0"])
+        .arg("--data")
+        .arg(m.dir.path().join("sync"))
+        .assert()
+        .code(1)
+        .get_output()
+        .stderr
+        .clone();
+    let err = String::from_utf8_lossy(&out);
+    assert!(err.contains("replication needs a mapped bank"), "{err}");
     let list = stdout(ctl(&m).args(["bank", "list"]));
     assert!(list.contains("hits"), "{list}");
     ctl(&m).args(["bank", "rm", "hits"]).assert().success();

@@ -283,6 +283,15 @@ impl Mirror {
             }
             Err(e) => return Err(e.into()),
         };
+        // Replication lives in the mapped layout (references, taken words, cards); a bank on
+        // an FPGA has none.
+        if bank.mapped().is_none() {
+            let reason = format!(
+                "bank {:?} is on an FPGA; replication needs a mapped bank (soft or /dev/atomik)",
+                opts.bank
+            );
+            return Err(crate::Error::BackendUnavailable { backend: "fpga", reason }.into());
+        }
         let slots = bank.slots();
         let width = u32::try_from(slots)
             .ok()

@@ -156,9 +156,13 @@ fn serve_conn(model: &RtlModel, mut s: UnixStream) -> std::io::Result<()> {
 /// Serves one new model on a Unix socket at `path` until the process ends; each connection on
 /// its own thread, accesses serialised as on one bus.
 pub fn serve(path: &Path) -> Result<()> {
-    let _ = std::fs::remove_file(path);
-    let listener = UnixListener::bind(path).map_err(|e| Error::io("bind", path, e))?;
     let model = Arc::new(RtlModel::new()?);
+    // Bound (and listening) under a temporary name, then renamed into place: a client that
+    // sees the path can connect (bind makes the file before listen, which would refuse it).
+    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+    let _ = std::fs::remove_file(&tmp);
+    let listener = UnixListener::bind(&tmp).map_err(|e| Error::io("bind", &tmp, e))?;
+    std::fs::rename(&tmp, path).map_err(|e| Error::io("rename", path, e))?;
     for conn in listener.incoming() {
         let s = conn.map_err(|e| Error::io("accept", path, e))?;
         let m = model.clone();
