@@ -17,11 +17,15 @@ mod nats_support;
 use nats_support::{join, wait_status, NatsServer, Node};
 
 fn leave(bank: &str, data: &Path, url: &str, group: &str, adopter: u64) -> Output {
+    leave_within(bank, data, url, group, adopter, 60)
+}
+
+fn leave_within(bank: &str, data: &Path, url: &str, group: &str, adopter: u64, secs: u32) -> Output {
     Command::new(env!("CARGO_BIN_EXE_atomikctl"))
         .env("ATOMIK_SHM_DIR", shm())
         .env("ATOMIK_SYNC_SECRET", SECRET)
         .args(["sync", "leave", "--bank", bank, "--nats", url, "--group", group, "--json"])
-        .args(["--adopter", &format!("{adopter:016x}"), "--timeout-s", "60", "--data"])
+        .args(["--adopter", &format!("{adopter:016x}"), "--timeout-s", &secs.to_string(), "--data"])
         .arg(data)
         .output()
         .expect("run atomikctl sync leave")
@@ -113,4 +117,35 @@ fn an_adopter_killed_while_adopting_adopts_after_its_restart() {
     ledger.wait(&[a, c]);
     wait_dropped(&dir(a), l_id);
     wait_dropped(&dir(c), l_id);
+}
+
+/// A leave that gave up while its adopter was down finishes once the adopter is back: the
+/// request waited on the stream, the adopter adopted from it, and a second attempt finds the
+/// adopting delta.
+#[test]
+fn a_leave_that_timed_out_finishes_after_the_adopter_adopted_meanwhile() {
+    let tmp = tempfile::tempdir().unwrap();
+    let Some(mut nats) = NatsServer::new(&tmp) else { return };
+    nats.start();
+    let url = nats.url();
+    let (a, l) = ("nta", "ntl");
+    let dir = |n: &str| tmp.path().join(n);
+    let na = join(a, "nt", "add", &url, &dir(a));
+    let nl = join(l, "nt", "add", &url, &dir(l));
+    let mut ledger = Ledger::new(Op::Add, 64);
+    for b in [a, l] {
+        ledger.produce(b, 100);
+    }
+    ledger.wait(&[a, l]);
+    let (a_id, l_id) = (origin_of(&dir(a)), origin_of(&dir(l)));
+    na.stop();
+    nl.stop();
+    let out = leave_within(l, &dir(l), &url, "nt", a_id, 2);
+    assert!(!out.status.success(), "the adopter is down, yet the leave succeeded");
+    let _na = join(a, "nt", "add", &url, &dir(a));
+    wait_dropped(&dir(a), l_id);
+    let out = leave(l, &dir(l), &url, "nt", a_id);
+    assert!(out.status.success(), "leave failed: {}", String::from_utf8_lossy(&out.stderr));
+    ledger.produce(a, 10);
+    ledger.wait(&[a]);
 }

@@ -232,10 +232,10 @@ fn drain(
                     }
                     has(id) < *v && seen.is_none_or(|n| n < RETIRED_AFTER)
                 });
-                let deltas = m.replica().missing_for(&versions);
-                if pending.is_empty() && deltas.iter().all(|d| d.origin == me) {
+                if pending.is_empty() {
                     return Ok(());
                 }
+                let deltas = m.replica().missing_for(&versions);
                 for d in &deltas {
                     if let Some((_, seen)) = pending.get_mut(&d.origin) {
                         seen.get_or_insert(0);

@@ -75,6 +75,9 @@ pub struct NatsConfig {
     pub secret: Vec<u8>,
     /// Server credentials and TLS.
     pub auth: NatsAuth,
+    /// Replay the whole stream whatever the cursor says (a leaving replica looks for the
+    /// adopting delta, which an earlier attempt may have passed).
+    pub replay_all: bool,
 }
 
 impl NatsConfig {
@@ -89,6 +92,7 @@ impl NatsConfig {
             max_per_subject: 4096,
             secret,
             auth: NatsAuth::default(),
+            replay_all: false,
         }
     }
 
@@ -319,7 +323,7 @@ async fn session(
         });
     }
     let created = info.created.unix_timestamp_nanos();
-    if cursor.created != created || cursor.seq > info.state.last_sequence {
+    if cursor.created != created || cursor.seq > info.state.last_sequence || cfg.replay_all {
         // A new (or recreated) stream: replay it all.
         *cursor = Cursor { created, seq: 0 };
     }

@@ -68,7 +68,10 @@ pub fn leave_nats(o: &NatsLeaveOptions) -> Result<LeaveReport, LeaveError> {
         record_asked(&data, adopter)?;
         d.request_leave(adopter);
     }
-    let transport = spawn(Arc::clone(&d), o.nats.clone())
+    // From the start of the stream: an earlier attempt may have read past the adopting delta
+    // (the adopter's later snapshots carry the retirement record too).
+    let nats = NatsConfig { replay_all: true, ..o.nats.clone() };
+    let transport = spawn(Arc::clone(&d), nats)
         .map_err(|source| LeaveError::Connect { peer: o.nats.url.clone(), source })?;
     let deadline = Instant::now() + o.timeout;
     let answered = loop {

@@ -140,6 +140,22 @@ impl Cluster {
         c
     }
 
+    /// How to run `atomikctl sync leave` for replica `r` (its daemon down): adopted by c0,
+    /// through the hub over TCP, named by its origin (read from its status when the leave
+    /// runs) over NATS.
+    pub fn leave_plan(&self, r: usize) -> crate::ctl::LeavePlan {
+        let how = match self.transport {
+            Transport::Tcp => crate::ctl::LeaveVia::Peer(self.hub.clone()),
+            Transport::Nats => crate::ctl::LeaveVia::Nats {
+                url: self.nats.as_ref().map(|n| n.url()).unwrap_or_default(),
+                group: GROUP.into(),
+                adopter_status: self.replicas[0].data.join("status.json"),
+            },
+        };
+        let rep = &self.replicas[r];
+        crate::ctl::LeavePlan { ctl: self.ctl.clone(), bank: rep.name.clone(), data: rep.data.clone(), how }
+    }
+
     /// Spawns replica `r`'s daemon (it must be down); returns its pid.
     pub fn start(&mut self, r: usize) -> Result<u32> {
         if self.running(r) {

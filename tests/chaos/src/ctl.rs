@@ -75,3 +75,89 @@ impl Ctl {
         run_bounded(&mut c, None, RECOVER_TIMEOUT)
     }
 }
+
+/// One `atomikctl sync leave`, run (and retried) on a thread of its own.
+pub struct LeavePlan {
+    pub ctl: Ctl,
+    pub bank: String,
+    pub data: PathBuf,
+    pub how: LeaveVia,
+}
+
+/// Where a leave asks its adopter.
+pub enum LeaveVia {
+    /// `--peer ADDR`.
+    Peer(String),
+    /// `--nats URL --group G --adopter ORIGIN`, the origin read from the adopter's status
+    /// (it changes when the adopter's directory is lost and recovered).
+    Nats { url: String, group: String, adopter_status: PathBuf },
+}
+
+impl LeaveVia {
+    fn args(&self) -> Result<Vec<String>, String> {
+        match self {
+            LeaveVia::Peer(addr) => Ok(vec!["--peer".into(), addr.clone()]),
+            LeaveVia::Nats { url, group, adopter_status } => {
+                let origin = std::fs::read_to_string(adopter_status)
+                    .ok()
+                    .and_then(|s| serde_json::from_str::<serde_json::Value>(&s).ok())
+                    .and_then(|v| v["origin"].as_str().map(str::to_owned))
+                    .ok_or_else(|| format!("{}: no origin yet", adopter_status.display()))?;
+                Ok(vec![
+                    "--nats".into(),
+                    url.clone(),
+                    "--group".into(),
+                    group.clone(),
+                    "--adopter".into(),
+                    origin,
+                ])
+            }
+        }
+    }
+
+    /// For the nemesis log.
+    pub fn describe(&self) -> String {
+        match self {
+            LeaveVia::Peer(addr) => format!("--peer {addr}"),
+            LeaveVia::Nats { url, .. } => format!("--nats {url} --adopter c0"),
+        }
+    }
+}
+
+impl LeavePlan {
+    /// Runs the leave until it exits 0 or `bound` passes: (left, tries, ms, last line, output).
+    pub fn run(self, bound: Duration) -> (bool, u32, u64, String, String) {
+        let t = std::time::Instant::now();
+        let mut tries = 0;
+        let mut output = String::new();
+        loop {
+            tries += 1;
+            let (ok, last) = match self.how.args() {
+                Err(why) => (false, why),
+                Ok(how) => {
+                    let mut c = self.ctl.command();
+                    c.args(["sync", "leave", "--bank", &self.bank, "--timeout-s", "10", "--data"]);
+                    c.arg(&self.data).args(how);
+                    match run_bounded(&mut c, None, RECOVER_TIMEOUT) {
+                        Ok(Outcome::Exited { status, stdout, stderr }) => {
+                            let out = format!(
+                                "{}{}",
+                                String::from_utf8_lossy(&stdout),
+                                String::from_utf8_lossy(&stderr)
+                            );
+                            output.push_str(&format!("try {tries} ({status}):\n{out}"));
+                            (status.success(), out.lines().next().unwrap_or("").to_owned())
+                        }
+                        Ok(Outcome::TimedOut) => (false, "timed out".to_owned()),
+                        Err(e) => (false, format!("{e:#}")),
+                    }
+                }
+            };
+            let ms = t.elapsed().as_millis() as u64;
+            if ok || t.elapsed() >= bound {
+                return (ok, tries, ms, last, output);
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+}

@@ -45,10 +45,13 @@ pub enum FaultKind {
     BankDelete,
     /// SIGTERM, `rm -rf` of the replica directory, `atomikctl sync recover`, restart.
     DirLoss,
+    /// SIGTERM, `atomikctl sync leave` (a peer adopts the replica's origin), `rm -rf` of the
+    /// retired directory, `sync recover`, restart: the bank comes back under a new origin.
+    Leave,
 }
 
 impl FaultKind {
-    pub const ALL: [FaultKind; 9] = [
+    pub const ALL: [FaultKind; 10] = [
         FaultKind::Kill,
         FaultKind::KillStartup,
         FaultKind::KillShutdown,
@@ -58,6 +61,7 @@ impl FaultKind {
         FaultKind::NatsRestart,
         FaultKind::BankDelete,
         FaultKind::DirLoss,
+        FaultKind::Leave,
     ];
 
     /// The name used in `--faults`, logs and reports.
@@ -72,6 +76,7 @@ impl FaultKind {
             FaultKind::NatsRestart => "nats-restart",
             FaultKind::BankDelete => "bank-delete",
             FaultKind::DirLoss => "dir-loss",
+            FaultKind::Leave => "leave",
         }
     }
 

@@ -19,6 +19,8 @@ use crate::signals::interrupted;
 
 /// Bound on a clean stop after SIGTERM; past it the daemon is killed (and that is counted).
 const TERM_BOUND: Duration = Duration::from_secs(10);
+/// Bound on retrying `sync leave` while its adopter is down.
+const LEAVE_BOUND: Duration = Duration::from_secs(40);
 /// Bound on waiting for two ticks before a `kill -9` reboot.
 const QUIET_BOUND: Duration = Duration::from_secs(3);
 /// Bound on ACCUMs in flight when a gate closes (an ACCUM's own bound, plus slack).
@@ -37,6 +39,8 @@ pub struct Tally {
     pub term_timeouts: u64,
     /// `sync recover` runs that did not exit 0: a run with any fails.
     pub recover_failures: u64,
+    /// `sync leave` runs that did not succeed within their bound: a run with any fails.
+    pub leave_failures: u64,
     /// Directory losses not injected because the clean stop before them did not drain (no
     /// peer acknowledged everything the replica held: its directory was the only copy), and
     /// bank deletions not injected because the SIGTERM before them did not stop cleanly.
@@ -67,6 +71,10 @@ pub struct Nemesis<'a> {
     unclean_term: Vec<bool>,
     /// Per replica: the last signal sent was SIGTERM.
     termed: Vec<bool>,
+    /// Per replica: a `sync leave` running in the background, returning (left, tries, ms, last
+    /// line, output).
+    #[allow(clippy::type_complexity)]
+    leaves: Vec<Option<std::thread::JoinHandle<(bool, u32, u64, String, String)>>>,
     pub tally: Tally,
 }
 
@@ -88,6 +96,7 @@ impl<'a> Nemesis<'a> {
             loss_skipped: vec![false; n],
             unclean_term: vec![false; n],
             termed: vec![false; n],
+            leaves: (0..n).map(|_| None).collect(),
             tally: Tally::default(),
         }
     }
@@ -145,10 +154,11 @@ impl<'a> Nemesis<'a> {
             self.nats_restart_at = Some(now + d);
             self.log.line(format_args!("nats-server exited unexpectedly ({st}), restart in {d} ms"));
         }
+        self.poll_leaves()?;
         for r in 0..self.restart_at.len() {
             if self.restart_at[r].is_some_and(|t| t <= now) {
                 self.restart_at[r] = None;
-                if !self.cluster.running(r) {
+                if !self.cluster.running(r) && !self.leaving(r) {
                     let pid = self.cluster.start(r)?;
                     self.log
                         .line(format_args!("{} restart after its exit (pid {pid})", self.cluster.name(r)));
@@ -169,7 +179,7 @@ impl<'a> Nemesis<'a> {
             self.nats_start()?;
         }
         for r in 0..self.restart_at.len() {
-            if self.restart_at[r].is_none() && !self.cluster.running(r) {
+            if self.restart_at[r].is_none() && !self.cluster.running(r) && !self.leaving(r) {
                 let pid = self.cluster.start(r)?;
                 self.log.line(format_args!("{} spawn (pid {pid})", self.cluster.name(r)));
             }
@@ -195,11 +205,17 @@ impl<'a> Nemesis<'a> {
         let r = match action {
             NatsKill | NatsStart => usize::MAX,
             Kill(r) | Term(r) | WaitExit(r) | Start(r) | Pause(r) | Resume(r) | CloseGate(r)
-            | OpenGate(r) | WaitQuiet(r) | DeleteBank(r) | RemoveData(r) | Recover(r) => {
+            | OpenGate(r) | WaitQuiet(r) | DeleteBank(r) | RemoveData(r) | Recover(r) | Leave(r)
+            | LeaveDone(r) => {
                 self.restart_at[r] = None;
                 r
             }
         };
+        if self.leaves.get(r).is_some_and(Option::is_some) && !matches!(action, LeaveDone(_)) {
+            let name = self.cluster.name(r).to_owned();
+            self.log.line(format_args!("{name} {action:?} skipped: still leaving"));
+            return Ok(());
+        }
         let name = self.cluster.replicas.get(r).map(|x| x.name.clone()).unwrap_or_default();
         let sent =
             |pid: Option<u32>| pid.map_or("not running: nothing sent".to_owned(), |p| format!("pid {p}"));
@@ -255,6 +271,11 @@ impl<'a> Nemesis<'a> {
                     res.err().map_or(String::new(), |e| format!(": {e}"))
                 ));
             }
+            Leave(_) => self.start_leave(r, &name),
+            LeaveDone(_) if self.leaving(r) => {
+                self.log.line(format_args!("{name} still leaving (its adopter is down or catching up)"))
+            }
+            LeaveDone(_) => {}
             RemoveData(_) if !self.drained(r) => {
                 // Losing the only copy of acknowledged deltas is data loss by definition; the
                 // daemon's promise is that a drained stop leaves none there.
@@ -325,6 +346,55 @@ impl<'a> Nemesis<'a> {
         }
         let how = if changes < 2 { " (bound reached)" } else { "" };
         self.log.line(format_args!("{name} {changes} ticks in {} ms{how}", t.elapsed().as_millis()));
+    }
+
+    /// Starts `sync leave` in the background: it may have to wait for its adopter, which the
+    /// nemesis may be about to restart.
+    fn start_leave(&mut self, r: usize, name: &str) {
+        let plan = self.cluster.leave_plan(r);
+        self.log.line(format_args!("{name} sync leave started: {}", plan.how.describe()));
+        self.leaves[r] = Some(std::thread::spawn(move || plan.run(LEAVE_BOUND)));
+    }
+
+    /// Finishes the leaves that ended: a replica that left gets its retired directory
+    /// removed, `sync recover` and a restart (under a new origin); one that could not leave
+    /// is restarted as it is (a daemon refuses a directory whose leave is unfinished).
+    fn poll_leaves(&mut self) -> Result<()> {
+        for r in 0..self.leaves.len() {
+            if !self.leaves[r].as_ref().is_some_and(|h| h.is_finished()) {
+                continue;
+            }
+            let done = self.leaves[r].take().expect("checked").join();
+            let name = self.cluster.name(r).to_owned();
+            let (ok, tries, ms, last, output) =
+                done.unwrap_or((false, 0, 0, "the leave thread panicked".into(), String::new()));
+            self.cluster.note(r, &format!("sync leave:\n{output}"));
+            if ok {
+                self.log.line(format_args!("{name} sync leave: left after {tries} tries in {ms} ms: {last}"));
+                let res = std::fs::remove_dir_all(&self.cluster.replicas[r].data);
+                let e = res.err().map_or(String::new(), |e| format!(": {e}"));
+                self.log.line(format_args!("{name} rm -rf {}{e}", self.cluster.replicas[r].data.display()));
+                self.recover(r, &name);
+            } else {
+                self.leave_failed(r, &name, &format!("after {tries} tries in {ms} ms: {last}"));
+            }
+            let pid = self.cluster.start(r)?;
+            self.log.line(format_args!("{name} spawn (pid {pid})"));
+        }
+        Ok(())
+    }
+
+    fn leave_failed(&mut self, r: usize, name: &str, why: &str) {
+        self.tally.leave_failures += 1;
+        self.log.line(format_args!("{name} sync leave FAILED {why}"));
+        let stamp = self.cluster.clock.stamp();
+        self.tally.problems.push(format!("{stamp} {name}: sync leave failed {why}"));
+        let _ = r;
+    }
+
+    /// True while a leave of replica `r` runs.
+    pub fn leaving(&self, r: usize) -> bool {
+        self.leaves[r].is_some()
     }
 
     fn recover(&mut self, r: usize, name: &str) {

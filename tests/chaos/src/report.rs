@@ -41,13 +41,15 @@ pub struct RunReport {
 }
 
 impl RunReport {
-    /// The verdict: replicas equal each other and the ledger, every `sync recover` worked,
+    /// The verdict: replicas equal each other and the ledger, every `sync recover` and
+    /// `sync leave` worked,
     /// and the harness ran as planned.
     pub fn judge(&mut self) {
         self.pass = self.error.is_none()
             && self.replicas_equal
             && self.lost == 0
             && self.nemesis.recover_failures == 0
+            && self.nemesis.leave_failures == 0
             && self.ledger.harness_errors == 0;
     }
 }
@@ -163,7 +165,7 @@ fn details(r: &RunReport) -> String {
     let _ = writeln!(
         s,
         "  acknowledged {}, rejected {}, indeterminate {}; daemon crashes {}, nats-server crashes {}, \
-         SIGTERM timeouts {}, recover failures {}, losses not injected (stop not clean or not drained) {}; \
+         SIGTERM timeouts {}, recover failures {}, leave failures {}, losses not injected (stop not clean or not drained) {}; \
          heal {} ms, replicas equal: {}",
         l.acknowledged,
         l.rejected,
@@ -172,6 +174,7 @@ fn details(r: &RunReport) -> String {
         t.nats_crashes,
         t.term_timeouts,
         t.recover_failures,
+        t.leave_failures,
         t.losses_skipped,
         r.heal_ms,
         if r.replicas_equal { "yes" } else { "no" }

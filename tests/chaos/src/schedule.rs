@@ -20,6 +20,10 @@ pub const WARMUP_MS: u64 = 1000;
 /// before the next fault, except in `kill-startup`, which aims at exactly that moment).
 pub const SETTLE_MS: u64 = 500;
 
+/// How long a leave episode keeps its replica from other episodes (a leave takes well under a
+/// second unless its adopter is down or catching up).
+pub const LEAVE_RESERVE_MS: u64 = 3000;
+
 /// One primitive step of the nemesis. Replicas are named by index.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Action {
@@ -49,6 +53,12 @@ pub enum Action {
     RemoveData(usize),
     /// `atomikctl sync recover --bank B --data D` (must exit 0).
     Recover(usize),
+    /// Starts `atomikctl sync leave` in the background (retried until it exits 0, within a
+    /// bound); when it is done, the nemesis removes the retired directory, runs `sync
+    /// recover` and restarts the daemon. Other steps on the replica wait for it.
+    Leave(usize),
+    /// The end of a leave episode's reservation of its replica (logs a leave still running).
+    LeaveDone(usize),
     /// SIGKILL of nats-server.
     NatsKill,
     /// Start nats-server again on the same port and store directory.
@@ -117,7 +127,11 @@ pub fn generate(plan: &Plan) -> Schedule {
             FaultKind::NatsRestart => (nats_free_at <= t).then_some(Target::Nats),
             FaultKind::KillHub => (free_at[0] <= t).then_some(Target::Replica(0)),
             _ => {
-                let free: Vec<usize> = (0..plan.replicas).filter(|&r| free_at[r] <= t).collect();
+                // A replica leaves by asking c0 (the hub over TCP), which never leaves itself:
+                // an adopter that left before it adopted would strand the request.
+                let hub_stays = kind == FaultKind::Leave;
+                let free: Vec<usize> =
+                    (0..plan.replicas).filter(|&r| free_at[r] <= t && !(hub_stays && r == 0)).collect();
                 free.choose(&mut rng).map(|&r| Target::Replica(r))
             }
         };
@@ -208,6 +222,10 @@ fn episode(kind: FaultKind, target: Target, rng: &mut ChaCha8Rng) -> (Vec<(u64, 
             vec![(0, Term(r)), (0, WaitExit(r)), (0, RemoveData(r)), (0, Recover(r)), (restart, Start(r))],
             format!("{who}: SIGTERM, rm -rf --data, sync recover, restart after {restart} ms"),
         ),
+        FaultKind::Leave => (
+            vec![(0, Term(r)), (0, WaitExit(r)), (0, Leave(r)), (LEAVE_RESERVE_MS, LeaveDone(r))],
+            format!("{who}: SIGTERM, sync leave, then rm -rf --data, sync recover and restart"),
+        ),
     }
 }
 
@@ -237,6 +255,7 @@ mod tests {
             Stopping,
             Down,
             Paused,
+            Leaving,
         }
         for seed in 0..200 {
             for transport in [Transport::Tcp, Transport::Nats] {
@@ -266,6 +285,8 @@ mod tests {
                             continue;
                         }
                         DeleteBank(r) | RemoveData(r) | Recover(r) => (r, &[Down], Down),
+                        Leave(r) => (r, &[Down], Leaving),
+                        LeaveDone(r) => (r, &[Leaving], Up),
                         NatsKill | NatsStart => {
                             let starting = step.action == NatsStart;
                             assert!(
