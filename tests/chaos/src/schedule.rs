@@ -127,9 +127,11 @@ pub fn generate(plan: &Plan) -> Schedule {
             FaultKind::NatsRestart => (nats_free_at <= t).then_some(Target::Nats),
             FaultKind::KillHub => (free_at[0] <= t).then_some(Target::Replica(0)),
             _ => {
-                // A replica leaves by asking c0 (the hub over TCP), which never leaves itself:
-                // an adopter that left before it adopted would strand the request.
-                let hub_stays = kind == FaultKind::Leave;
+                // A replica leaves by asking c0 (the hub over TCP), which therefore never
+                // leaves nor loses its directory: an adopter whose origin is gone before it
+                // adopted strands the request (docs/replication.md, "Leaving the cluster").
+                let leaves = plan.kinds.contains(&FaultKind::Leave);
+                let hub_stays = kind == FaultKind::Leave || (kind == FaultKind::DirLoss && leaves);
                 let free: Vec<usize> =
                     (0..plan.replicas).filter(|&r| free_at[r] <= t && !(hub_stays && r == 0)).collect();
                 free.choose(&mut rng).map(|&r| Target::Replica(r))
@@ -302,6 +304,20 @@ mod tests {
                 }
                 assert_eq!(st, [St::Up; 4], "seed {seed}");
                 assert!(nats_up && gates == [true; 4], "seed {seed}");
+            }
+        }
+    }
+
+    #[test]
+    fn the_adopter_c0_never_leaves_nor_loses_its_directory() {
+        for seed in 0..100 {
+            for transport in [Transport::Tcp, Transport::Nats] {
+                let s = generate(&plan(seed, transport));
+                assert!(s.episodes.iter().any(|e| e.kind == FaultKind::Leave) || seed > 0);
+                for e in &s.episodes {
+                    let hits_c0 = e.target == Target::Replica(0);
+                    assert!(!(hits_c0 && matches!(e.kind, FaultKind::Leave | FaultKind::DirLoss)), "{e:?}");
+                }
             }
         }
     }
