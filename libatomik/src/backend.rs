@@ -222,7 +222,7 @@ pub struct Selection {
 pub const ENV_BACKEND: &str = "ATOMIK_BACKEND";
 
 /// Chooses the backend: `ATOMIK_BACKEND` when set, else `/dev/atomik` when it exists, else an
-/// FPGA whose ID register matches (see [`fpga::locate`]), else the userspace default.
+/// FPGA whose ID register matches (see [`fpga::FpgaBackend::locate`]), else the userspace default.
 pub fn select() -> Result<Selection> {
     match std::env::var(ENV_BACKEND) {
         Ok(v) if !v.is_empty() => match v.as_str() {

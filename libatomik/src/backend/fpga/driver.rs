@@ -1,5 +1,5 @@
 //! The register-level driver: one implementation of every operation over any [`Mmio`],
-//! with the addresses and fields of hw/regs/atomik.rdl ([`regs`](super::regs)).
+//! with the addresses and fields of hw/regs/atomik.rdl ([`regs`]).
 
 use std::path::Path;
 use std::sync::Mutex;
