@@ -8,6 +8,10 @@ rust_need
 # nats-server: the NATS JetStream replication tests start their own on a free loopback port
 # (atomikctl enables libatomik's `nats` feature by default, so the workspace builds it).
 apt_need nats-server
+# prometheus: the exporter test (atomikctl/tests/track_exporter.rs) starts a real Prometheus
+# on a loopback port, lets it scrape `atomikctl exporter` and reads the series back.
+apt_need prometheus
+export ATOMIK_REQUIRE_PROMETHEUS=1
 echo "==> cargo test (workspace)"
 cargo test --workspace --all-targets
 cargo test --workspace --doc

@@ -4,6 +4,7 @@
 
 mod bare;
 mod dense;
+pub mod exporter;
 mod measure;
 mod mutex_bank;
 mod procs;
@@ -74,6 +75,7 @@ pub fn run(args: BenchArgs, json: bool) -> Result<()> {
     match &args.sub {
         Some(crate::converge::BenchSub::Converge(a)) => return crate::converge::run(a, json),
         Some(crate::converge::BenchSub::Sync(a)) => return sync::run(a, json),
+        Some(crate::converge::BenchSub::Exporter(a)) => return exporter::run(a, json),
         None => {}
     }
     if let Some(w) = &args.worker {

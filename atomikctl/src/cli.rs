@@ -65,6 +65,9 @@ pub enum Command {
     Top(crate::track::top::TopArgs),
     /// One per-cgroup snapshot as JSON, CSV or OpenMetrics.
     Report(crate::track::report::ReportArgs),
+    /// Serve the per-cgroup figures to Prometheus on /metrics, counters accumulated between
+    /// scrapes.
+    Exporter(crate::track::exporter::ExporterArgs),
 }
 
 #[derive(Subcommand, Debug)]

@@ -17,6 +17,9 @@ pub enum BenchSub {
     /// Replication cost: idle sync daemon CPU per bank size, and tick (take) time per share
     /// of slots changed, each beside an O(bank) read pass measured in the same run.
     Sync(crate::bench::sync::SyncBenchArgs),
+    /// Exporter cost: CPU of one monitor sample and one /metrics scrape with many processes
+    /// in many cgroups (spawned by the benchmark).
+    Exporter(crate::bench::exporter::ExporterBenchArgs),
 }
 use atomik::replica::sim::{self, Faults, SimConfig};
 use atomik::Op;

@@ -74,6 +74,7 @@ fn main() -> ExitCode {
         Command::Watch(args) => track::filter(|| track::watch::run(args, json)),
         Command::Top(args) => track::filter(|| track::top::run(args, json)),
         Command::Report(args) => track::filter(|| track::report::run(args, json)),
+        Command::Exporter(args) => track::exporter::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,6 +1,8 @@
 //! Memory change tracking commands: `watch`, `top`, `report`.
 
 pub mod columns;
+pub mod exporter;
+pub mod metrics;
 pub mod report;
 pub mod top;
 pub mod watch;
@@ -28,6 +30,13 @@ pub struct MonitorArgs {
     /// soft-dirty users such as CRIU), and without soft-dirty re-reads every page.
     #[arg(long)]
     pub writes: bool,
+    /// Leave out the pagemap columns (COW-SHARED, COW breaks and copies, KSM from PFNs,
+    /// duplicates): the cheapest sample, for large machines.
+    #[arg(long)]
+    pub no_cow: bool,
+    /// Only this process (repeatable).
+    #[arg(long = "pid")]
+    pub pids: Vec<i32>,
     /// Include other users' processes (default: all as root, your own otherwise).
     #[arg(long)]
     pub all_users: bool,
@@ -76,8 +85,8 @@ impl MonitorArgs {
             dups: self.dups,
             writes: self.writes,
             uid: (euid != 0 && !self.all_users).then_some(euid),
-            cow: true,
-            ..d
+            cow: !self.no_cow,
+            pids: (!self.pids.is_empty()).then(|| self.pids.clone()),
         })
     }
 }
@@ -114,6 +123,11 @@ pub fn stop_on_signals() {
         // SAFETY: on_stop only stores to an atomic, which is async-signal-safe.
         unsafe { libc::signal(sig, on_stop as *const () as libc::sighandler_t) };
     }
+}
+
+/// Whether a stop signal arrived.
+pub fn stopped() -> bool {
+    STOP.load(std::sync::atomic::Ordering::Relaxed)
 }
 
 /// Sleeps `secs` seconds; false when a stop signal arrived.

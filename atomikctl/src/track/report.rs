@@ -4,9 +4,9 @@ use anyhow::Result;
 use clap::{Args, ValueEnum};
 use serde_json::{json, Value};
 
-use atomik::track::monitor::{CgroupRow, Monitor, Snapshot};
+use atomik::track::monitor::{Monitor, Snapshot};
 
-use super::columns::{select, Column, Unit};
+use super::columns::{select, Column};
 use super::MonitorArgs;
 use crate::BadInput;
 
@@ -137,53 +137,6 @@ fn csv(snap: &Snapshot, cols: &[&Column]) -> String {
     out
 }
 
-fn label(s: &str) -> String {
-    s.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
-}
-
-/// The labels of a row: its cgroup, and what the path names (unit, container, pod).
-pub fn row_labels(r: &CgroupRow) -> String {
-    let mut l = format!("cgroup=\"{}\"", label(&r.cgroup));
-    if let Some(i) = &r.identity {
-        l.push_str(&format!(",kind=\"{}\",name=\"{}\"", i.kind, label(&i.name)));
-        if let Some(id) = &i.container_id {
-            l.push_str(&format!(",container_id=\"{}\"", label(id)));
-        }
-        if let Some(p) = &i.pod_uid {
-            l.push_str(&format!(",pod_uid=\"{}\"", label(p)));
-        }
-    }
-    l
-}
-
-/// One metric family for column `c`: gauges, or counters (`_total`) for the kernel's
-/// cumulative counts.
-pub fn family(out: &mut String, c: &Column, rows: &[CgroupRow]) {
-    let name = format!("atomik_cgroup_{}", c.key);
-    let (kind, suffix) = if c.unit == Unit::Total { ("counter", "_total") } else { ("gauge", "") };
-    out.push_str(&format!("# TYPE {name} {kind}\n# HELP {name} {}.\n", c.help));
-    for r in rows {
-        if let Some(v) = (c.get)(r) {
-            out.push_str(&format!("{name}{suffix}{{{}}} {v}\n", row_labels(r)));
-        }
-    }
-}
-
 fn openmetrics(snap: &Snapshot, cols: &[&Column]) -> String {
-    let mut out = String::new();
-    for c in cols {
-        family(&mut out, c, &snap.rows);
-    }
-    let k = &snap.ksm;
-    for (name, help, v) in [
-        ("atomik_ksm_pages_shared", "KSM pages in use", k.pages_shared.map(|v| v as f64)),
-        ("atomik_ksm_pages_sharing", "Mappings of KSM pages", k.pages_sharing.map(|v| v as f64)),
-        ("atomik_ksm_general_profit_bytes", "KSM general profit", k.general_profit.map(|v| v as f64)),
-    ] {
-        if let Some(v) = v {
-            out.push_str(&format!("# TYPE {name} gauge\n# HELP {name} {help}.\n{name} {v}\n"));
-        }
-    }
-    out.push_str("# EOF\n");
-    out
+    super::metrics::render(snap, cols, None, super::metrics::Format::OpenMetrics)
 }
