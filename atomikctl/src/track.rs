@@ -5,6 +5,7 @@ pub mod exporter;
 pub mod metrics;
 pub mod report;
 pub mod top;
+pub mod tui;
 pub mod watch;
 
 use std::path::PathBuf;

@@ -397,3 +397,81 @@ fn accounting_columns_and_container_identity() {
     assert!(om.contains(&format!("atomik_cgroup_memory_events_oom_kill_total{{{labels}}} 1\n")), "{om}");
     assert!(om.contains(&format!("atomik_cgroup_memory_current_bytes{{{labels}}} 52428800\n")), "{om}");
 }
+
+/// Interactive `top` in a real pseudo-terminal (80 × 24): its first frame says it is
+/// collecting, then the cgroup table is drawn, and `q` quits with exit status 0, leaving
+/// the terminal as it was (alternate screen left).
+#[test]
+fn interactive_top_in_a_pty() {
+    use std::io::{Read, Write};
+    use std::os::fd::{FromRawFd, OwnedFd};
+    use std::os::unix::process::CommandExt;
+    let t = fake_tree();
+    let (mut master, mut slave) = (0, 0);
+    let ws = libc::winsize { ws_row: 24, ws_col: 80, ws_xpixel: 0, ws_ypixel: 0 };
+    // SAFETY: openpty writes two descriptors; name and termios may be null.
+    let rc = unsafe { libc::openpty(&mut master, &mut slave, std::ptr::null_mut(), std::ptr::null(), &ws) };
+    assert_eq!(rc, 0, "openpty: {}", std::io::Error::last_os_error());
+    // SAFETY: both descriptors were just created and are owned by nobody else.
+    let (master, slave) = unsafe { (OwnedFd::from_raw_fd(master), OwnedFd::from_raw_fd(slave)) };
+    let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin("atomikctl"));
+    cmd.arg("top").args(fake_args(t.path())).env("TERM", "xterm-256color");
+    cmd.stdin(slave.try_clone().unwrap())
+        .stdout(slave.try_clone().unwrap())
+        .stderr(slave.try_clone().unwrap());
+    // SAFETY: between fork and exec only async-signal-safe calls: a new session whose
+    // controlling terminal is the pty.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::setsid();
+            libc::ioctl(0, libc::TIOCSCTTY, 0);
+            Ok(())
+        });
+    }
+    let mut child = cmd.spawn().unwrap();
+    drop(slave);
+    let mut m = std::fs::File::from(master);
+    let (tx, rx) = std::sync::mpsc::channel::<Vec<u8>>();
+    let mut reader = m.try_clone().unwrap();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = reader.read(&mut buf) {
+            if n == 0 || tx.send(buf[..n].to_vec()).is_err() {
+                break;
+            }
+        }
+    });
+    let mut seen = Vec::new();
+    let mut wait_for = |what: &str| {
+        let t0 = std::time::Instant::now();
+        while !String::from_utf8_lossy(&seen).contains(what) {
+            assert!(
+                t0.elapsed().as_secs() < 20,
+                "no {what:?} on the terminal: {:?}",
+                String::from_utf8_lossy(&seen)
+            );
+            if let Ok(b) = rx.recv_timeout(std::time::Duration::from_millis(100)) {
+                seen.extend(b);
+            }
+        }
+    };
+    wait_for("collecting");
+    wait_for("CGROUP");
+    wait_for("KSM-SAVE");
+    m.write_all(b"q").unwrap();
+    let t0 = std::time::Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(t0.elapsed().as_secs() < 10, "q did not quit");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    assert!(status.success(), "{status:?}");
+    // What was written up to the exit; then ratatui::restore has left the alternate screen.
+    while let Ok(b) = rx.recv_timeout(std::time::Duration::from_millis(500)) {
+        seen.extend(b);
+    }
+    let out = String::from_utf8_lossy(&seen).into_owned();
+    assert!(out.contains("\x1b[?1049h") && out.contains("\x1b[?1049l"), "alternate screen entered and left");
+}

@@ -105,6 +105,7 @@ pub fn to_json(snap: &Snapshot, cols: &[&Column]) -> Value {
             "skipped": d.skipped.len(),
         })),
         "detectors": snap.detectors,
+        "full_rescans": snap.rescans.iter().map(|(pid, name, bytes)| json!({"pid": pid, "name": name, "bytes_read": bytes})).collect::<Vec<_>>(),
         "missing": snap.missing,
     })
 }

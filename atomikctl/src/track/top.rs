@@ -42,7 +42,15 @@ pub fn run(args: TopArgs, json: bool) -> Result<()> {
     }
     super::stop_on_signals();
     let mut m = Monitor::new(args.monitor.options()?);
-    let live = !args.once && !json && std::io::stdout().is_terminal();
+    // On a terminal, the interactive view; for pipes, --once and --json, the text table.
+    if !args.once
+        && !json
+        && args.count == 0
+        && std::io::stdout().is_terminal()
+        && std::io::stdin().is_terminal()
+    {
+        return super::tui::run(m, super::tui::View::new(&args.monitor.cgroup, &args.sort), args.interval);
+    }
     let mut snap = two_samples(&mut m, args.interval)?;
     let mut shown = 0u64;
     loop {
@@ -53,9 +61,6 @@ pub fn run(args: TopArgs, json: bool) -> Result<()> {
         if json {
             println!("{}", to_json(&snap, &cols));
         } else {
-            if live {
-                print!("\x1b[H\x1b[2J");
-            }
             print!("{}", table(&snap, &cols));
         }
         shown += 1;
@@ -121,6 +126,16 @@ pub fn table(snap: &Snapshot, cols: &[&Column]) -> String {
         out.push_str(&format!("; write detectors: {}", d.join(", ")));
     }
     out.push('\n');
+    // Who costs a full rescan, and how much (the rest of the list in --json).
+    for (pid, name, bytes) in snap.rescans.iter().take(5) {
+        out.push_str(&format!(
+            "full rescan: pid {pid} ({name}) re-read {:.1} MiB this interval (no soft-dirty, not armed for PAGEMAP_SCAN)\n",
+            *bytes as f64 / 1048576.0
+        ));
+    }
+    if snap.rescans.len() > 5 {
+        out.push_str(&format!("full rescan: {} more processes\n", snap.rescans.len() - 5));
+    }
     for m in &snap.missing {
         out.push_str(&format!("note: {m}\n"));
     }

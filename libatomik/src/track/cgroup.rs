@@ -20,8 +20,14 @@ pub fn host_cgroup2() -> Option<PathBuf> {
 
 /// Membership read from a cgroupfs: cgroup path (`/` for the root) → its own processes.
 pub fn read_membership(cgroup_root: &Path) -> Result<BTreeMap<String, Vec<i32>>> {
+    read_membership_under(cgroup_root, "/")
+}
+
+/// [`read_membership`] of `subtree` and below only: a view of one subtree does not walk
+/// the rest of the machine's cgroups.
+pub fn read_membership_under(cgroup_root: &Path, subtree: &str) -> Result<BTreeMap<String, Vec<i32>>> {
     let mut out = BTreeMap::new();
-    let mut stack = vec![cgroup_root.to_path_buf()];
+    let mut stack = vec![cgroup_root.join(subtree.trim_start_matches('/'))];
     while let Some(dir) = stack.pop() {
         let procs = dir.join("cgroup.procs");
         let text = match std::fs::read_to_string(&procs) {
@@ -31,7 +37,7 @@ pub fn read_membership(cgroup_root: &Path) -> Result<BTreeMap<String, Vec<i32>>>
             Err(e) => return Err(TrackError::io(procs, e)),
         };
         let rel = dir.strip_prefix(cgroup_root).expect("walk stays under the root");
-        let name = format!("/{}", rel.to_string_lossy());
+        let name = format!("/{}", rel.to_string_lossy().trim_end_matches('/'));
         let pids = text.lines().filter_map(|l| l.trim().parse().ok()).collect::<Vec<i32>>();
         out.insert(name, pids);
         let rd = std::fs::read_dir(&dir).map_err(|e| TrackError::io(&dir, e))?;

@@ -5,14 +5,14 @@
 //! two samples into per-cgroup rows with rates.
 
 use super::accounting::{read_accounting, Accounting};
-use super::cgroup::{ancestors, in_subtree, read_membership};
+use super::cgroup::{ancestors, in_subtree, read_membership_under};
 use super::container::{identify, Identity};
 use super::cow::{cow_breaks, identical_copies, sample_anon, AnonSample};
 use super::dups::{add_shared_candidates, find_duplicates, DupProcess, DupReport};
 use super::error::TrackError;
 use super::ksm::{ksm_pages, read_ksm, KsmGlobal, KsmPages};
 use super::maps::read_maps;
-use super::procfs::{list_pids, read_proc, ProcInfo};
+use super::procfs::{list_pids, read_proc_in, ProcInfo};
 use super::ranges::{Range, PAGE};
 use super::region::{Detector, Tracker, TrackerOptions};
 use std::collections::{BTreeMap, HashMap};
@@ -99,6 +99,28 @@ pub struct CgroupRow {
     pub identity: Option<Identity>,
 }
 
+/// One process of a snapshot: what drilling into a cgroup shows.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ProcessRow {
+    /// Process id.
+    pub pid: i32,
+    /// `Name:` from status.
+    pub name: String,
+    /// Its cgroup.
+    pub cgroup: String,
+    /// VmRSS, bytes.
+    pub rss_bytes: u64,
+    /// Pages written per second (with --writes).
+    pub written_per_s: Option<f64>,
+    /// Anonymous pages shared copy-on-write.
+    pub cow_shared_pages: Option<u64>,
+    /// How its writes are found (with --writes).
+    pub detector: Option<&'static str>,
+    /// Bytes its write tracking re-read this interval when it can only be tracked by full
+    /// rescan (no soft-dirty, not armed for PAGEMAP_SCAN): the cost of watching it.
+    pub rescan_bytes: Option<u64>,
+}
+
 /// A per-cgroup view of one interval.
 #[derive(Debug, Clone, Default)]
 pub struct Snapshot {
@@ -114,6 +136,11 @@ pub struct Snapshot {
     pub detectors: BTreeMap<String, u64>,
     /// What could not be filled in, and why.
     pub missing: Vec<String>,
+    /// Every process of the view.
+    pub processes: Vec<ProcessRow>,
+    /// Processes tracked by full rescan: (pid, name, bytes re-read this interval), most
+    /// costly first.
+    pub rescans: Vec<(i32, String, u64)>,
 }
 
 struct ProcState {
@@ -147,6 +174,8 @@ struct ProcFigures {
     silent_unknown: u64,
     /// Processes whose written/changed figures for the interval are unknown.
     writes_unknown: u64,
+    detector: Option<&'static str>,
+    rescan_bytes: Option<u64>,
 }
 
 fn add_opt<T: std::ops::Add<Output = T> + Copy>(a: &mut Option<T>, b: Option<T>) {
@@ -295,8 +324,12 @@ impl Monitor {
             if self.opts.writes && info.rss_bytes > 0 && info.pid != std::process::id() as i32 {
                 let known = st.tracker.is_some();
                 match track_writes(&self.opts, info.pid, st) {
-                    Writes::Counted { detector, written, changed, silent } => {
+                    Writes::Counted { detector, written, changed, silent, read } => {
                         *snap.detectors.entry(detector.name().to_owned()).or_default() += 1;
+                        f.detector = Some(detector.name());
+                        if detector == Detector::FullRescan {
+                            f.rescan_bytes = Some(read * PAGE);
+                        }
                         f.written = Some(written);
                         f.changed = Some(changed);
                         f.silent = silent;
@@ -304,6 +337,7 @@ impl Monitor {
                     }
                     Writes::Baseline(detector) => {
                         *snap.detectors.entry(detector.name().to_owned()).or_default() += 1;
+                        f.detector = Some(detector.name());
                         // A process seen for the first time starts from its baseline; one
                         // whose tracker had to start over has no figure for the interval.
                         if known {
@@ -319,9 +353,23 @@ impl Monitor {
                     Writes::Unreadable => no_writes += 1,
                 }
             }
+            snap.processes.push(ProcessRow {
+                pid: info.pid,
+                name: info.name.clone(),
+                cgroup: info.cgroup.clone(),
+                rss_bytes: info.rss_bytes,
+                written_per_s: f.written.filter(|_| dt > 0.0).map(|w| w as f64 / dt),
+                cow_shared_pages: f.cow_shared,
+                detector: f.detector,
+                rescan_bytes: f.rescan_bytes,
+            });
+            if let Some(b) = f.rescan_bytes {
+                snap.rescans.push((info.pid, info.name.clone(), b));
+            }
             figures.push((info.pid, info.cgroup.clone(), f));
         }
         self.state.retain(|pid, _| alive.contains(pid));
+        snap.rescans.sort_by(|a, b| b.2.cmp(&a.2).then(a.0.cmp(&b.0)));
 
         if self.opts.dups {
             let (mut cands, samples): (Vec<DupProcess>, Vec<&AnonSample>) = procs
@@ -428,9 +476,11 @@ impl Monitor {
     }
 
     fn processes(&self, snap: &mut Snapshot) -> super::error::Result<Vec<ProcInfo>> {
-        let mut cg_of: Option<HashMap<i32, String>> = None;
+        // Membership from the cgroupfs, of the subtree only: processes outside it are not
+        // read at all.
+        let mut cg_of: Option<BTreeMap<i32, String>> = None;
         if let Some(root) = &self.opts.cgroup_root {
-            match read_membership(root) {
+            match read_membership_under(root, &self.opts.subtree) {
                 Ok(m) => {
                     cg_of = Some(
                         m.into_iter()
@@ -441,19 +491,21 @@ impl Monitor {
                 Err(e) => snap.missing.push(format!("cgroupfs unreadable ({e}); using /proc/PID/cgroup")),
             }
         }
+        let pids: Vec<i32> = match &cg_of {
+            Some(m) => m.keys().copied().collect(),
+            None => list_pids(&self.opts.proc_root)?,
+        };
         let mut out = Vec::new();
-        for pid in list_pids(&self.opts.proc_root)? {
+        for pid in pids {
             if self.opts.pids.as_ref().is_some_and(|p| !p.contains(&pid)) {
                 continue;
             }
-            let Some(mut info) = read_proc(&self.opts.proc_root, pid)? else {
+            let cg = cg_of.as_ref().and_then(|m| m.get(&pid)).map(String::as_str);
+            let Some(info) = read_proc_in(&self.opts.proc_root, pid, cg)? else {
                 continue;
             };
             if self.opts.uid.is_some_and(|u| u != info.uid) {
                 continue;
-            }
-            if let Some(cg) = cg_of.as_ref().and_then(|m| m.get(&pid)) {
-                info.cgroup = cg.clone();
             }
             // Processes outside the subtree cost nothing: no pagemap, no tracker.
             if in_subtree(&info.cgroup, &self.opts.subtree) {
@@ -525,7 +577,7 @@ impl Monitor {
 /// What write tracking gave for one process in one interval.
 enum Writes {
     /// Pages written, changed and silently rewritten (None: not observable).
-    Counted { detector: Detector, written: u64, changed: u64, silent: Option<u64> },
+    Counted { detector: Detector, written: u64, changed: u64, silent: Option<u64>, read: u64 },
     /// The tracker started over (a new process, or mappings it could not follow): no
     /// figure for this interval.
     Baseline(Detector),
@@ -589,6 +641,7 @@ fn track_writes(opts: &MonitorOptions, pid: i32, st: &mut ProcState) -> Writes {
                         written: r.written_pages(),
                         changed: r.changed_pages(),
                         silent: r.silent_observable.then(|| r.silent_pages()),
+                        read: r.pages_read,
                     };
                 }
             }

@@ -55,6 +55,12 @@ pub fn parse_cgroup_file(text: &str) -> Option<String> {
 /// Reads one process (`status` with the `procfs` crate's parser, `cgroup`, `ksm_stat`).
 /// `Ok(None)` when it vanished meanwhile.
 pub fn read_proc(proc_root: &Path, pid: i32) -> Result<Option<ProcInfo>> {
+    read_proc_in(proc_root, pid, None)
+}
+
+/// [`read_proc`] of a process whose cgroup is known already (from the cgroupfs): its
+/// `/proc/PID/cgroup` is not read.
+pub fn read_proc_in(proc_root: &Path, pid: i32, cgroup: Option<&str>) -> Result<Option<ProcInfo>> {
     use procfs::FromRead;
     let dir = proc_root.join(pid.to_string());
     let status_path = dir.join("status");
@@ -64,10 +70,13 @@ pub fn read_proc(proc_root: &Path, pid: i32) -> Result<Option<ProcInfo>> {
         Err(procfs::ProcError::Io(e, _)) if e.raw_os_error() == Some(libc::ESRCH) => return Ok(None),
         Err(e) => return Err(proc_error(&status_path, e)),
     };
-    let cgroup = std::fs::read_to_string(dir.join("cgroup"))
-        .ok()
-        .and_then(|t| parse_cgroup_file(&t))
-        .unwrap_or_else(|| "/".to_owned());
+    let cgroup = match cgroup {
+        Some(c) => c.to_owned(),
+        None => std::fs::read_to_string(dir.join("cgroup"))
+            .ok()
+            .and_then(|t| parse_cgroup_file(&t))
+            .unwrap_or_else(|| "/".to_owned()),
+    };
     // ksm_stat: not covered by the procfs crate.
     let ksm = std::fs::read_to_string(dir.join("ksm_stat")).ok();
     let ksm_num = |k: &str| {
