@@ -91,7 +91,7 @@ fn main() {
     // Two sweeps over the same memory: the tracker reading in place (a process tracking its
     // own memory), then reading through /proc/PID/mem (how it reads another process).
     // The baselines run in both; each is compared with the matching tracker.
-    let mut results: Vec<[Duration; 5]> = vec![[Duration::ZERO; 5]; FRACTIONS.len()];
+    let mut results: Vec<[Duration; 7]> = vec![[Duration::ZERO; 7]; FRACTIONS.len()];
     let mut detector = "";
     let mut order: Vec<usize> = (0..pages).collect();
     for in_place in [true, false] {
@@ -106,7 +106,7 @@ fn main() {
         detector = tracker.detector().name();
         for (fi, f) in FRACTIONS.iter().enumerate() {
             let k = ((pages as f64 * f).round() as usize).max(1);
-            let (mut tt, mut tm, mut tx) = (Vec::new(), Vec::new(), Vec::new());
+            let (mut tt, mut tm, mut tx, mut tr) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
             for _ in 0..reps {
                 // k distinct random pages, one word changed in each.
                 for i in 0..k {
@@ -158,6 +158,26 @@ fn main() {
                 tx.push(t0.elapsed());
                 assert_eq!(n, k, "xxh3 changed pages");
 
+                // The floor of any method that looks at every byte: one plain read pass (a
+                // sum of the words), in place or through /proc/PID/mem.
+                let t0 = Instant::now();
+                let mut sum = 0u64;
+                if in_place {
+                    for w in region.chunks_exact(8) {
+                        sum = sum.wrapping_add(u64::from_ne_bytes(w.try_into().unwrap()));
+                    }
+                } else {
+                    reader
+                        .for_each_page(range, |_, pg| {
+                            for w in pg.chunks_exact(8) {
+                                sum = sum.wrapping_add(u64::from_ne_bytes(w.try_into().unwrap()));
+                            }
+                        })
+                        .expect("/proc/PID/mem");
+                }
+                std::hint::black_box(sum);
+                tr.push(t0.elapsed());
+
                 // Untimed: every method takes the new content as its baseline.
                 tracker.checkpoint().expect("checkpoint");
                 for &pg in &order[..k] {
@@ -167,9 +187,9 @@ fn main() {
             }
             let cell = &mut results[fi];
             if in_place {
-                (cell[0], cell[2], cell[3]) = (median(tt), median(tm), median(tx));
+                (cell[0], cell[2], cell[3], cell[5]) = (median(tt), median(tm), median(tx), median(tr));
             } else {
-                (cell[1], cell[4]) = (median(tt), median(tx));
+                (cell[1], cell[4], cell[6]) = (median(tt), median(tx), median(tr));
             }
         }
     }
@@ -182,22 +202,27 @@ fn main() {
     println!();
     println!(
         "| written | pages | tracker, in place | memcmp vs snapshot | xxh3 rescan | speed-up vs xxh3 \
-         | tracker, /proc/PID/mem | xxh3 rescan, /proc/PID/mem | speed-up |"
+         | read pass | tracker / read pass | tracker, /proc/PID/mem | xxh3 rescan, /proc/PID/mem | speed-up \
+         | read pass, /proc/PID/mem | tracker / read pass |"
     );
-    println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     for (f, c) in FRACTIONS.iter().zip(&results) {
         let k = ((pages as f64 * f).round() as usize).max(1);
         let x = |a: Duration, b: Duration| b.as_secs_f64() / a.as_secs_f64();
         println!(
-            "| {:.1} % | {k} | {} | {} | {} | {:.1}× | {} | {} | {:.1}× |",
+            "| {:.1} % | {k} | {} | {} | {} | {:.1}× | {} | {:.2}× | {} | {} | {:.1}× | {} | {:.2}× |",
             f * 100.0,
             ms(c[0]),
             ms(c[2]),
             ms(c[3]),
             x(c[0], c[3]),
+            ms(c[5]),
+            x(c[5], c[0]),
             ms(c[1]),
             ms(c[4]),
             x(c[1], c[4]),
+            ms(c[6]),
+            x(c[6], c[1]),
         );
     }
     // SAFETY: unmapping the region created above; `region` is not used after this.

@@ -185,3 +185,28 @@ fn two_ranges_accumulate_until_checkpoint() {
     let r = t.check().unwrap();
     assert_eq!(r.changed_pages(), 1);
 }
+
+/// Large checks are fingerprinted on several threads: the same exact answer as one thread.
+#[test]
+fn several_fingerprint_threads_find_exactly_the_changed_pages() {
+    let _serial = track_support::serial();
+    let region = Region::new(4096, 31337);
+    let child = Child::fork(&region);
+    let opts = |threads| TrackerOptions {
+        detector: Some(Detector::FullRescan),
+        threads: Some(threads),
+        ..Default::default()
+    };
+    let mut one = Tracker::watch(child.pid, &[region.range()], opts(1)).unwrap();
+    let mut two = Tracker::watch(child.pid, &[region.range()], opts(2)).unwrap();
+    let pages: Vec<usize> = (0..4096).step_by(37).collect();
+    for &p in &pages {
+        child.fill(p, 0xd00d_0000 + p as u64);
+    }
+    let (a, b) = (one.check().unwrap(), two.check().unwrap());
+    let want = atomik::track::ranges::coalesce(pages.iter().map(|&p| region.page_addr(p)));
+    assert_eq!(a.changed, want);
+    assert_eq!(b.changed, want, "two threads");
+    assert_eq!((a.pages_read, b.pages_read), (4096, 4096));
+    assert_eq!(one.bank().read_all(), two.bank().read_all(), "the same fingerprints");
+}

@@ -22,7 +22,7 @@ use super::fingerprint::fingerprint;
 use super::maps::read_maps;
 use super::memread::MemReader;
 use super::pagemap::{clear_soft_dirty, soft_dirty_supported, PageEntry, Pagemap};
-use super::ranges::{coalesce, Range, PAGE};
+use super::ranges::{coalesce, total_pages, Range, PAGE};
 use super::scan::{is_armed, populated, scan_written, WpArm};
 use crate::{Bank, CreateOptions, Op};
 use std::path::Path;
@@ -76,6 +76,8 @@ pub struct TrackerOptions {
     /// unnamed bank (`memfd`) called `track.<our pid>.<target pid>.<n>` in errors, which
     /// leaves no file behind however the tracker's process ends.
     pub bank_name: Option<String>,
+    /// Threads fingerprinting a check or baseline of many pages (default: one per core).
+    pub threads: Option<usize>,
 }
 
 /// What a [`Tracker::check`] found, since the last [`Tracker::checkpoint`].
@@ -132,6 +134,8 @@ pub struct Tracker {
     /// [`Tracker::remap`], baselined as the zero page.
     pending: PageSet,
     scratch: Vec<Range>,
+    /// Threads that fingerprint large sets of pages.
+    threads: usize,
 }
 
 impl std::fmt::Debug for Tracker {
@@ -176,6 +180,63 @@ impl Source {
             }
         }
     }
+}
+
+/// Below this many pages one thread fingerprints them: a second thread costs more than it
+/// saves.
+const PARALLEL_MIN_PAGES: u64 = 2048;
+
+/// The `(address, fingerprint)` of every page of `ranges`, in order, fingerprinted by
+/// `threads` threads over consecutive shares of the pages (each reading its own share, in
+/// place or through its own `/proc/PID/mem` descriptor): at 100 % written the fingerprint,
+/// not the memory, is the bottleneck of one core.
+fn fingerprints(source: &mut Source, pid: i32, ranges: &[Range], threads: usize) -> Result<Vec<(u64, u64)>> {
+    let total: u64 = ranges.iter().map(Range::pages).sum();
+    let threads = if total < PARALLEL_MIN_PAGES { 1 } else { threads.max(1) };
+    if threads == 1 {
+        let mut out = Vec::with_capacity(total as usize);
+        source.for_each_page_in(ranges, |addr, page| out.push((addr, fingerprint(page))))?;
+        return Ok(out);
+    }
+    // Consecutive shares of about total / threads pages each.
+    let share = total.div_ceil(threads as u64);
+    let mut shares: Vec<Vec<Range>> = vec![Vec::new()];
+    let mut left = share;
+    for r in ranges {
+        let mut start = r.start;
+        while start < r.end {
+            let take = ((r.end - start) / PAGE).min(left);
+            shares.last_mut().expect("one share at least").push(Range::new(start, start + take * PAGE));
+            start += take * PAGE;
+            left -= take;
+            if left == 0 {
+                shares.push(Vec::new());
+                left = share;
+            }
+        }
+    }
+    let in_place = matches!(source, Source::InPlace);
+    let parts: Vec<Result<Vec<(u64, u64)>>> = std::thread::scope(|sc| {
+        let handles: Vec<_> = shares
+            .iter()
+            .filter(|sh| !sh.is_empty())
+            .map(|sh| {
+                sc.spawn(move || {
+                    let mut src =
+                        if in_place { Source::InPlace } else { Source::Remote(MemReader::new(pid)) };
+                    let mut out = Vec::with_capacity(total_pages(sh) as usize);
+                    src.for_each_page_in(sh, |addr, page| out.push((addr, fingerprint(page))))?;
+                    Ok(out)
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().expect("a fingerprint thread panicked")).collect()
+    });
+    let mut out = Vec::with_capacity(total as usize);
+    for p in parts {
+        out.extend(p?);
+    }
+    Ok(out)
 }
 
 /// Hints the CPU to load the page at `addr` into cache. Never faults.
@@ -229,6 +290,9 @@ impl Tracker {
             resident: PageSet::new(pages),
             pending: PageSet::new(pages),
             scratch: Vec::new(),
+            threads: opts
+                .threads
+                .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())),
         })
     }
 
@@ -265,17 +329,12 @@ impl Tracker {
         for r in &self.ranges {
             populated(&self.pagemap, *r, &mut spans)?;
         }
-        let mut err = None;
-        let (bank, ranges, first_slot, resident) =
-            (&self.bank, &self.ranges, &self.first_slot, &mut self.resident);
-        self.source.for_each_page_in(&spans, |addr, page| {
-            let slot = slot_of(ranges, first_slot, addr);
-            resident.insert(slot);
-            if let Err(e) = bank.load(slot, fingerprint(page)) {
-                err.get_or_insert(e);
-            }
-        })?;
-        err.map_or(Ok(()), |e| Err(e.into()))
+        for (addr, fp) in fingerprints(&mut self.source, self.pid, &spans, self.threads)? {
+            let slot = slot_of(&self.ranges, &self.first_slot, addr);
+            self.resident.insert(slot);
+            self.bank.load(slot, fp)?;
+        }
+        Ok(())
     }
 
     /// Follows a change of the process's mappings: watches `ranges` from now on. Pages in
@@ -400,32 +459,26 @@ impl Tracker {
     pub fn check(&mut self) -> Result<CheckReport> {
         self.collect_written()?;
         let todo = std::mem::take(&mut self.scratch);
-        let mut pages_read = 0;
-        let mut err: Option<crate::Error> = None;
+        let fps = fingerprints(&mut self.source, self.pid, &todo, self.threads);
+        self.scratch = todo;
+        let fps = fps?;
+        let pages_read = fps.len() as u64;
         let (bank, written, changed, det) = (&self.bank, &mut self.written, &mut self.changed, self.detector);
-        let (ranges, first_slot) = (&self.ranges, &self.first_slot);
         let rescan = det == Detector::FullRescan;
         let mut now_resident = rescan.then(|| PageSet::new(self.pages));
-        self.source.for_each_page_in(&todo, |addr, page| {
-            pages_read += 1;
-            let slot = slot_of(ranges, first_slot, addr);
+        for (addr, fp) in fps {
+            let slot = slot_of(&self.ranges, &self.first_slot, addr);
             if let Some(r) = now_resident.as_mut() {
                 r.insert(slot);
             }
-            if let Err(e) = fold(bank, written, changed, rescan, slot, fingerprint(page)) {
-                err.get_or_insert(e);
-            }
-        })?;
-        self.scratch = todo;
+            fold(bank, written, changed, rescan, slot, fp)?;
+        }
         if let Some(now) = now_resident {
             // Pages that were populated and are not any more read as the zero page now.
             for slot in self.resident.iter().filter(|&s| !now.contains(s)) {
                 fold(bank, written, changed, rescan, slot, 0)?;
             }
             self.resident = now;
-        }
-        if let Some(e) = err {
-            return Err(e.into());
         }
         Ok(self.report(pages_read))
     }
