@@ -41,9 +41,12 @@ pub struct MonitorArgs {
     /// Include other users' processes (default: all as root, your own otherwise).
     #[arg(long)]
     pub all_users: bool,
-    /// Columns to show, comma-separated: processes, rss_bytes, written_per_s,
-    /// changed_per_s, silent_per_s, cow_shared_pages, cow_breaks_per_s, cow_copies_per_s,
-    /// dup_bytes, ksm_merged_bytes, ksm_profit_bytes. Default: all.
+    /// Columns to show, comma-separated (or `all`): processes, memory_current_bytes,
+    /// memory_limit_percent, anon_bytes, file_bytes, swap_bytes, memory_events_oom_kill,
+    /// memory_pressure_some_avg10, rss_bytes, written_per_s, changed_per_s, silent_per_s,
+    /// cow_shared_pages, cow_breaks_per_s, cow_copies_per_s, dup_bytes, ksm_merged_bytes,
+    /// ksm_profit_bytes, and the other accounting keys of docs/tracking.md. Default: those
+    /// in the table; JSON, CSV and OpenMetrics carry all.
     #[arg(long, value_delimiter = ',')]
     pub columns: Vec<String>,
     /// Read processes from this directory instead of /proc (tests, containers).
