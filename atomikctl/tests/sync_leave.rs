@@ -131,15 +131,22 @@ fn an_adopter_killed_while_adopting_loses_and_doubles_nothing() {
         let out = leave(&l, &dl, &addr_c);
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(!out.status.success() && err.contains("only one replica may adopt"), "{point}: {err}");
+        // Written after the adopter was asked: the version it was asked for is final, so
+        // these stay in the bank, not taken, until the bank is a replica again.
+        ledger.produce(&l, 25);
         hub.restart();
         hub.wait_up();
         let out = leave(&l, &dl, &addr);
         assert!(out.status.success(), "{point}: {}", String::from_utf8_lossy(&out.stderr));
         ledger.produce(&a, 30);
         ledger.produce(&c, 30);
-        ledger.wait(&[&a, &c]);
         wait_dropped(&da, l_id);
         wait_dropped(&dc, l_id);
+        let fresh = dir.path().join("l2");
+        let out = atomikctl(&["sync", "recover", "--bank", &l, "--data", fresh.to_str().unwrap()]);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let _rejoined = join(&l, op, &addr, &fresh);
+        ledger.wait(&[&a, &l, &c]);
         hub.stop();
     }
 }

@@ -155,7 +155,10 @@ impl Daemon {
         if start != Start::Resumed {
             eprintln!("atomik sync: bank {:?}: {}", d.cfg.bank, start_note(start));
         }
-        d.tick()?;
+        // A leave decides itself whether to take (never once an adopter was asked).
+        if !d.cfg.leaving {
+            d.tick()?;
+        }
         Ok(d)
     }
 

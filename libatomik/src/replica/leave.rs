@@ -4,7 +4,8 @@
 //! The leaving replica's daemon is stopped first (its directory is locked while it runs).
 //! Then, over one authenticated TCP connection to a peer that becomes the *adopter*:
 //!
-//! 1. the last local changes are taken and logged, as a daemon's tick would;
+//! 1. the last local changes are taken and logged, as a daemon's tick would (only before an
+//!    adopter was asked: a resumed leave keeps the final version it asked with);
 //! 2. the peer is sent whatever it lacks until its summary covers every version this
 //!    replica holds (so nothing exists only here any more);
 //! 3. the adopter is recorded in `leaving` (durable) and asked to adopt (`LEAVE`); it moves
@@ -119,8 +120,13 @@ pub fn leave(o: &LeaveOptions) -> Result<LeaveReport, LeaveError> {
     let mut mo = MirrorOptions::new(&o.bank, &o.data);
     mo.leaving = true;
     let mut m = Mirror::open(&mo)?;
-    m.take()?;
-    m.checkpoint()?;
+    // The last local changes are taken once, before an adopter is asked: after that the
+    // version is final (the adopter may already hold it as the final one), and changes made
+    // since stay untaken in the bank, for `sync recover`.
+    if asked_adopter(&o.data)?.is_none() {
+        m.take()?;
+        m.checkpoint()?;
+    }
     let (id, version) = (m.replica().id(), m.replica().version());
     let deadline = Instant::now() + o.timeout;
     let (mut conn, remote) = connect(o, &m, deadline)?;

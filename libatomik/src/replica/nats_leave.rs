@@ -55,8 +55,12 @@ pub fn leave_nats(o: &NatsLeaveOptions) -> Result<LeaveReport, LeaveError> {
     cfg.secret = o.nats.secret.clone();
     cfg.leaving = true;
     let stop = Arc::new(AtomicBool::new(false));
-    // Opening takes the last local changes; no tick runs after it, so the version is final.
     let d = Daemon::open(cfg, Arc::clone(&stop))?;
+    // The last local changes are taken once, before an adopter is asked; after that the
+    // version is final (changes made since stay untaken in the bank, for `sync recover`).
+    if asked.is_none() {
+        d.tick()?;
+    }
     let (id, version) = d.with_replica(|r| (r.id(), r.version()));
     if adopter == id {
         return Err(LeaveError::Refused {
