@@ -66,7 +66,7 @@ fn file_capable(file: &File, cap: i32) -> bool {
 }
 
 /// The `ACCESS_*` bits the open mode of `file` allows.
-fn open_mode(file: &File) -> u32 {
+pub(crate) fn open_mode(file: &File) -> u32 {
     // SAFETY: `f_mode` is set when the file is opened, before any ioctl can run on it, and the
     // access bits of it never change afterwards.
     let mode = unsafe { (*file.as_ptr()).f_mode };

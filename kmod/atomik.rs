@@ -15,6 +15,10 @@ mod abi;
 #[allow(unreachable_pub)]
 #[path = "../libatomik/src/fp_core.rs"]
 mod fp_core;
+// The original ATOMiK SDK's ioctls (type 'A'), served by sdk_compat.rs.
+#[allow(unreachable_pub)]
+#[path = "../libatomik/src/sdk_abi.rs"]
+mod sdk_abi;
 mod uapi;
 mod access;
 mod bank;
@@ -26,6 +30,7 @@ mod mmap;
 mod region;
 mod address_space;
 mod registry;
+mod sdk_compat;
 mod stats;
 
 module! {

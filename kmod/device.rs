@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 //! The misc device `/dev/atomik` and its per-file state: the bank the fd is attached to.
 
-use crate::{bank::Bank, ioctl, mmap, region::Regions};
+use crate::{bank::Bank, ioctl, mmap, region::Regions, sdk_compat};
 use kernel::{
     fs::File,
     miscdevice::{MiscDevice, MiscDeviceOptions, MiscDeviceRegistration},
@@ -23,6 +23,8 @@ pub(crate) struct AtomikFile {
     pub(crate) attached: SetOnce<Attachment>,
     /// Page-change regions this fd watches (REGION_* ioctls).
     pub(crate) regions: Pin<KBox<Mutex<Regions>>>,
+    /// Tables of the original SDK's ioctls (sdk_compat.rs), private to this fd.
+    pub(crate) sdk: Pin<KBox<Mutex<sdk_compat::Tables>>>,
 }
 
 pub(crate) fn register() -> impl PinInit<MiscDeviceRegistration<AtomikFile>, Error> {
@@ -38,6 +40,7 @@ impl MiscDevice for AtomikFile {
             AtomikFile {
                 attached: SetOnce::new(),
                 regions: KBox::pin_init(Regions::new(), GFP_KERNEL)?,
+                sdk: KBox::pin_init(sdk_compat::Tables::new(), GFP_KERNEL)?,
             },
             GFP_KERNEL,
         )?)

@@ -23,6 +23,7 @@ pub mod fp_core;
 mod name;
 mod op;
 pub mod replica;
+pub mod sdk_abi;
 mod slot;
 pub mod track;
 

@@ -56,7 +56,7 @@ if [ "${1:-}" = --module ]; then
   OUT=$ATOMIK_CACHE/kmod-build/$(basename "$KB")
   mkdir -p "$OUT/kmod" "$OUT/libatomik/src"
   cp "$REPO"/kmod/Kbuild "$REPO"/kmod/Makefile "$REPO"/kmod/*.rs "$OUT/kmod/"
-  cp "$REPO/libatomik/src/abi.rs" "$REPO/libatomik/src/fp_core.rs" "$OUT/libatomik/src/"
+  cp "$REPO/libatomik/src/abi.rs" "$REPO/libatomik/src/fp_core.rs" "$REPO/libatomik/src/sdk_abi.rs" "$OUT/libatomik/src/"
   in_root make -s -C "$KB" M="$OUT/kmod" "${LLVM[@]}" modules >&2
   echo "$OUT/kmod/atomik.ko"
   exit 0

@@ -15,6 +15,7 @@ mod hardening;
 mod lib_suites;
 mod perms;
 mod region;
+mod sdk;
 mod semantics;
 mod stress;
 mod system;
@@ -29,6 +30,7 @@ const ALL: &[&str] = &[
     "perms",
     "fuzz",
     "region",
+    "sdk",
     "library",
     "atomikctl",
     "unload",
@@ -65,6 +67,7 @@ fn main() {
             "perms" => perms::run(&mut report),
             "fuzz" => fuzz::run(&mut report),
             "region" => region::run(&mut report),
+            "sdk" => sdk::run(&mut report),
             "library" => lib_suites::run_library(&mut report),
             "atomikctl" => lib_suites::run_atomikctl(&mut report),
             "bench" => bench::run(&mut report),
