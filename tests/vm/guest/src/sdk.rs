@@ -91,7 +91,9 @@ impl Model {
     }
     /// Applies a successful op; `out` is what the kernel returned (READ, SWAP).
     fn apply(&mut self, cmd: u32, id: u32, addr: u32, value: u64, out: u64) -> Result<(), String> {
-        let c = self.ctx(id, addr).ok_or_else(|| format!("ioctl {cmd:#x} succeeded on table {id} addr {addr}"))?;
+        let c = self
+            .ctx(id, addr)
+            .ok_or_else(|| format!("ioctl {cmd:#x} succeeded on table {id} addr {addr}"))?;
         let state = c.0 ^ c.1;
         match cmd {
             SDK_IOCTL_LOAD => *c = (value, 0),
@@ -207,7 +209,10 @@ fn errors() -> Result<(), String> {
     let tables_before = count_tables(&d)?;
     fails_with!(d.raw(SDK_IOCTL_CREATE_TABLE, cr), libc::EFAULT);
     ensure!(count_tables(&d)? == tables_before, "a failed CREATE_TABLE left a table");
-    fails_with!(d.raw(SDK_IOCTL_READ, page.put(SdkContextOp { table_id: t, addr: 3, value: 0 })), libc::EFAULT);
+    fails_with!(
+        d.raw(SDK_IOCTL_READ, page.put(SdkContextOp { table_id: t, addr: 3, value: 0 })),
+        libc::EFAULT
+    );
     fails_with!(d.raw(SDK_IOCTL_GET_INFO, page.put(SdkInfo::default())), libc::EFAULT);
     // A LOAD only reads its request: fine from a read-only page.
     ok!(d.raw(SDK_IOCTL_LOAD, page.put(SdkContextOp { table_id: t, addr: 2, value: 0x77 })));
@@ -470,7 +475,11 @@ fn fuzz(seed: u64, calls: u32) -> Result<(), String> {
                         ensure!(writable, "CREATE_TABLE succeeded with a read-only reply");
                         let new = (word(0) >> 32) as u32;
                         ensure!(m.tables.iter().all(|(i, _)| *i != new), "table id {new} given twice");
-                        ensure!(m.tables.len() < SDK_MAX_TABLES as usize, "table {} on one fd", m.tables.len() + 1);
+                        ensure!(
+                            m.tables.len() < SDK_MAX_TABLES as usize,
+                            "table {} on one fd",
+                            m.tables.len() + 1
+                        );
                         m.tables.push((new, vec![(0, 0); rid as usize]));
                     }
                     SDK_IOCTL_DESTROY_TABLE => {
@@ -498,9 +507,17 @@ fn fuzz(seed: u64, calls: u32) -> Result<(), String> {
             Err(e) => {
                 outcomes[1] += 1;
                 if e == libc::ENOSPC {
-                    ensure!(m.tables.len() == SDK_MAX_TABLES as usize, "ENOSPC with {} tables", m.tables.len());
+                    ensure!(
+                        m.tables.len() == SDK_MAX_TABLES as usize,
+                        "ENOSPC with {} tables",
+                        m.tables.len()
+                    );
                 }
-                ensure!(ALLOWED.contains(&e), "ioctl {cmd:#x} arg {arg:#x}: unexpected {}", crate::check::errname(e));
+                ensure!(
+                    ALLOWED.contains(&e),
+                    "ioctl {cmd:#x} arg {arg:#x}: unexpected {}",
+                    crate::check::errname(e)
+                );
             }
         }
         if call_no % 5000 == 4999 {
