@@ -12,9 +12,9 @@ fail() {
 grep -q '^CONFIG_RUST=y' "$tree/.config" || fail "the kernel was built without CONFIG_RUST"
 if [ ! -f "$tree/rust/libkernel.rmeta" ] || [ ! -f "$tree/rust/libcore.rmeta" ]; then
   fail "the tree lacks the Rust build products (rust/libkernel.rmeta, rust/libcore.rmeta).
-  Distribution header packages (e.g. Debian's linux-headers-*) ship none today, so no
-  out-of-tree Rust module can be built against them. Build the kernel yourself (or use a tree
-  that keeps its rust/ build output) and point DKMS at it with --kernelsourcedir."
+  Distribution header packages (e.g. Debian's linux-headers-*) ship none: for Debian's kernel
+  install atomik-kbuild-KVER (packaging/kbuild-products.sh makes it); for a kernel you built,
+  point DKMS at its build tree with --kernelsourcedir."
 fi
 want=$(sed -n 's/^CONFIG_RUSTC_VERSION=//p' "$tree/.config")
 command -v "$rustc" >/dev/null 2>&1 || fail "no rustc at $rustc (set ATOMIK_RUSTC)"

@@ -8,7 +8,7 @@ dest=${1:-}/usr/src/atomik-$version
 rm -rf "$dest"
 mkdir -p "$dest/dkms" "$dest/kmod" "$dest/libatomik/src"
 cp "$here/dkms/dkms.conf" "$dest/"
-cp "$here/dkms/check-kernel-tree.sh" "$here/dkms/99-atomik.rules" "$dest/dkms/"
+cp "$here/dkms/build.sh" "$here/dkms/check-kernel-tree.sh" "$here/dkms/99-atomik.rules" "$dest/dkms/"
 cp "$here/kmod/Kbuild" "$here/kmod/Makefile" "$here"/kmod/*.rs "$dest/kmod/"
 cp "$here/libatomik/src/abi.rs" "$here/libatomik/src/fp_core.rs" "$here/libatomik/src/sdk_abi.rs" "$dest/libatomik/src/"
 echo "$dest"

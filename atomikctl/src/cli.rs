@@ -68,6 +68,9 @@ pub enum Command {
     /// Serve the per-cgroup figures to Prometheus on /metrics, counters accumulated between
     /// scrapes.
     Exporter(crate::track::exporter::ExporterArgs),
+    /// Man pages and shell completions into DIR (for packaging).
+    #[command(hide = true)]
+    GenDocs { dir: std::path::PathBuf },
 }
 
 #[derive(Subcommand, Debug)]

@@ -8,6 +8,7 @@ mod bank_cmd;
 mod bench;
 mod cli;
 mod converge;
+mod docs;
 mod numbers;
 mod output;
 mod status;
@@ -75,6 +76,7 @@ fn main() -> ExitCode {
         Command::Top(args) => track::filter(|| track::top::run(args, json)),
         Command::Report(args) => track::filter(|| track::report::run(args, json)),
         Command::Exporter(args) => track::exporter::run(args),
+        Command::GenDocs { dir } => docs::generate(&dir),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
