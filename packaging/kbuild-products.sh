@@ -7,7 +7,7 @@
 # Run on Debian (e.g. a trixie chroot) with, for KVER=7.3.4+deb13-amd64:
 #   apt install linux-headers-7.3.4+deb13-amd64 linux-source-7.3=7.3.4-1~bpo13+1 \
 #     rustc=1.85.1+dfsg1-1+deb13u1 rust-src=1.85.1+dfsg1-1+deb13u1 bindgen gcc-14 make bc bison flex \
-#     libelf-dev libssl-dev dpkg-dev
+#     libelf-dev libssl-dev openssl dpkg-dev
 # The package owns everything it installs (under /usr/lib/atomik/kbuild/KVER), depends on the
 # exact headers upload it was made from, and so goes away with them; nothing is written into
 # the headers tree. Why the products fit the stock kernel: kmod/README.md, "Debian's kernel".
@@ -28,7 +28,7 @@ want=$(sed -n 's/^CONFIG_RUSTC_VERSION=//p' "$H/.config")
 have=$(rustc --version | awk '{split($2, v, "."); printf "%d", v[1] * 100000 + v[2] * 100 + v[3]}')
 [ "$want" = "$have" ] || die "$KVER was built by rustc $want, rustc here is $have: install that rustc"
 CC=$(sed -n 's/^CONFIG_CC_VERSION_TEXT="x86_64-linux-gnu-gcc-\([0-9]*\) .*/gcc-\1/p' "$H/.config")
-KM=(KERNELRELEASE="$KVER" ARCH=x86 CC="x86_64-linux-gnu-${CC:-gcc}" RUSTC=rustc HOSTRUSTC=rustc BINDGEN=bindgen)
+KM=(KERNELRELEASE="$KVER" ARCH=x86 CROSS_COMPILE=x86_64-linux-gnu- CC="x86_64-linux-gnu-${CC:-gcc}" RUSTC=rustc HOSTRUSTC=rustc BINDGEN=bindgen)
 
 W=$(mktemp -d)
 trap 'rm -rf "$W"' EXIT
@@ -36,7 +36,7 @@ tar -C "$W" -xf "/usr/src/$SRCPKG.tar.xz"
 T=$W/$SRCPKG
 cp "$H/.config" "$T/.config"
 make -s -C "$T" "${KM[@]}" olddefconfig
-cmp -s "$H/.config" "$T/.config" || die "olddefconfig changed Debian's .config: not the same source"
+diff "$H/.config" "$T/.config" >&2 || die "olddefconfig changed Debian's .config (diff above): not the same source or compiler"
 echo "kbuild-products: building rust/ of $SRCPKG $SVER (about 90 s on 2 cores)" >&2
 make -s -C "$T" "${KM[@]}" -j"$(nproc)" prepare modules_prepare >"$W/prepare.log" 2>&1 ||
   { tail -30 "$W/prepare.log" >&2; die "make prepare failed"; }
