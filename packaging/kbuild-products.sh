@@ -7,7 +7,7 @@
 # Run on Debian (e.g. a trixie chroot) with, for KVER=7.3.4+deb13-amd64:
 #   apt install linux-headers-7.3.4+deb13-amd64 linux-source-7.3=7.3.4-1~bpo13+1 \
 #     rustc=1.85.1+dfsg1-1+deb13u1 rust-src=1.85.1+dfsg1-1+deb13u1 bindgen gcc-14 make bc bison flex \
-#     libelf-dev libssl-dev openssl dpkg-dev
+#     libelf-dev libssl-dev openssl python3 dwarves dpkg-dev
 # The package owns everything it installs (under /usr/lib/atomik/kbuild/KVER), depends on the
 # exact headers upload it was made from, and so goes away with them; nothing is written into
 # the headers tree. Why the products fit the stock kernel: kmod/README.md, "Debian's kernel".

@@ -14,7 +14,7 @@ R=$ROOT.tmp
 in_root "$R" apt-get install -y -q --no-install-recommends \
   "linux-headers-$DEB_KVER=$DEB_KPKGV" "linux-source-${DEB_KVER%.*}=$DEB_KPKGV" \
   "rustc=$DEB_RUSTV" "libstd-rust-1.85=$DEB_RUSTV" "libstd-rust-dev=$DEB_RUSTV" "rust-src=$DEB_RUSTV" \
-  "bindgen=$DEB_BINDGENV" gcc-14 make bc bison flex libelf-dev libssl-dev openssl dpkg-dev xz-utils zstd >&2
+  "bindgen=$DEB_BINDGENV" gcc-14 make bc bison flex libelf-dev libssl-dev openssl python3 dwarves dpkg-dev xz-utils zstd >&2
 cp "$REPO/packaging/kbuild-products.sh" "$R/tmp/"
 in_root "$R" /tmp/kbuild-products.sh "$DEB_KVER" /tmp/out >&2
 rm -rf "$OUT" && mkdir -p "$OUT" && mv "$R"/tmp/out/*.deb "$OUT/"
