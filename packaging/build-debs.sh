@@ -14,13 +14,15 @@ for t in dpkg-buildpackage:dpkg-dev dh:debhelper dh_dkms:dh-dkms cargo:cargo; do
 done
 [ ${#missing[@]} = 0 ] || { echo "build-debs: missing tools: apt install ${missing[*]}" >&2; exit 1; }
 VER=$(sed -n 's/^PACKAGE_VERSION="\(.*\)"/\1/p' "$REPO/dkms/dkms.conf")
-W=$(mktemp -d)
-trap 'rm -rf "$W"' EXIT
-S=$W/atomik-$VER
-mkdir -p "$S"
-(cd "$REPO" && git ls-files -co --exclude-standard -z | grep -zv '^packaging/debian/' | xargs -0 cp --parents -t "$S")
-cp -r "$REPO/packaging/debian" "$S/debian"
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/atomik/target-deb}
+# A fixed build directory beside the target directory, files copied with their times, so that
+# cargo rebuilds only what changed.
+W=$CARGO_TARGET_DIR.src
+S=$W/atomik-$VER
+rm -rf "$W" && mkdir -p "$S"
+(cd "$REPO" && git ls-files -co --exclude-standard -z | grep -zv '^packaging/debian/' |
+  xargs -0 cp --parents --preserve=timestamps -t "$S")
+cp -r "$REPO/packaging/debian" "$S/debian"
 (cd "$S" && dpkg-buildpackage -b -us -uc -d >"$W/build.log" 2>&1) ||
   { tail -40 "$W/build.log" >&2; echo "build-debs: dpkg-buildpackage failed" >&2; exit 1; }
 mv "$W"/*.deb "$OUT/"
