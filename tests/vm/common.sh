@@ -3,6 +3,9 @@
 ATOMIK_CACHE=${ATOMIK_CACHE:-$HOME/.cache/atomik}
 VM_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO=$(cd "$VM_DIR/../.." && pwd)
+# Per-checkout build and boot directories: runs from two checkouts (worktrees) at once must not
+# build each other's module or share a serial log.
+CHECKOUT=$(printf '%s' "$REPO" | sha256sum | cut -c1-8)
 
 # Kernel: Debian's linux-source package from trixie-backports (downloaded, never installed).
 KPKG=linux-source-7.3

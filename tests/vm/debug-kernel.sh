@@ -37,14 +37,19 @@ L
 
 # Runs a command inside the root with the cache visible at the same path (and /proc, which
 # objtool reads).
+# Runs from other checkouts share the root: one at a time (flock), so that none unmounts what
+# another still uses.
 in_root() {
-  mkdir -p "$ROOT$ATOMIK_CACHE"
-  mountpoint -q "$ROOT$ATOMIK_CACHE" || mount --bind "$ATOMIK_CACHE" "$ROOT$ATOMIK_CACHE"
-  mountpoint -q "$ROOT/proc" || mount -t proc proc "$ROOT/proc"
-  local rc=0
-  chroot "$ROOT" env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root "$@" || rc=$?
-  umount "$ROOT/proc" "$ROOT$ATOMIK_CACHE"
-  return $rc
+  (
+    flock 9
+    mkdir -p "$ROOT$ATOMIK_CACHE"
+    mountpoint -q "$ROOT$ATOMIK_CACHE" || mount --bind "$ATOMIK_CACHE" "$ROOT$ATOMIK_CACHE"
+    mountpoint -q "$ROOT/proc" || mount -t proc proc "$ROOT/proc"
+    rc=0
+    chroot "$ROOT" env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root "$@" || rc=$?
+    umount "$ROOT/proc" "$ROOT$ATOMIK_CACHE"
+    exit $rc
+  ) 9>"$ROOT.lock"
 }
 
 make_root
@@ -53,7 +58,7 @@ KB=$ATOMIK_CACHE/build/debug-linux-$KPKG_VERSION-$KEY
 LLVM=(LLVM=-19)
 
 if [ "${1:-}" = --module ]; then
-  OUT=$ATOMIK_CACHE/kmod-build/$(basename "$KB")
+  OUT=$ATOMIK_CACHE/kmod-build/$CHECKOUT-$(basename "$KB")
   mkdir -p "$OUT/kmod" "$OUT/libatomik/src"
   cp "$REPO"/kmod/Kbuild "$REPO"/kmod/Makefile "$REPO"/kmod/*.rs "$OUT/kmod/"
   cp "$REPO/libatomik/src/abi.rs" "$REPO/libatomik/src/fp_core.rs" "$REPO/libatomik/src/sdk_abi.rs" "$OUT/libatomik/src/"

@@ -33,7 +33,7 @@ if [ $DEBUG = 1 ]; then
   MEM=1G; TIMEOUT=1500; FLAVOUR=debug
 else
   KBUILD=$KBUILD_HOST
-  KO=$("$VM_DIR/module.sh" "$KBUILD" "$ATOMIK_CACHE/kmod-build/$(basename "$KBUILD")" "${KMAKE_FLAGS[@]}")
+  KO=$("$VM_DIR/module.sh" "$KBUILD" "$ATOMIK_CACHE/kmod-build/$CHECKOUT-$(basename "$KBUILD")" "${KMAKE_FLAGS[@]}")
   MEM=512M; TIMEOUT=900; FLAVOUR=normal
 fi
 log "module: $KO"
@@ -50,7 +50,7 @@ if [ -f "$VM_DIR/extras.sh" ]; then
   mapfile -t EXTRA < <(CARGO_TARGET_DIR=$CARGO_TARGET_DIR "$VM_DIR/extras.sh")
 fi
 
-W=$ATOMIK_CACHE/vm-$FLAVOUR
+W=$ATOMIK_CACHE/vm-$FLAVOUR-$CHECKOUT
 mkdir -p "$W"
 {
   echo "dir /dev 0755 0 0"
