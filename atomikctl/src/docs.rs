@@ -16,7 +16,8 @@ pub fn generate(dir: &Path) -> Result<()> {
         std::fs::create_dir_all(d).with_context(|| format!("creating {}", d.display()))?;
     }
     let cmd = Cli::command();
-    clap_mangen::generate_to(cmd.clone(), &man).with_context(|| format!("writing man pages to {}", man.display()))?;
+    clap_mangen::generate_to(cmd.clone(), &man)
+        .with_context(|| format!("writing man pages to {}", man.display()))?;
     for shell in [clap_complete::Shell::Bash, clap_complete::Shell::Zsh, clap_complete::Shell::Fish] {
         clap_complete::generate_to(shell, &mut cmd.clone(), "atomikctl", &comp)
             .with_context(|| format!("writing {shell} completions to {}", comp.display()))?;

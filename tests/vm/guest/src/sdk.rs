@@ -5,23 +5,8 @@
 
 use crate::check::Report;
 use crate::dev::{Dev, R};
+use crate::fuzz::Rng;
 use atomik::sdk_abi::*;
-
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-    fn pick<T: Copy>(&mut self, xs: &[T]) -> T {
-        xs[self.below(xs.len() as u64) as usize]
-    }
-}
 
 fn call<T>(d: &Dev, cmd: u32, v: &mut T) -> R<()> {
     d.raw(cmd, v as *mut T as usize).map(|_| ())
