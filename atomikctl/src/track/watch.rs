@@ -125,6 +125,15 @@ pub fn run(args: WatchArgs, json: bool) -> Result<()> {
         };
         t.checkpoint()?;
         n += 1;
+        // What watching costs when only a full rescan can find the writes: said once.
+        if n == 1 && r.detector == Detector::FullRescan && !json {
+            eprintln!(
+                "full rescan: pid {} costs {:.1} MiB re-read per interval ({} pages; no soft-dirty, not armed for PAGEMAP_SCAN)",
+                args.pid,
+                (r.pages_read * 4096) as f64 / 1048576.0,
+                r.pages_read
+            );
+        }
         let el = start.elapsed().as_secs_f64();
         let silent = r.silent_observable.then(|| r.silent_pages());
         if json {
