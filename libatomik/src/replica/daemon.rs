@@ -23,6 +23,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use super::mirror::{Adopted, Mirror, MirrorError, MirrorOptions, Start};
 use super::model::{Joined, Replica, ReplicaError};
 use super::op::Op;
+use super::tcp::LeaveReply;
 use super::wire::Message;
 
 /// Options of a sync daemon.
@@ -311,6 +312,29 @@ impl Daemon {
     /// The adopter and final version, once a delta retiring this replica was seen.
     pub fn retired_by(&self) -> Option<(u64, u64)> {
         self.status.lock().expect("status lock").retired_by
+    }
+
+    /// Answers a leave request of `origin` at `final_version` (either transport): adopts it
+    /// ([`Daemon::adopt`]) and says how. `who` names the asker in the log line. A refusal by
+    /// the model is [`LeaveReply::Refused`]; an error means the adoption may not be durable.
+    pub fn answer_leave(
+        &self,
+        origin: u64,
+        final_version: u64,
+        who: &str,
+    ) -> Result<LeaveReply, DaemonError> {
+        match self.adopt(origin, final_version) {
+            Ok(Adopted::Now(_)) => {
+                eprintln!(
+                    "atomik sync: {who}adopted leaving replica {origin:016x} at version {final_version}"
+                );
+                Ok(LeaveReply::Adopted)
+            }
+            Ok(Adopted::Already(v)) => Ok(LeaveReply::Already(v)),
+            Ok(Adopted::NotYet { have }) => Ok(LeaveReply::NotYet(have)),
+            Err(e) if e.is_refusal() => Ok(LeaveReply::Refused(e.to_string())),
+            Err(e) => Err(e),
+        }
     }
 
     /// Asks the daemon to stop (cleanly, as on SIGTERM).

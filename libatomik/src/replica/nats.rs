@@ -53,6 +53,7 @@ use super::model::Joined;
 use super::nats_connect::NatsAuth;
 use super::nats_frame;
 use super::origin_cap::{self, RefusalLog};
+use super::tcp::LeaveReply;
 use super::wire::{self, Message};
 
 /// Options of the NATS transport.
@@ -488,19 +489,14 @@ fn answer_leave(
     if d.with_replica(|r| r.id()) != adopter {
         return Ok(None);
     }
-    match d.adopt(origin, final_version) {
-        Ok(super::mirror::Adopted::Now(_)) => {
-            eprintln!("atomik sync: adopted leaving replica {origin:016x} at version {final_version}");
-            Ok(None)
-        }
-        Ok(super::mirror::Adopted::Already(_)) => Ok(None),
-        Ok(super::mirror::Adopted::NotYet { have }) => Ok(Some(format!(
+    Ok(match d.answer_leave(origin, final_version, "")? {
+        LeaveReply::Adopted | LeaveReply::Already(_) => None,
+        LeaveReply::NotYet(have) => Some(format!(
             "leave request of {origin:016x} at version {final_version}: this replica holds version {have} of it, \
              not adopted (the leaving replica asks again)"
-        ))),
-        Err(e) if e.is_refusal() => Ok(Some(format!("leave request of {origin:016x}: {e}"))),
-        Err(e) => Err(e),
-    }
+        )),
+        LeaveReply::Refused(e) => Some(format!("leave request of {origin:016x}: {e}")),
+    })
 }
 
 /// Reads the last message of `subject`: its stream sequence and the version it ends at. A

@@ -29,7 +29,6 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use super::daemon::{Daemon, DaemonConfig, DaemonError, PeerInfo};
-use super::mirror::Adopted;
 use super::origin_cap::{self, RefusalLog};
 use super::tcp::{self, Conn, Hello, Incoming, LeaveReply, TcpError};
 use super::wire::Message;
@@ -261,16 +260,8 @@ fn answer_leave(d: &Daemon, remote: u64, origin: u64, final_version: u64, peer: 
             "replica {remote:016x} asked to retire origin {origin:016x}: a replica may only retire itself"
         )));
     }
-    match d.adopt(origin, final_version) {
-        Ok(Adopted::Now(_)) => {
-            eprintln!(
-                "atomik sync: {peer}: adopted leaving replica {origin:016x} at version {final_version}"
-            );
-            Some(LeaveReply::Adopted)
-        }
-        Ok(Adopted::Already(v)) => Some(LeaveReply::Already(v)),
-        Ok(Adopted::NotYet { have }) => Some(LeaveReply::NotYet(have)),
-        Err(e) if e.is_refusal() => Some(LeaveReply::Refused(e.to_string())),
+    match d.answer_leave(origin, final_version, &format!("{peer}: ")) {
+        Ok(reply) => Some(reply),
         Err(e) => {
             d.note_error(format!("{peer}: adopting {origin:016x}: {e}"));
             d.request_stop();
