@@ -39,7 +39,9 @@ fi
 log "module: $KO"
 
 # Static test binaries (host cargo; static glibc so they run as /init on a bare initramfs).
-export CARGO_TARGET_DIR=$ATOMIK_CACHE/target-vm
+# One build directory per checkout: runs from two worktrees at once must not pack each
+# other's binaries (ETXTBSY on /bin/atomikctl while the other run rebuilt it).
+export CARGO_TARGET_DIR=$ATOMIK_CACHE/target-vm-$CHECKOUT
 STATIC=(env RUSTFLAGS="-C target-feature=+crt-static" cargo)
 TGT=x86_64-unknown-linux-gnu
 "${STATIC[@]}" build -q --release --target $TGT --manifest-path "$VM_DIR/guest/Cargo.toml"
