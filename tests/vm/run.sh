@@ -42,6 +42,10 @@ log "module: $KO"
 # One build directory per checkout: runs from two worktrees at once must not pack each
 # other's binaries (ETXTBSY on /bin/atomikctl while the other run rebuilt it).
 export CARGO_TARGET_DIR=$ATOMIK_CACHE/target-vm-$CHECKOUT
+# No debug info in what the VM runs: the initramfs is unpacked into the VM's RAM, and with the
+# release profile's debug info (atomikctl alone was 77 MB) it outgrew a 512 MiB VM
+# ("Initramfs unpacking failed: write error": the last files missing or left open, ETXTBSY).
+export CARGO_PROFILE_RELEASE_DEBUG=0 CARGO_PROFILE_RELEASE_STRIP=debuginfo
 STATIC=(env RUSTFLAGS="-C target-feature=+crt-static" cargo)
 TGT=x86_64-unknown-linux-gnu
 "${STATIC[@]}" build -q --release --target $TGT --manifest-path "$VM_DIR/guest/Cargo.toml"
@@ -67,6 +71,7 @@ mkdir -p "$W"
   printf '%s\n' "${EXTRA[@]}"
 } >"$W/initramfs.list"
 "$KBUILD_HOST/usr/gen_init_cpio" "$W/initramfs.list" | gzip -1 >"$W/initramfs.cpio.gz"
+log "initramfs: $(du -h "$W/initramfs.cpio.gz" | cut -f1) compressed, $(gzip -dc "$W/initramfs.cpio.gz" | wc -c | numfmt --to=iec) unpacked (VM RAM $MEM)"
 
 # Small limits, so the limit tests reach them quickly.
 # no_timer_check: under TCG on a busy host the IO-APIC timer check can fail spuriously at boot.
@@ -86,7 +91,7 @@ timeout "$TIMEOUT" qemu-system-x86_64 -accel tcg,thread=multi -cpu max -m "$MEM"
 log "VM ran $((SECONDS - start)) s"
 
 grep -aE '^(ok |FAIL|ATOMIK-|vmtest:|fuzz |bench)' "$LOGF" || true
-BAD='Oops|BUG:|WARNING:|KASAN|lockdep|Kernel panic|Call Trace|soft lockup|blocked for more than|detected stall'
+BAD='Oops|BUG:|WARNING:|KASAN|lockdep|Kernel panic|Call Trace|soft lockup|blocked for more than|detected stall|Initramfs unpacking failed'
 if grep -aqE "$BAD" "$LOGF"; then
   log "kernel log has problems:"; grep -aE -B2 -A20 "$BAD" "$LOGF" | head -80 >&2
   echo "VM-VERDICT: FAIL (kernel log)"; exit 1
