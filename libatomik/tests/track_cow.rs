@@ -75,15 +75,20 @@ fn reading_a_process_does_not_unshare_its_pages() {
 }
 
 /// The idle process of the next test (this test binary run again with
-/// `ATOMIK_IDLE_FORKER` set): 256 touched pages, then at the first line on stdin it forks a
-/// child that stays (no exec), so the pages are shared copy-on-write; both wait for the end
-/// of stdin.
+/// `ATOMIK_IDLE_FORKER` set): 256 touched pages, `READY` on stdout, then at the first byte
+/// on stdin it forks a child that stays (no exec), so the pages are shared copy-on-write,
+/// says `FORKED`, and both wait for the end of stdin.
 #[test]
 fn idle_forker() {
     if std::env::var_os("ATOMIK_IDLE_FORKER").is_none() {
         return;
     }
     let region = Region::new(256, 7);
+    let say = |m: &[u8]| {
+        // SAFETY: writes m.len() bytes from a live buffer to stdout.
+        unsafe { libc::write(1, m.as_ptr().cast(), m.len()) };
+    };
+    say(b"\nREADY\n");
     let mut line = [0u8; 1];
     // SAFETY: reads into a live one-byte buffer.
     unsafe { libc::read(0, line.as_mut_ptr().cast(), 1) };
@@ -95,6 +100,7 @@ fn idle_forker() {
             libc::_exit(0)
         }
     }
+    say(b"\nFORKED\n");
     // SAFETY: as above.
     while unsafe { libc::read(0, line.as_mut_ptr().cast(), 1) } > 0 {}
     drop(region);
@@ -106,17 +112,19 @@ fn idle_forker() {
 #[test]
 fn an_idle_process_is_not_reread_until_it_forks() {
     use atomik::track::monitor::{Monitor, MonitorOptions, Snapshot};
-    use std::io::Write;
+    use std::io::{BufRead, Write};
     use std::process::{Command, Stdio};
     let mut p = Command::new(std::env::current_exe().unwrap())
         .args(["--exact", "idle_forker", "--nocapture", "--test-threads=1"])
         .env("ATOMIK_IDLE_FORKER", "1")
         .stdin(Stdio::piped())
-        .stdout(Stdio::null())
+        .stdout(Stdio::piped())
         .spawn()
         .unwrap();
     let pid = p.id() as i32;
-    std::thread::sleep(std::time::Duration::from_millis(500));
+    let mut out = std::io::BufReader::new(p.stdout.take().unwrap()).lines();
+    let mut wait_for = |word: &str| assert!(out.any(|l| l.unwrap() == word), "the helper did not say {word}");
+    wait_for("READY");
     let mut m = Monitor::new(MonitorOptions { pids: Some(vec![pid]), ..MonitorOptions::default() });
     let shared = |s: &Snapshot| s.rows.iter().find(|r| r.cgroup == "/").and_then(|r| r.cow_shared_pages);
     let first = m.sample().unwrap();
@@ -132,7 +140,7 @@ fn an_idle_process_is_not_reread_until_it_forks() {
         "idle: its pagemap is not read again"
     );
     p.stdin.as_mut().unwrap().write_all(b"f").unwrap();
-    std::thread::sleep(std::time::Duration::from_millis(300));
+    wait_for("FORKED");
     let forked = m.sample().unwrap();
     drop(p.stdin.take());
     let _ = p.wait();
