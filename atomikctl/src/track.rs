@@ -31,6 +31,12 @@ pub struct MonitorArgs {
     /// soft-dirty users such as CRIU), and without soft-dirty re-reads every page.
     #[arg(long)]
     pub writes: bool,
+    /// How --writes finds written pages: auto (PAGEMAP_SCAN where the process armed its
+    /// memory, else soft-dirty, else a full rescan), or one of them for every process — e.g.
+    /// full-rescan, which reads every page each interval but leaves the processes'
+    /// soft-dirty bits alone (another soft-dirty user, such as CRIU, is not disturbed).
+    #[arg(long, value_enum, default_value = "auto")]
+    pub detector: watch::DetectorArg,
     /// Leave out the pagemap columns (COW-SHARED, COW breaks and copies, KSM from PFNs,
     /// duplicates): the cheapest sample, for large machines.
     #[arg(long)]
@@ -91,6 +97,7 @@ impl MonitorArgs {
             uid: (euid != 0 && !self.all_users).then_some(euid),
             cow: !self.no_cow,
             pids: (!self.pids.is_empty()).then(|| self.pids.clone()),
+            detector: self.detector.detector(),
         })
     }
 }

@@ -57,6 +57,7 @@ fn opts(t: &Path, subtree: &str) -> MonitorOptions {
         writes: false,
         uid: None,
         pids: None,
+        detector: None,
     }
 }
 

@@ -40,6 +40,9 @@ pub struct MonitorOptions {
     pub uid: Option<u32>,
     /// Only these processes (None: all).
     pub pids: Option<Vec<i32>>,
+    /// How `writes` finds written pages (None: the best available per process, see
+    /// [`Tracker::watch`]).
+    pub detector: Option<Detector>,
 }
 
 impl Default for MonitorOptions {
@@ -54,6 +57,7 @@ impl Default for MonitorOptions {
             writes: false,
             uid: None,
             pids: None,
+            detector: None,
         }
     }
 }
@@ -697,7 +701,11 @@ fn track_writes(opts: &MonitorOptions, pid: i32, st: &mut ProcState) -> Writes {
     if ranges.is_empty() {
         return Writes::Unreadable;
     }
-    match Tracker::watch(pid, &ranges, TrackerOptions::default()) {
+    match Tracker::watch(
+        pid,
+        &ranges,
+        TrackerOptions { detector: opts.detector, ..TrackerOptions::default() },
+    ) {
         Ok(t) => {
             let det = t.detector();
             st.tracker = Some((maps, t));
