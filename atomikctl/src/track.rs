@@ -14,6 +14,7 @@ use clap::Args;
 
 use atomik::track::error::TrackError;
 use atomik::track::monitor::MonitorOptions;
+use atomik::track::runtime::RuntimeState;
 
 use crate::BadInput;
 
@@ -64,6 +65,10 @@ pub struct MonitorArgs {
     /// Read KSM counters from this directory instead of /sys/kernel/mm/ksm.
     #[arg(long, hide = true)]
     pub ksm_dir: Option<PathBuf>,
+    /// Read container runtimes' state (container names) from DIR/docker and
+    /// DIR/containers/storage instead of /var/lib.
+    #[arg(long, hide = true)]
+    pub runtime_state: Option<PathBuf>,
 }
 
 impl MonitorArgs {
@@ -98,6 +103,7 @@ impl MonitorArgs {
             cow: !self.no_cow,
             pids: (!self.pids.is_empty()).then(|| self.pids.clone()),
             detector: self.detector.detector(),
+            runtime_state: self.runtime_state.as_deref().map_or(d.runtime_state, RuntimeState::under),
         })
     }
 }

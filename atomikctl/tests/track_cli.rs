@@ -42,6 +42,8 @@ fn fake_args(t: &Path) -> Vec<String> {
         t.join("cgroup").display().to_string(),
         "--ksm-dir".into(),
         t.join("ksm").display().to_string(),
+        "--runtime-state".into(),
+        t.join("state").display().to_string(),
         "--interval".into(),
         "0.05".into(),
     ]
@@ -353,6 +355,10 @@ fn accounting_columns_and_container_identity() {
     fs::write(d.join("status"), atomik::track::procfs::synthetic_status("redis", 30, 1, 0, 8192)).unwrap();
     fs::write(d.join("cgroup"), format!("0::/{rel}\n")).unwrap();
     let path = format!("/{rel}");
+    // Docker's state names the container (`docker run --name cache`).
+    let state = t.path().join("state/docker/containers").join(id);
+    fs::create_dir_all(&state).unwrap();
+    fs::write(state.join("config.v2.json"), r#"{"ID":"x","Name":"/cache","Config":{}}"#).unwrap();
 
     let out = stdout(
         atomikctl().args(["--json", "top", "--once", "--cgroup", "/system.slice"]).args(fake_args(t.path())),
@@ -372,6 +378,7 @@ fn accounting_columns_and_container_identity() {
     assert_eq!(row["identity"]["kind"], "docker");
     assert_eq!(row["identity"]["container_id"], id);
     assert_eq!(row["identity"]["name"], format!("docker:{}", &id[..12]));
+    assert_eq!(row["identity"]["container_name"], "cache");
 
     let table =
         stdout(atomikctl().args(["top", "--once", "--cgroup", "/system.slice"]).args(fake_args(t.path())));
@@ -391,8 +398,10 @@ fn accounting_columns_and_container_identity() {
             .args(["report", "--format", "openmetrics", "--cgroup", "/system.slice"])
             .args(fake_args(t.path())),
     );
-    let labels =
-        format!("cgroup=\"{path}\",kind=\"docker\",name=\"docker:{}\",container_id=\"{id}\"", &id[..12]);
+    let labels = format!(
+        "cgroup=\"{path}\",kind=\"docker\",name=\"docker:{}\",container_id=\"{id}\",container_name=\"cache\"",
+        &id[..12]
+    );
     assert!(om.contains("# TYPE atomik_cgroup_memory_events_oom_kill counter\n"), "{om}");
     assert!(om.contains(&format!("atomik_cgroup_memory_events_oom_kill_total{{{labels}}} 1\n")), "{om}");
     assert!(om.contains(&format!("atomik_cgroup_memory_current_bytes{{{labels}}} 52428800\n")), "{om}");

@@ -15,6 +15,7 @@ use super::maps::read_maps;
 use super::procfs::{list_pids, read_proc_in, ProcInfo, Want};
 use super::ranges::{Range, PAGE};
 use super::region::{Detector, Tracker, TrackerOptions};
+use super::runtime::{Names, RuntimeState};
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -43,6 +44,8 @@ pub struct MonitorOptions {
     /// How `writes` finds written pages (None: the best available per process, see
     /// [`Tracker::watch`]).
     pub detector: Option<Detector>,
+    /// Where the container runtimes keep their state (container names).
+    pub runtime_state: RuntimeState,
 }
 
 impl Default for MonitorOptions {
@@ -58,6 +61,7 @@ impl Default for MonitorOptions {
             uid: None,
             pids: None,
             detector: None,
+            runtime_state: RuntimeState::default(),
         }
     }
 }
@@ -176,6 +180,7 @@ struct AnonSig {
 /// Keeps what two samples need: the previous per-process state and the trackers.
 pub struct Monitor {
     opts: MonitorOptions,
+    names: Names,
     last: Option<Instant>,
     state: HashMap<i32, ProcState>,
 }
@@ -262,7 +267,7 @@ pub fn default_ranges(proc_root: &Path, pid: i32) -> super::error::Result<Vec<Ra
 impl Monitor {
     /// A monitor with no history.
     pub fn new(opts: MonitorOptions) -> Monitor {
-        Monitor { opts, last: None, state: HashMap::new() }
+        Monitor { names: Names::new(opts.runtime_state.clone()), opts, last: None, state: HashMap::new() }
     }
 
     /// The options.
@@ -565,7 +570,7 @@ impl Monitor {
     }
 
     fn roll_up(
-        &self,
+        &mut self,
         figures: &[(i32, String, ProcFigures)],
         dt: f64,
         dups: Option<&DupReport>,
@@ -601,7 +606,12 @@ impl Monitor {
                 });
                 let accounting = self.opts.cgroup_root.as_deref().map(|root| read_accounting(root, &cg));
                 CgroupRow {
-                    identity: identify(&cg),
+                    identity: identify(&cg).map(|mut i| {
+                        if let Some(id) = &i.container_id {
+                            i.container_name = self.names.get(i.kind, id);
+                        }
+                        i
+                    }),
                     accounting,
                     cgroup: cg,
                     processes: n,
