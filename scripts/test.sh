@@ -20,6 +20,8 @@ hw/test.sh
 echo "==> the FPGA backend against the Verilator-compiled RTL (feature rtl-model): libatomik, then atomikctl end to end"
 cargo test -p atomik --features rtl-model --test fpga_rtl
 cargo test -p atomikctl --features rtl-model --test fpga_cli
+echo "==> the RTL model as a vfio-user PCI device (feature vfio-user) against the vfio_user crate's client"
+cargo test -p atomikctl --features vfio-user --test vfio_user
 echo "==> chaos: atomikctl sync under faults, every replica against the ledger (tests/chaos/README.md)"
 scripts/chaos.sh --short
 if [ "${ATOMIK_SKIP_VM:-0}" = 1 ]; then

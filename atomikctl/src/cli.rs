@@ -54,6 +54,14 @@ pub enum Command {
         #[arg(long)]
         socket: std::path::PathBuf,
     },
+    /// Serve the Verilator model of the FPGA RTL as a PCI device to one vfio-user client
+    /// (QEMU's -device vfio-user-pci,socket=PATH) until it disconnects (feature vfio-user).
+    #[cfg(feature = "vfio-user")]
+    VfioUser {
+        /// Socket path (must not exist).
+        #[arg(long)]
+        socket: std::path::PathBuf,
+    },
     /// Measure ops/s of ACCUM, READ, SWAP against a mutex-per-bank design.
     Bench(BenchArgs),
     /// Replicate a bank with peers over authenticated TCP or through NATS JetStream.

@@ -14,6 +14,8 @@ mod output;
 mod status;
 mod sync;
 mod track;
+#[cfg(feature = "vfio-user")]
+mod vfio_server;
 
 use std::process::ExitCode;
 
@@ -70,6 +72,8 @@ fn main() -> ExitCode {
         Command::Status => status::status(json),
         #[cfg(feature = "rtl-model")]
         Command::RtlModel { socket } => atomik::backend::fpga::rtl::serve(&socket).map_err(Into::into),
+        #[cfg(feature = "vfio-user")]
+        Command::VfioUser { socket } => vfio_server::serve(&socket),
         Command::Bench(args) => bench::run(args, json),
         Command::Sync(cmd) => sync::run(&cmd, json),
         Command::Watch(args) => track::filter(|| track::watch::run(args, json)),
