@@ -25,6 +25,7 @@ mod bank;
 mod batch;
 mod device;
 mod ioctl;
+mod ipc_ns;
 mod limits;
 mod mmap;
 mod region;
