@@ -1,5 +1,5 @@
-//! `/init` of the atomik VM test: mounts the basics, loads `atomik.ko` (module parameters come
-//! from the kernel command line as `atomik.NAME=VALUE`), runs the suites named there as
+//! `/init` of the atomik VM test: mounts the basics, loads `atomik.ko` with the module
+//! parameters of the kernel command line (`atomik.NAME=VALUE`, see `system::boot_params`), runs the suites named there as
 //! `vmtest.suites=a,b,…` (all when absent), prints one line per test and a verdict line that
 //! `tests/vm/run.sh` looks for, then powers the VM off.
 //!
@@ -49,7 +49,7 @@ fn main() {
     };
     let mut report = Report::default();
     if pid1 {
-        report.run("insmod atomik.ko", || system::insmod("/atomik.ko", ""));
+        report.run("insmod atomik.ko", || system::insmod("/atomik.ko", &system::boot_params()));
     }
     for suite in &suites {
         println!("ATOMIK-SUITE: {suite}");

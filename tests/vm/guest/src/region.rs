@@ -501,10 +501,11 @@ fn permissions() -> Result<(), String> {
 
 /// A module parameter as the kernel command line sets it, else its default (Rust module
 /// parameters are not in sysfs).
+/// The module parameter `name` the module was loaded with (`default` when not set).
 pub fn param(name: &str, default: u64) -> u64 {
-    let cmdline = std::fs::read_to_string("/proc/cmdline").unwrap_or_default();
-    let key = format!("atomik.{name}=");
-    cmdline.split_whitespace().find_map(|w| w.strip_prefix(key.as_str())?.parse().ok()).unwrap_or(default)
+    let params = crate::system::boot_params();
+    let key = format!("{name}=");
+    params.split_whitespace().find_map(|w| w.strip_prefix(key.as_str())?.parse().ok()).unwrap_or(default)
 }
 
 fn bad_requests() -> Result<(), String> {
