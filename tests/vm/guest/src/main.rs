@@ -11,6 +11,7 @@ mod check;
 mod bench;
 mod dev;
 mod fuzz;
+mod fuzz_buffers;
 mod hardening;
 mod lib_suites;
 mod perms;
@@ -65,7 +66,10 @@ fn main() {
             }
             "stress" => stress::run(&mut report),
             "perms" => perms::run(&mut report),
-            "fuzz" => fuzz::run(&mut report),
+            "fuzz" => {
+                fuzz::run(&mut report);
+                fuzz_buffers::run(&mut report);
+            }
             "region" => region::run(&mut report),
             "sdk" => sdk::run(&mut report),
             "library" => lib_suites::run_library(&mut report),
