@@ -9,6 +9,7 @@
 #[macro_use]
 mod check;
 mod bench;
+mod bench_region;
 mod dev;
 mod fuzz;
 mod fuzz_buffers;
@@ -74,7 +75,10 @@ fn main() {
             "sdk" => sdk::run(&mut report),
             "library" => lib_suites::run_library(&mut report),
             "atomikctl" => lib_suites::run_atomikctl(&mut report),
-            "bench" => bench::run(&mut report),
+            "bench" => {
+                bench::run(&mut report);
+                bench_region::run(&mut report);
+            }
             "unload" => system::unload_suite(&mut report),
             other => report.fail(&format!("unknown suite {other}"), "not in the list".into()),
         }

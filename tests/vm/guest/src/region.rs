@@ -14,7 +14,7 @@ use std::collections::BTreeSet;
 
 const PAGE: u64 = 4096;
 
-fn watch(d: &Dev, pid: i32, start: u64, len: u64) -> R<RegionWatch> {
+pub(crate) fn watch(d: &Dev, pid: i32, start: u64, len: u64) -> R<RegionWatch> {
     let mut w = RegionWatch { pid, start, len, ..Default::default() };
     d.raw(IOCTL_REGION_WATCH, &mut w as *mut _ as usize)?;
     Ok(w)
@@ -22,7 +22,7 @@ fn watch(d: &Dev, pid: i32, start: u64, len: u64) -> R<RegionWatch> {
 
 /// REGION_CHECK with a bitmap and fingerprints sized for `pages`; returns the reply, the
 /// changed page indices and the fingerprints.
-fn check(d: &Dev, id: u32, pages: u64) -> R<(RegionCheck, BTreeSet<u64>, Vec<u64>)> {
+pub(crate) fn check(d: &Dev, id: u32, pages: u64) -> R<(RegionCheck, BTreeSet<u64>, Vec<u64>)> {
     let mut bitmap = vec![0u8; pages.div_ceil(8) as usize];
     let mut fps = vec![0u64; pages as usize];
     let mut c = RegionCheck {
@@ -45,7 +45,7 @@ fn check_counts(d: &Dev, id: u32) -> R<RegionCheck> {
     Ok(c)
 }
 
-fn by_id(d: &Dev, cmd: u32, id: u32) -> R<()> {
+pub(crate) fn by_id(d: &Dev, cmd: u32, id: u32) -> R<()> {
     let mut r = RegionId { id, reserved: 0 };
     d.raw(cmd, &mut r as *mut _ as usize).map(|_| ())
 }
@@ -63,7 +63,7 @@ fn content(id: u64) -> Vec<u8> {
     words.iter().flat_map(|w| w.to_le_bytes()).collect()
 }
 
-fn splitmix(x: u64) -> u64 {
+pub(crate) fn splitmix(x: u64) -> u64 {
     let mut z = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
     z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
@@ -217,15 +217,15 @@ fn unreadable_pages() -> Result<(), String> {
 
 /// A forked child driven over two pipes: it first sends one `u64` (an address, 0 when its set
 /// up failed), then answers each `u64` command; `u64::MAX` (sent on drop) makes it exit.
-struct Child {
-    pid: i32,
-    cmd: i32,
-    ack: i32,
+pub(crate) struct Child {
+    pub(crate) pid: i32,
+    pub(crate) cmd: i32,
+    pub(crate) ack: i32,
 }
 
 impl Child {
     /// Forks a child running `body(command fd, answer fd)`, and reads its first answer.
-    fn spawn(body: impl FnOnce(i32, i32) -> i32) -> Result<(Child, u64), String> {
+    pub(crate) fn spawn(body: impl FnOnce(i32, i32) -> i32) -> Result<(Child, u64), String> {
         let (mut c, mut a) = ([0i32; 2], [0i32; 2]);
         // SAFETY: two pipe(2) calls into two-int arrays.
         if unsafe { libc::pipe(c.as_mut_ptr()) != 0 || libc::pipe(a.as_mut_ptr()) != 0 } {
@@ -293,12 +293,12 @@ impl Workload {
     }
 }
 
-fn write_u64(fd: i32, v: u64) {
+pub(crate) fn write_u64(fd: i32, v: u64) {
     // SAFETY: writes 8 bytes from a local.
     unsafe { libc::write(fd, v.to_le_bytes().as_ptr() as *const _, 8) };
 }
 
-fn read_u64(fd: i32) -> Option<u64> {
+pub(crate) fn read_u64(fd: i32) -> Option<u64> {
     let mut b = [0u8; 8];
     // SAFETY: reads up to 8 bytes into a local.
     let n = unsafe { libc::read(fd, b.as_mut_ptr() as *mut _, 8) };
