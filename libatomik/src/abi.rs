@@ -184,7 +184,8 @@ pub struct Info {
     pub abi_version: u32,
     /// `FEATURE_*` bits.
     pub features: u32,
-    /// Banks that exist now.
+    /// Banks named now in the caller's IPC namespace (`/dev/atomik`: the namespace the fd was
+    /// opened in).
     pub bank_count: u32,
     /// Module parameter: banks one uid may own.
     pub max_banks_per_user: u32,
@@ -427,8 +428,8 @@ pub const IOCTL_BANK_OPEN: u32 = ioc(IOC_READ | IOC_WRITE, 0x02, size_of::<BankO
 /// Destroys a bank (owner or CAP_SYS_ADMIN, else EPERM). Pages stay valid for existing
 /// mappings until they are unmapped.
 pub const IOCTL_BANK_DESTROY: u32 = ioc(IOC_WRITE, 0x03, size_of::<BankName>());
-/// Lists every bank (like `ipcs`: names and owners are visible to all). E2BIG when `capacity`
-/// is above [`BATCH_MAX`].
+/// Lists every bank of the caller's IPC namespace (like `ipcs`: names and owners are visible to
+/// all in it). E2BIG when `capacity` is above [`BATCH_MAX`].
 pub const IOCTL_BANK_LIST: u32 = ioc(IOC_READ | IOC_WRITE, 0x04, size_of::<BankList>());
 /// LOAD. EACCES without write access.
 pub const IOCTL_LOAD: u32 = ioc(IOC_WRITE, 0x10, size_of::<SlotOp>());

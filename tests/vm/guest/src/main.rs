@@ -10,6 +10,7 @@
 mod check;
 mod bench;
 mod bench_region;
+mod c_example;
 mod dev;
 mod fuzz;
 mod fuzz_buffers;
@@ -73,7 +74,10 @@ fn main() {
             }
             "region" => region::run(&mut report),
             "sdk" => sdk::run(&mut report),
-            "library" => lib_suites::run_library(&mut report),
+            "library" => {
+                lib_suites::run_library(&mut report);
+                c_example::run(&mut report);
+            }
             "atomikctl" => lib_suites::run_atomikctl(&mut report),
             "bench" => {
                 bench::run(&mut report);
