@@ -16,6 +16,7 @@ mod fuzz;
 mod fuzz_buffers;
 mod hardening;
 mod lib_suites;
+mod namespaces;
 mod perms;
 mod region;
 mod sdk;
@@ -31,6 +32,7 @@ const ALL: &[&str] = &[
     "limits",
     "stress",
     "perms",
+    "namespaces",
     "fuzz",
     "region",
     "sdk",
@@ -68,6 +70,7 @@ fn main() {
             }
             "stress" => stress::run(&mut report),
             "perms" => perms::run(&mut report),
+            "namespaces" => namespaces::run(&mut report),
             "fuzz" => {
                 fuzz::run(&mut report);
                 fuzz_buffers::run(&mut report);
