@@ -29,6 +29,7 @@ mod ipc_ns;
 mod limits;
 mod mmap;
 mod region;
+mod region_cow;
 mod address_space;
 mod registry;
 mod sdk_compat;

@@ -8,7 +8,7 @@ use crate::{
     batch,
     device::{AtomikFile, Attachment},
     limits::Limits,
-    region, registry, sdk_compat,
+    region, region_cow, registry, sdk_compat,
 };
 use core::mem::size_of;
 use kernel::{
@@ -37,6 +37,7 @@ pub(crate) fn dispatch(me: &AtomikFile, file: &File, cmd: u32, arg: usize) -> Re
         IOCTL_REGION_CHECK => region::check(me, user),
         IOCTL_REGION_CHECKPOINT => region::checkpoint(me, user.reader()),
         IOCTL_REGION_UNWATCH => region::unwatch(me, user.reader()),
+        IOCTL_REGION_COW => region_cow::cow(me, user),
         _ if sdk_compat::handles(cmd) => sdk_compat::dispatch(&me.sdk, file, cmd, arg),
         _ => Err(ENOTTY),
     }

@@ -211,7 +211,7 @@ struct atomik_bank_header {
  */
 struct atomik_region_watch {
 	int32_t pid;         /* in: process in the caller's pid namespace, 0 = the caller */
-	uint32_t flags;      /* in: zero */
+	uint32_t flags;      /* in: ATOMIK_REGION_WATCH_COW or 0 (other bits: EINVAL) */
 	uint64_t start;      /* in: page aligned */
 	uint64_t len;        /* in: nonzero multiple of the page size, start + len not overflowing */
 	uint32_t id;         /* out: region id on this fd, nonzero */
@@ -239,10 +239,34 @@ struct atomik_region_id {
 	uint32_t reserved; /* in: zero */
 };
 
+/*
+ * Copy-on-write figures of a region watched with ATOMIK_REGION_WATCH_COW, since the previous
+ * sample (the last successful REGION_COW, or the REGION_WATCH): see RegionCow in abi.rs for
+ * the exact meaning of shared, break and identical copy. No page frame number leaves the kernel.
+ */
+#define ATOMIK_REGION_WATCH_COW 1u
+#define ATOMIK_COW_PAGE_ANON 0x01u      /* anonymous, present, not the zero page */
+#define ATOMIK_COW_PAGE_SHARED 0x02u    /* mapped more than once now */
+#define ATOMIK_COW_PAGE_BROKE 0x04u     /* was shared, now a different page mapped once */
+#define ATOMIK_COW_PAGE_IDENTICAL 0x08u /* a break whose copy kept the fingerprint */
+
+struct atomik_region_cow {
+	uint32_t id;
+	uint32_t flags;         /* zero */
+	uint64_t page_bits;     /* user pointer to uint8_t[pages] of ATOMIK_COW_PAGE_* bits, or 0 */
+	uint64_t page_bits_len; /* bytes at page_bits */
+	uint64_t pages;         /* out */
+	uint64_t anon;          /* out */
+	uint64_t shared;        /* out */
+	uint64_t breaks;        /* out */
+	uint64_t identical;     /* out */
+};
+
 #define ATOMIK_IOCTL_REGION_WATCH _IOWR(ATOMIK_IOC_MAGIC, 0x20, struct atomik_region_watch)
 #define ATOMIK_IOCTL_REGION_CHECK _IOWR(ATOMIK_IOC_MAGIC, 0x21, struct atomik_region_check)
 #define ATOMIK_IOCTL_REGION_CHECKPOINT _IOW(ATOMIK_IOC_MAGIC, 0x22, struct atomik_region_id)
 #define ATOMIK_IOCTL_REGION_UNWATCH _IOW(ATOMIK_IOC_MAGIC, 0x23, struct atomik_region_id)
+#define ATOMIK_IOCTL_REGION_COW _IOWR(ATOMIK_IOC_MAGIC, 0x24, struct atomik_region_cow)
 
 /* The sizes the ioctl numbers encode (abi.rs asserts the same on the Rust side). */
 #if defined(__STDC_VERSION__) && __STDC_VERSION__ >= 201112L
@@ -260,6 +284,7 @@ _Static_assert(sizeof(struct atomik_bank_header) == ATOMIK_BANK_HEADER_SIZE, "at
 _Static_assert(sizeof(struct atomik_region_watch) == 40, "atomik_region_watch");
 _Static_assert(sizeof(struct atomik_region_check) == 64, "atomik_region_check");
 _Static_assert(sizeof(struct atomik_region_id) == 8, "atomik_region_id");
+_Static_assert(sizeof(struct atomik_region_cow) == 64, "atomik_region_cow");
 #endif
 
 /*
