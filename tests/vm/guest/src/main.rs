@@ -11,9 +11,11 @@ mod check;
 mod bench;
 mod bench_region;
 mod c_example;
+mod cow;
 mod dev;
 mod fuzz;
 mod fuzz_buffers;
+mod fuzz_cow;
 mod hardening;
 mod lib_suites;
 mod namespaces;
@@ -74,8 +76,12 @@ fn main() {
             "fuzz" => {
                 fuzz::run(&mut report);
                 fuzz_buffers::run(&mut report);
+                fuzz_cow::run(&mut report);
             }
-            "region" => region::run(&mut report),
+            "region" => {
+                region::run(&mut report);
+                cow::run(&mut report);
+            }
             "sdk" => sdk::run(&mut report),
             "library" => {
                 lib_suites::run_library(&mut report);

@@ -53,7 +53,7 @@ pub(crate) fn by_id(d: &Dev, cmd: u32, id: u32) -> R<()> {
 /// Content of a page as a function of a content id: distinct ids give distinct pages; an id
 /// with the top bit set is the page of the id without it with words 0 and 1 swapped (a change
 /// an XOR-fold would miss).
-fn content(id: u64) -> Vec<u8> {
+pub(crate) fn content(id: u64) -> Vec<u8> {
     let base = id & !(1 << 63);
     let mut words: Vec<u64> =
         (0..512u64).map(|j| splitmix(base.wrapping_mul(4096).wrapping_add(j))).collect();
@@ -71,13 +71,13 @@ pub(crate) fn splitmix(x: u64) -> u64 {
 }
 
 /// An anonymous private mapping, unmapped on drop.
-struct Anon {
-    addr: u64,
+pub(crate) struct Anon {
+    pub(crate) addr: u64,
     pages: u64,
 }
 
 impl Anon {
-    fn new(pages: u64) -> R<Anon> {
+    pub(crate) fn new(pages: u64) -> R<Anon> {
         // SAFETY: a fresh anonymous mapping chosen by the kernel.
         let p = unsafe {
             libc::mmap(
@@ -95,7 +95,7 @@ impl Anon {
         Ok(Anon { addr: p as u64, pages })
     }
 
-    fn write(&self, page: u64, bytes: &[u8]) {
+    pub(crate) fn write(&self, page: u64, bytes: &[u8]) {
         assert!(page < self.pages && bytes.len() == PAGE as usize);
         // SAFETY: the page is inside this live read-write mapping; 4096 bytes are copied.
         unsafe {
@@ -103,13 +103,13 @@ impl Anon {
         };
     }
 
-    fn read(&self, page: u64) -> Vec<u8> {
+    pub(crate) fn read(&self, page: u64) -> Vec<u8> {
         assert!(page < self.pages);
         // SAFETY: the page is inside this live mapping and readable when this is called.
         unsafe { std::slice::from_raw_parts((self.addr + page * PAGE) as *const u8, PAGE as usize) }.to_vec()
     }
 
-    fn protect(&self, page: u64, prot: i32) -> R<()> {
+    pub(crate) fn protect(&self, page: u64, prot: i32) -> R<()> {
         // SAFETY: changes the protection of one page of this mapping.
         if unsafe { libc::mprotect((self.addr + page * PAGE) as *mut _, PAGE as usize, prot) } != 0 {
             return Err(errno());
@@ -447,7 +447,7 @@ fn target(uid: u32, dumpable: bool) -> Result<(i32, u64, Child), String> {
     Ok((child.pid, addr, child))
 }
 
-fn as_uid(uid: u32) -> impl FnOnce() -> Result<(), String> {
+pub(crate) fn as_uid(uid: u32) -> impl FnOnce() -> Result<(), String> {
     move || {
         // SAFETY: plain credential syscalls in a child process.
         unsafe {
