@@ -9,7 +9,7 @@
 use crate::check::Report;
 use crate::dev::Dev;
 use crate::fuzz::Rng;
-use crate::region::{content, read_u64, Anon};
+use crate::region::{content, Anon};
 use crate::system::{become_user, in_child};
 use atomik::abi::*;
 
@@ -29,42 +29,34 @@ struct PageModel {
     content_then: u64,
 }
 
-/// A forked process that only waits, keeping every page of the fuzzer shared.
+/// A forked process that only waits (until killed), keeping every page of the fuzzer shared.
+/// Killed rather than told to go: a pipe would be inherited by the next sharer and never close.
 struct Sharer {
     pid: i32,
-    hold: i32,
 }
 
 impl Sharer {
     fn fork() -> Result<Sharer, String> {
-        let mut p = [0i32; 2];
-        // SAFETY: pipe(2) into a two-int array.
-        if unsafe { libc::pipe(p.as_mut_ptr()) } != 0 {
-            return Err("pipe failed".into());
-        }
-        // SAFETY: fork(2); the child waits for the pipe to close and _exit()s.
+        // SAFETY: fork(2); the child only sleeps until it is killed.
         let pid = unsafe { libc::fork() };
         if pid == 0 {
-            // SAFETY: closes the write end in the child.
-            unsafe { libc::close(p[1]) };
-            let _ = read_u64(p[0]);
-            // SAFETY: leaves without running destructors.
-            unsafe { libc::_exit(0) };
+            loop {
+                // SAFETY: waits for a signal; SIGKILL ends the process.
+                unsafe { libc::pause() };
+            }
         }
-        // SAFETY: closes the read end in the parent.
-        unsafe { libc::close(p[0]) };
         if pid < 0 {
             return Err("fork failed".into());
         }
-        Ok(Sharer { pid, hold: p[1] })
+        Ok(Sharer { pid })
     }
 }
 
 impl Drop for Sharer {
     fn drop(&mut self) {
-        // SAFETY: closing our pipe end releases the child; then we reap it.
+        // SAFETY: kills and reaps our own child; its address space is gone once waitpid returns.
         unsafe {
-            libc::close(self.hold);
+            libc::kill(self.pid, libc::SIGKILL);
             libc::waitpid(self.pid, std::ptr::null_mut(), 0);
         }
     }

@@ -518,7 +518,7 @@ fn bad_requests() -> Result<(), String> {
     fails_with!(watch(&d, 0, !(PAGE - 1), 2 * PAGE), libc::EINVAL);
     fails_with!(watch(&d, -5, a, PAGE), libc::EINVAL);
     fails_with!(watch(&d, 0x3fff_fff0, a, PAGE), libc::ESRCH);
-    let mut bad = RegionWatch { pid: 0, flags: 1, start: a, len: PAGE, ..Default::default() };
+    let mut bad = RegionWatch { pid: 0, flags: 2, start: a, len: PAGE, ..Default::default() };
     fails_with!(d.raw(IOCTL_REGION_WATCH, &mut bad as *mut _ as usize), libc::EINVAL);
     bad.flags = 0;
     bad.reserved = 1;
