@@ -424,8 +424,10 @@ pub const COW_PAGE_IDENTICAL: u8 = 1 << 3;
 /// - *break*: the page at an address was shared at the previous sample, and now the address
 ///   maps a different page that is anonymous and mapped only once: this process got its own
 ///   copy. A page that stayed the same page and became exclusive because the other sharers
-///   unmapped it or exited is not a break. Limit: a page freed and its frame reused at the same
-///   address between two samples reads as the same page.
+///   unmapped it or exited is not a break. Limit: if, between two samples, the shared page is
+///   freed (every other sharer dropped it) and its frame becomes this address's page again (a
+///   second copy, e.g. across another fork), it reads as the same page and the break is not
+///   counted.
 /// - *identical copy*: a break whose new page has the fingerprint the shared page had at the
 ///   previous sample: a write that stored the bytes already there (equal fingerprints are
 ///   taken as equal content; `fp_core` makes a collision of distinct pages unlikely, not

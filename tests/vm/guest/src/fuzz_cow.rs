@@ -78,6 +78,10 @@ fn fuzz(seed: u64, calls: u32) -> Result<(), String> {
         m.write(i as u64, &content(p.content));
     }
     let mut sharer = Some(Sharer::fork()?);
+    // Replaced sharers live until the next successful sample: the pages shared at a sample
+    // stay allocated until the next one, so no frame is freed and reused at the same address
+    // (which reads as the same page: the limit REGION_COW documents).
+    let mut retired: Vec<Sharer> = Vec::new();
     for p in model.iter_mut() {
         p.shared = true;
     }
@@ -106,9 +110,9 @@ fn fuzz(seed: u64, calls: u32) -> Result<(), String> {
                 }
             }
             30..=32 => {
-                // The new sharer first, then the old one goes: every page stays mapped twice.
+                // The new sharer first: every page stays mapped twice.
                 let next = Sharer::fork()?;
-                drop(sharer.replace(next));
+                retired.extend(sharer.replace(next));
                 for p in model.iter_mut() {
                     p.shared = true;
                 }
@@ -163,6 +167,7 @@ fn fuzz(seed: u64, calls: u32) -> Result<(), String> {
                     }
                 }
                 breaks += brk;
+                retired.clear();
                 for p in model.iter_mut() {
                     (p.was_shared, p.content_then, p.copied) = (p.shared, p.content, false);
                 }
