@@ -174,6 +174,7 @@ fn fuzz(seed: u64, calls: u32) -> Result<(), String> {
             }
         }
     }
+    println!("fuzz_cow seed {seed:#x}: {calls} calls, {successes} samples checked against the model, {breaks} breaks");
     ensure!(successes > calls / 10 && breaks > 0, "too few checked samples: {successes}, {breaks} breaks");
     Ok(())
 }
