@@ -13,10 +13,10 @@ use atomik::track::cow::{cow_breaks, identical_copies, sample_anon};
 use std::path::Path;
 
 const PAGE: u64 = 4096;
-const N: u64 = 48;
+pub(crate) const N: u64 = 48;
 /// Pages the child writes with new bytes, and with the bytes already there.
-const NEW: [u64; 5] = [3, 7, 11, 20, 33];
-const SAME: [u64; 4] = [0, 8, 21, 47];
+pub(crate) const NEW: [u64; 5] = [3, 7, 11, 20, 33];
+pub(crate) const SAME: [u64; 4] = [0, 8, 21, 47];
 
 pub(crate) fn watch_cow(d: &Dev, pid: i32, start: u64, pages: u64) -> R<RegionWatch> {
     let mut w = RegionWatch { pid, flags: REGION_WATCH_COW, start, len: pages * PAGE, ..Default::default() };
@@ -34,10 +34,10 @@ pub(crate) fn cow(d: &Dev, id: u32, pages: u64) -> R<(RegionCow, Vec<u8>)> {
 
 /// A parent process that fills `n` pages (content id `i + 1`) and forks a child that writes
 /// on command; the parent only waits for the child, so its pages stay as they were.
-struct Family {
-    parent: Child,
-    child: i32,
-    addr: u64,
+pub(crate) struct Family {
+    pub(crate) parent: Child,
+    pub(crate) child: i32,
+    pub(crate) addr: u64,
 }
 
 /// Command to the child: write page `i` with new bytes, or with its current bytes.
@@ -47,7 +47,7 @@ fn op(i: u64, same: bool) -> u64 {
 
 impl Family {
     /// As `uid` when given (dumpable, so that processes of the same uid may watch it).
-    fn start(n: u64, uid: Option<u32>) -> Result<Family, String> {
+    pub(crate) fn start(n: u64, uid: Option<u32>) -> Result<Family, String> {
         let (parent, addr) = Child::spawn(move |cmd, ack| {
             if let Some(uid) = uid {
                 // SAFETY: credential syscalls and prctl in the forked process.
@@ -72,6 +72,9 @@ impl Family {
             // SAFETY: fork(2); the child loops on commands and _exit()s.
             let pid = unsafe { libc::fork() };
             if pid == 0 {
+                // The allocations a command makes, made once now: their heap pages are copied
+                // here, not during a measured interval (atomikctl counts whole processes).
+                drop((m.read(0), content(1000)));
                 while let Some(c) = read_u64(cmd) {
                     let (kind, i) = (c >> 32, c & 0xffff_ffff);
                     if c == u64::MAX || i >= n {
@@ -106,7 +109,7 @@ impl Family {
     }
 
     /// The child writes `NEW` with new bytes and `SAME` with the same bytes.
-    fn write_all(&self) -> Result<(), String> {
+    pub(crate) fn write_all(&self) -> Result<(), String> {
         for &i in &NEW {
             self.write(i, false)?;
         }

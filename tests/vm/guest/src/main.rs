@@ -12,6 +12,7 @@ mod bench;
 mod bench_region;
 mod c_example;
 mod cow;
+mod cow_tools;
 mod dev;
 mod fuzz;
 mod fuzz_buffers;
@@ -81,6 +82,7 @@ fn main() {
             "region" => {
                 region::run(&mut report);
                 cow::run(&mut report);
+                cow_tools::run(&mut report);
             }
             "sdk" => sdk::run(&mut report),
             "library" => {
