@@ -63,8 +63,13 @@ impl KernelCow {
         let dev = File::open(DEVICE_PATH).map_err(|e| TrackError::io(DEVICE_PATH, e))?;
         let mut k = KernelCow { pid, dev, regions: Vec::new(), ranges: ranges.to_vec() };
         for r in ranges {
-            let mut w =
-                RegionWatch { pid, flags: REGION_WATCH_COW, start: r.start, len: r.end - r.start, ..Default::default() };
+            let mut w = RegionWatch {
+                pid,
+                flags: REGION_WATCH_COW,
+                start: r.start,
+                len: r.end - r.start,
+                ..Default::default()
+            };
             ioctl(&k.dev, IOCTL_REGION_WATCH, &mut w).map_err(|e| k.error("REGION_WATCH (COW)", e))?;
             k.regions.push(w.id);
         }
@@ -158,7 +163,9 @@ impl CowEngine {
     pub fn note(self) -> &'static str {
         match self {
             CowEngine::Pfn => "page frame numbers are visible (CAP_SYS_ADMIN)",
-            CowEngine::Kernel => "page frame numbers are hidden (needs CAP_SYS_ADMIN); the module counts copies",
+            CowEngine::Kernel => {
+                "page frame numbers are hidden (needs CAP_SYS_ADMIN); the module counts copies"
+            }
             CowEngine::None => {
                 "page frame numbers are hidden (needs CAP_SYS_ADMIN) and /dev/atomik offers no \
                  regions: only shared→exclusive transitions are counted"

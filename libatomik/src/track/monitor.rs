@@ -291,7 +291,8 @@ impl Monitor {
                 ksm_profit: info.ksm_profit,
                 ..Default::default()
             };
-            let st = self.state.entry(info.pid).or_insert(ProcState { anon: None, kcow: None, tracker: None });
+            let st =
+                self.state.entry(info.pid).or_insert(ProcState { anon: None, kcow: None, tracker: None });
             if self.opts.cow && info.rss_bytes > 0 {
                 match sample_anon(&self.opts.proc_root, info.pid) {
                     Ok(a) => {
@@ -301,7 +302,9 @@ impl Monitor {
                             let usable = *self.kernel_cow.get_or_insert_with(|| {
                                 self.opts.proc_root == Path::new("/proc") && kernel_cow::available()
                             });
-                            let k = usable.then(|| kernel_cow::sample_process(&self.opts.proc_root, info.pid, &mut st.kcow));
+                            let k = usable.then(|| {
+                                kernel_cow::sample_process(&self.opts.proc_root, info.pid, &mut st.kcow)
+                            });
                             match k {
                                 Some(Ok(k)) => {
                                     f.cow_copies = Some(k.map_or(0, |k| k.breaks));

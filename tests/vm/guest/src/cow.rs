@@ -27,7 +27,8 @@ pub(crate) fn watch_cow(d: &Dev, pid: i32, start: u64, pages: u64) -> R<RegionWa
 /// REGION_COW with per-page bits for `pages` pages.
 pub(crate) fn cow(d: &Dev, id: u32, pages: u64) -> R<(RegionCow, Vec<u8>)> {
     let mut bits = vec![0xffu8; pages as usize];
-    let mut c = RegionCow { id, page_bits: bits.as_mut_ptr() as u64, page_bits_len: pages, ..Default::default() };
+    let mut c =
+        RegionCow { id, page_bits: bits.as_mut_ptr() as u64, page_bits_len: pages, ..Default::default() };
     d.raw(IOCTL_REGION_COW, &mut c as *mut _ as usize)?;
     Ok((c, bits))
 }
@@ -186,7 +187,8 @@ fn differential() -> Result<(), String> {
     f.write_all()?;
     let (k1, _) = ok!(cow(&d, wc.id, N));
     let b = cow_breaks(proc_root, &before).map_err(|e| format!("userspace breaks: {e}"))?;
-    let copied: Vec<(u64, u64)> = b.copied_pages.iter().copied().filter(|(a, _)| in_range(*a, f.addr)).collect();
+    let copied: Vec<(u64, u64)> =
+        b.copied_pages.iter().copied().filter(|(a, _)| in_range(*a, f.addr)).collect();
     let same = identical_copies(proc_root, f.child, f.parent.pid, &copied)
         .map_err(|e| format!("userspace identical copies: {e}"))?;
     let now = sample_anon(proc_root, f.child).map_err(|e| format!("userspace sample: {e}"))?;
@@ -218,7 +220,8 @@ fn unprivileged() -> Result<(), String> {
     let root_pages = ok!(Anon::new(1));
     in_child(become_user, || {
         let d = ok!(Dev::open());
-        let before = sample_anon(Path::new("/proc"), own.child).map_err(|e| format!("pagemap as uid 1000: {e}"))?;
+        let before =
+            sample_anon(Path::new("/proc"), own.child).map_err(|e| format!("pagemap as uid 1000: {e}"))?;
         ensure!(!before.pfn_visible, "uid 1000 sees PFNs");
         kernel_sees(&d, &own)?;
         let b = cow_breaks(Path::new("/proc"), &before).map_err(|e| e.to_string())?;
@@ -251,7 +254,12 @@ fn bad_requests() -> Result<(), String> {
     let mut c = RegionCow { id: w.id + 100, ..Default::default() };
     fails_with!(d.raw(IOCTL_REGION_COW, &mut c as *mut _ as usize), libc::EINVAL);
     let mut bits = vec![0u8; N as usize];
-    let mut c = RegionCow { id: w.id, page_bits: bits.as_mut_ptr() as u64, page_bits_len: N - 1, ..Default::default() };
+    let mut c = RegionCow {
+        id: w.id,
+        page_bits: bits.as_mut_ptr() as u64,
+        page_bits_len: N - 1,
+        ..Default::default()
+    };
     fails_with!(d.raw(IOCTL_REGION_COW, &mut c as *mut _ as usize), libc::EINVAL);
     // Failed samples leave the previous one: after two writes, a bad bits buffer (EFAULT) and
     // a read-only request (EFAULT) change nothing, and the next sample still sees both breaks.
@@ -285,7 +293,11 @@ fn bad_requests() -> Result<(), String> {
 }
 
 pub fn run(report: &mut Report) {
-    report.run("cow: kernel and userspace engines agree on shared pages, breaks, identical copies", differential);
+    report.run(
+        "cow: kernel and userspace engines agree on shared pages, breaks, identical copies",
+        differential,
+    );
     report.run("cow: uid 1000 gets COW figures for its own processes; others' refused (EPERM)", unprivileged);
-    report.run("cow: bad requests get EINVAL/EFAULT/ENOMEM/ESRCH; failed samples change nothing", bad_requests);
+    report
+        .run("cow: bad requests get EINVAL/EFAULT/ENOMEM/ESRCH; failed samples change nothing", bad_requests);
 }

@@ -51,7 +51,9 @@ fn top_around_writes(uid: Option<u32>, f: &Family) -> Result<(Value, Value), Str
     let out = status.output().map_err(|e| format!("atomikctl status: {e}"))?;
     let status: Value = serde_json::from_slice(&out.stdout).map_err(|e| format!("status JSON: {e}"))?;
     let mut top = Command::new("/bin/atomikctl");
-    top.args(["top", "--json", "--interval", "3", "--count", "2"]).stdout(Stdio::piped()).stderr(Stdio::null());
+    top.args(["top", "--json", "--interval", "3", "--count", "2"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
     as_uid(&mut top);
     let mut child = top.spawn().map_err(|e| format!("atomikctl top: {e}"))?;
     let mut lines = BufReader::new(child.stdout.take().ok_or("no stdout")?).lines();
@@ -83,7 +85,10 @@ fn atomikctl_engines() -> Result<(), String> {
     ensure!(snap["cow_engines"][COW_ENGINE_KERNEL].as_u64() >= Some(2), "engines: {}", snap["cow_engines"]);
     ensure!(snap["cow_engines"].get(COW_ENGINE_PFN).is_none(), "engines: {}", snap["cow_engines"]);
     let (copies, identical) = counts(&snap)?;
-    ensure!((copies, identical) == (k, SAME.len() as u64), "uid 1000 top: {copies} copies, {identical} identical");
+    ensure!(
+        (copies, identical) == (k, SAME.len() as u64),
+        "uid 1000 top: {copies} copies, {identical} identical"
+    );
     let notes = snap["missing"].to_string();
     ensure!(!notes.contains("page frame numbers are hidden"), "a note says copies are missing: {notes}");
     drop(f);
@@ -91,13 +96,24 @@ fn atomikctl_engines() -> Result<(), String> {
     let f = Family::start(N, None)?;
     let (status, snap) = top_around_writes(None, &f)?;
     ensure!(status["cow_engine"] == COW_ENGINE_PFN, "status as root: {status}");
-    ensure!(snap["cow_engines"].get(COW_ENGINE_KERNEL).is_none(), "root used the kernel: {}", snap["cow_engines"]);
+    ensure!(
+        snap["cow_engines"].get(COW_ENGINE_KERNEL).is_none(),
+        "root used the kernel: {}",
+        snap["cow_engines"]
+    );
     let (copies, identical) = counts(&snap)?;
-    ensure!(copies >= k && identical >= SAME.len() as u64, "root top: {copies} copies, {identical} identical");
+    ensure!(
+        copies >= k && identical >= SAME.len() as u64,
+        "root top: {copies} copies, {identical} identical"
+    );
     Ok(())
 }
 
 pub fn run(report: &mut Report) {
-    report.run("cow: the library's KernelCow as uid 1000 gives the workload's exact figures", library_as_user);
-    report.run("cow: atomikctl status/top name the engine; uid 1000 gets copies from /dev/atomik", atomikctl_engines);
+    report
+        .run("cow: the library's KernelCow as uid 1000 gives the workload's exact figures", library_as_user);
+    report.run(
+        "cow: atomikctl status/top name the engine; uid 1000 gets copies from /dev/atomik",
+        atomikctl_engines,
+    );
 }

@@ -119,10 +119,14 @@ fn fuzz(seed: u64, calls: u32) -> Result<(), String> {
             }
             33..=37 => {
                 let flags = r.pick(&[0, 1, 1, 2, 3, 1 << 31]);
-                let mut req = RegionWatch { pid: 0, flags, start: m.addr, len: PAGES * PAGE, ..Default::default() };
+                let mut req =
+                    RegionWatch { pid: 0, flags, start: m.addr, len: PAGES * PAGE, ..Default::default() };
                 let got = d.raw(IOCTL_REGION_WATCH, &mut req as *mut _ as usize);
                 let want = if flags & !REGION_WATCH_COW != 0 { Err(libc::EINVAL) } else { Ok(0) };
-                ensure!(got == want, "call {call}: REGION_WATCH flags {flags:#x}: got {got:?}, want {want:?}");
+                ensure!(
+                    got == want,
+                    "call {call}: REGION_WATCH flags {flags:#x}: got {got:?}, want {want:?}"
+                );
                 if got.is_ok() {
                     if flags == REGION_WATCH_COW {
                         // A fresh record: no breaks, and what is shared now.
@@ -237,8 +241,11 @@ fn random_cow(r: &mut Rng, d: &Dev, b: &Buffers, cow_id: u32, plain_id: u32) -> 
 }
 
 pub fn run(report: &mut Report) {
-    report.run("fuzz: 3,000 REGION_COW/REGION_WATCH calls as root + 2,000 as uid 1000 against a COW model", || {
-        in_child(|| Ok(()), || fuzz(0x5eed_c0c0_0000_0001, 3_000))?;
-        in_child(become_user, || fuzz(0x5eed_c0c0_0000_0002, 2_000))
-    });
+    report.run(
+        "fuzz: 3,000 REGION_COW/REGION_WATCH calls as root + 2,000 as uid 1000 against a COW model",
+        || {
+            in_child(|| Ok(()), || fuzz(0x5eed_c0c0_0000_0001, 3_000))?;
+            in_child(become_user, || fuzz(0x5eed_c0c0_0000_0002, 2_000))
+        },
+    );
 }
