@@ -76,10 +76,12 @@ mkdir -p "$W"
 "$KBUILD_HOST/usr/gen_init_cpio" "$W/initramfs.list" | gzip -1 >"$W/initramfs.cpio.gz"
 log "initramfs: $(du -h "$W/initramfs.cpio.gz" | cut -f1) compressed, $(gzip -dc "$W/initramfs.cpio.gz" | wc -c | numfmt --to=iec) unpacked (VM RAM $MEM)"
 
-# Small limits, so the limit tests reach them quickly; --param words come after them and win.
+# Small limits, so the limit tests reach them quickly (max_total_bytes fits fewer banks of
+# max_slots than max_banks_per_user; enough banks for the library tests running in parallel);
+# --param words come after them and win.
 # no_timer_check: under TCG on a busy host the IO-APIC timer check can fail spuriously at boot.
 APPEND="console=ttyS0 panic=-1 oops=panic loglevel=6 no_timer_check"
-for p in max_slots=65536 max_total_bytes=16777216 max_user_bytes=8388608 max_banks_per_user=32 "${PARAMS[@]}"; do
+for p in max_slots=65536 max_total_bytes=33554432 max_user_bytes=16777216 max_banks_per_user=48 "${PARAMS[@]}"; do
   APPEND="$APPEND atomik.$p"
 done
 # The detectors (config.fragment): a soft lockup or a hung task panics the VM, an RCU stall

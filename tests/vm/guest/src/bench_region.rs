@@ -25,7 +25,14 @@ fn child_main(cmd: i32, ack: i32) -> i32 {
     let len = (PAGES * PAGE) as usize;
     // SAFETY: a fresh private anonymous mapping of our own.
     let p = unsafe {
-        libc::mmap(std::ptr::null_mut(), len, libc::PROT_READ | libc::PROT_WRITE, libc::MAP_PRIVATE | libc::MAP_ANONYMOUS, -1, 0)
+        libc::mmap(
+            std::ptr::null_mut(),
+            len,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+            -1,
+            0,
+        )
     };
     if p == libc::MAP_FAILED {
         write_u64(ack, 0);

@@ -113,7 +113,7 @@ impl Scratch {
     fn place(&self, r: &mut Rng, len: usize) -> usize {
         let len = len.clamp(1, PAGE);
         let off = match r.below(3) {
-            0 => PAGE - len,                                // ends at the boundary
+            0 => PAGE - len,                                    // ends at the boundary
             1 => PAGE - len + 1 + r.below(len as u64) as usize, // crosses it
             _ => r.below((PAGE - len + 1) as u64) as usize & !7,
         };
@@ -213,7 +213,8 @@ impl Area {
         let i = r.below(DATA as u64) as usize;
         match r.below(6) {
             0 => {
-                let prot = if self.readable[i] { libc::PROT_NONE } else { libc::PROT_READ | libc::PROT_WRITE };
+                let prot =
+                    if self.readable[i] { libc::PROT_NONE } else { libc::PROT_READ | libc::PROT_WRITE };
                 // SAFETY: reprotects one data page of ours.
                 assert!(unsafe { libc::mprotect(self.page(i) as *mut _, PAGE, prot) } == 0);
                 self.readable[i] = !self.readable[i];
@@ -260,7 +261,10 @@ fn entry(c: &BankCreate) -> BankListEntry {
 
 fn valid_name(n: &[u8; NAME_LEN]) -> bool {
     let len = n.iter().position(|&b| b == 0).unwrap_or(NAME_LEN);
-    len > 0 && len < NAME_LEN && n[0] != b'.' && n[..len].iter().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(b))
+    len > 0
+        && len < NAME_LEN
+        && n[0] != b'.'
+        && n[..len].iter().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(b))
 }
 
 fn same_name(a: &[u8; NAME_LEN], b: &[u8; NAME_LEN]) -> bool {
@@ -321,7 +325,11 @@ impl Fuzzer {
         match res {
             Ok(()) => {
                 ensure!(seen == Some(c), "CREATE succeeded on an unreadable request");
-                ensure!(present.is_none() && valid_name(&c.name), "CREATE {:?} succeeded: taken or bad", c.name);
+                ensure!(
+                    present.is_none() && valid_name(&c.name),
+                    "CREATE {:?} succeeded: taken or bad",
+                    c.name
+                );
                 self.banks.push(entry(&c));
             }
             Err(libc::EEXIST) => ensure!(present.is_some(), "EEXIST for a name that is free"),
@@ -359,7 +367,10 @@ impl Fuzzer {
         let fresh = ok!(Dev::open());
         match fresh.raw(IOCTL_BANK_OPEN, at) {
             Ok(_) => {
-                ensure!(readable && self.s.writable(at, size_of::<BankOpen>()), "OPEN succeeded, request not writable");
+                ensure!(
+                    readable && self.s.writable(at, size_of::<BankOpen>()),
+                    "OPEN succeeded, request not writable"
+                );
                 let e = present.ok_or("OPEN of a bank the model does not have")?;
                 let reply: BankOpen = self.s.get(at).unwrap();
                 ensure!(
@@ -393,10 +404,18 @@ impl Fuzzer {
                 ensure!(seen.capacity <= BATCH_MAX, "LIST accepted capacity {}", seen.capacity);
                 let reply: BankList = self.s.get(at).ok_or("LIST succeeded, reply unreadable")?;
                 ensure!(self.s.writable(at, size_of::<BankList>()), "LIST succeeded, reply not writable");
-                ensure!(reply.count as usize == self.banks.len(), "LIST count {} model {}", reply.count, self.banks.len());
+                ensure!(
+                    reply.count as usize == self.banks.len(),
+                    "LIST count {} model {}",
+                    reply.count,
+                    self.banks.len()
+                );
                 let n = (seen.capacity as usize).min(self.banks.len());
                 let at_e = seen.entries as usize;
-                ensure!(n == 0 || self.s.writable(at_e, n * size_of::<BankListEntry>()), "LIST wrote into the guard");
+                ensure!(
+                    n == 0 || self.s.writable(at_e, n * size_of::<BankListEntry>()),
+                    "LIST wrote into the guard"
+                );
                 // Entries the request overlaps were overwritten by the reply; compare the rest.
                 for k in 0..n {
                     let a = at_e + k * size_of::<BankListEntry>();
@@ -423,11 +442,18 @@ impl Fuzzer {
             2 => unsafe { libc::getpid() },
             _ => 0,
         };
-        let mut w = RegionWatch { pid, flags: 0, start: self.area.addr_of(first), len: pages * PAGE as u64, ..Default::default() };
+        let mut w = RegionWatch {
+            pid,
+            flags: 0,
+            start: self.area.addr_of(first),
+            len: pages * PAGE as u64,
+            ..Default::default()
+        };
         match self.r.below(10) {
             0 => w.start += 8,
             1 => w.len = 0,
-            2 => w.flags = 1,
+            // A reserved bit (bit 0 is REGION_WATCH_COW, a valid request).
+            2 => w.flags = 2,
             _ => {}
         }
         let at = self.s.place(&mut self.r, size_of::<RegionWatch>());
@@ -437,13 +463,27 @@ impl Fuzzer {
         let truth: Vec<Option<Vec<u8>>> = (first..first + pages as i64).map(|i| self.area.seen(i)).collect();
         match res {
             Ok(()) => {
-                ensure!(seen == Some(w) && self.s.writable(at, size_of::<RegionWatch>()), "WATCH succeeded on a bad buffer");
-                ensure!(w.flags == 0 && w.len != 0 && w.start.is_multiple_of(PAGE as u64), "WATCH accepted {w:?}");
+                ensure!(
+                    seen == Some(w) && self.s.writable(at, size_of::<RegionWatch>()),
+                    "WATCH succeeded on a bad buffer"
+                );
+                ensure!(
+                    w.flags & !REGION_WATCH_COW == 0 && w.len != 0 && w.start.is_multiple_of(PAGE as u64),
+                    "WATCH accepted {w:?}"
+                );
                 ensure!(pid == 0 || pid == std::process::id() as i32, "WATCH of pid {pid} succeeded");
                 let reply: RegionWatch = self.s.get(at).unwrap();
-                ensure!(reply.id != 0 && self.regions.iter().all(|m| m.id != reply.id), "WATCH id {}", reply.id);
+                ensure!(
+                    reply.id != 0 && self.regions.iter().all(|m| m.id != reply.id),
+                    "WATCH id {}",
+                    reply.id
+                );
                 let unreadable = truth.iter().filter(|p| p.is_none()).count() as u64;
-                ensure!(reply.unreadable == unreadable, "WATCH unreadable {} model {unreadable}", reply.unreadable);
+                ensure!(
+                    reply.unreadable == unreadable,
+                    "WATCH unreadable {} model {unreadable}",
+                    reply.unreadable
+                );
                 ensure!(self.regions.len() < self.max_regions, "WATCH past max_regions_per_fd");
                 self.regions.push(ModelRegion { id: reply.id, first, baseline: truth.clone(), last: truth });
             }
@@ -460,7 +500,8 @@ impl Fuzzer {
     }
 
     fn check(&mut self) -> Result<(), String> {
-        let pick = (!self.regions.is_empty() && self.r.below(6) != 0).then(|| self.r.below(self.regions.len() as u64) as usize);
+        let pick = (!self.regions.is_empty() && self.r.below(6) != 0)
+            .then(|| self.r.below(self.regions.len() as u64) as usize);
         let id = pick.map_or(self.r.pick(&[0, 999_999]), |i| self.regions[i].id);
         let pages = pick.map_or(1, |i| self.regions[i].baseline.len());
         let want_bitmap = self.r.below(4) != 0;
@@ -487,16 +528,21 @@ impl Fuzzer {
         let res = self.call(IOCTL_REGION_CHECK, at);
         let Some(i) = pick.filter(|_| seen == Some(c)) else {
             match res {
-                Ok(()) => return Err(format!("CHECK of id {id} succeeded (request readable: {})", seen.is_some())),
+                Ok(()) => {
+                    return Err(format!("CHECK of id {id} succeeded (request readable: {})", seen.is_some()))
+                }
                 Err(e) => return self.allowed(e, "CHECK"),
             }
         };
         let m = &self.regions[i];
-        let now: Vec<Option<Vec<u8>>> = (m.first..m.first + pages as i64).map(|k| self.area.seen(k)).collect();
+        let now: Vec<Option<Vec<u8>>> =
+            (m.first..m.first + pages as i64).map(|k| self.area.seen(k)).collect();
         match res {
             Ok(()) => {
                 ensure!(
-                    c.flags == 0 && (bitmap == 0 || c.bitmap_len as usize >= pages.div_ceil(8)) && (fps == 0 || c.fingerprints_len as usize >= pages),
+                    c.flags == 0
+                        && (bitmap == 0 || c.bitmap_len as usize >= pages.div_ceil(8))
+                        && (fps == 0 || c.fingerprints_len as usize >= pages),
                     "CHECK accepted {c:?}"
                 );
                 ensure!(
@@ -514,7 +560,10 @@ impl Fuzzer {
                     "CHECK reply {reply:?}: model {pages} pages, {n_changed} changed, {n_unreadable} unreadable"
                 );
                 let overlaps = |a: usize, len: usize| a < at + size_of::<RegionCheck>() && at < a + len;
-                if bitmap != 0 && !overlaps(bitmap, pages.div_ceil(8)) && !(fps != 0 && fps < bitmap + pages.div_ceil(8) && bitmap < fps + pages * 8) {
+                if bitmap != 0
+                    && !overlaps(bitmap, pages.div_ceil(8))
+                    && !(fps != 0 && fps < bitmap + pages.div_ceil(8) && bitmap < fps + pages * 8)
+                {
                     for (k, &ch) in changed.iter().enumerate() {
                         // SAFETY: inside the bitmap, which is in our first page (checked writable).
                         let byte = unsafe { *((bitmap + k / 8) as *const u8) };
@@ -539,7 +588,8 @@ impl Fuzzer {
 
     fn checkpoint_or_unwatch(&mut self) -> Result<(), String> {
         let unwatch = self.r.below(3) == 0;
-        let pick = (!self.regions.is_empty() && self.r.below(6) != 0).then(|| self.r.below(self.regions.len() as u64) as usize);
+        let pick = (!self.regions.is_empty() && self.r.below(6) != 0)
+            .then(|| self.r.below(self.regions.len() as u64) as usize);
         let id = pick.map_or(self.r.pick(&[0, 999_999]), |i| self.regions[i].id);
         let req = RegionId { id, reserved: (self.r.below(10) == 0) as u32 };
         let at = self.s.place(&mut self.r, size_of::<RegionId>());

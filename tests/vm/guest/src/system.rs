@@ -33,7 +33,9 @@ pub fn boot_params() -> String {
     let cmdline = std::fs::read_to_string("/proc/cmdline").unwrap_or_default();
     let mut params: Vec<(String, String)> = Vec::new();
     for word in cmdline.split_whitespace() {
-        let Some((name, value)) = word.strip_prefix("atomik.").and_then(|w| w.split_once('=')) else { continue };
+        let Some((name, value)) = word.strip_prefix("atomik.").and_then(|w| w.split_once('=')) else {
+            continue;
+        };
         params.retain(|(n, _)| n != name);
         params.push((name.to_owned(), value.to_owned()));
     }
