@@ -14,6 +14,7 @@ use clap::Args;
 
 use atomik::track::error::TrackError;
 use atomik::track::monitor::MonitorOptions;
+use atomik::track::runtime::RuntimeState;
 
 use crate::BadInput;
 
@@ -31,6 +32,12 @@ pub struct MonitorArgs {
     /// soft-dirty users such as CRIU), and without soft-dirty re-reads every page.
     #[arg(long)]
     pub writes: bool,
+    /// How --writes finds written pages: auto (PAGEMAP_SCAN where the process armed its
+    /// memory, else soft-dirty, else a full rescan), or one of them for every process — e.g.
+    /// full-rescan, which reads every page each interval but leaves the processes'
+    /// soft-dirty bits alone (another soft-dirty user, such as CRIU, is not disturbed).
+    #[arg(long, value_enum, default_value = "auto")]
+    pub detector: watch::DetectorArg,
     /// Leave out the pagemap columns (COW-SHARED, COW breaks and copies, KSM from PFNs,
     /// duplicates): the cheapest sample, for large machines.
     #[arg(long)]
@@ -58,6 +65,10 @@ pub struct MonitorArgs {
     /// Read KSM counters from this directory instead of /sys/kernel/mm/ksm.
     #[arg(long, hide = true)]
     pub ksm_dir: Option<PathBuf>,
+    /// Read container runtimes' state (container names) from DIR/docker and
+    /// DIR/containers/storage instead of /var/lib.
+    #[arg(long, hide = true)]
+    pub runtime_state: Option<PathBuf>,
 }
 
 impl MonitorArgs {
@@ -91,6 +102,8 @@ impl MonitorArgs {
             uid: (euid != 0 && !self.all_users).then_some(euid),
             cow: !self.no_cow,
             pids: (!self.pids.is_empty()).then(|| self.pids.clone()),
+            detector: self.detector.detector(),
+            runtime_state: self.runtime_state.as_deref().map_or(d.runtime_state, RuntimeState::under),
         })
     }
 }

@@ -42,6 +42,8 @@ fn fake_args(t: &Path) -> Vec<String> {
         t.join("cgroup").display().to_string(),
         "--ksm-dir".into(),
         t.join("ksm").display().to_string(),
+        "--runtime-state".into(),
+        t.join("state").display().to_string(),
         "--interval".into(),
         "0.05".into(),
     ]
@@ -353,6 +355,10 @@ fn accounting_columns_and_container_identity() {
     fs::write(d.join("status"), atomik::track::procfs::synthetic_status("redis", 30, 1, 0, 8192)).unwrap();
     fs::write(d.join("cgroup"), format!("0::/{rel}\n")).unwrap();
     let path = format!("/{rel}");
+    // Docker's state names the container (`docker run --name cache`).
+    let state = t.path().join("state/docker/containers").join(id);
+    fs::create_dir_all(&state).unwrap();
+    fs::write(state.join("config.v2.json"), r#"{"ID":"x","Name":"/cache","Config":{}}"#).unwrap();
 
     let out = stdout(
         atomikctl().args(["--json", "top", "--once", "--cgroup", "/system.slice"]).args(fake_args(t.path())),
@@ -372,6 +378,7 @@ fn accounting_columns_and_container_identity() {
     assert_eq!(row["identity"]["kind"], "docker");
     assert_eq!(row["identity"]["container_id"], id);
     assert_eq!(row["identity"]["name"], format!("docker:{}", &id[..12]));
+    assert_eq!(row["identity"]["container_name"], "cache");
 
     let table =
         stdout(atomikctl().args(["top", "--once", "--cgroup", "/system.slice"]).args(fake_args(t.path())));
@@ -391,8 +398,10 @@ fn accounting_columns_and_container_identity() {
             .args(["report", "--format", "openmetrics", "--cgroup", "/system.slice"])
             .args(fake_args(t.path())),
     );
-    let labels =
-        format!("cgroup=\"{path}\",kind=\"docker\",name=\"docker:{}\",container_id=\"{id}\"", &id[..12]);
+    let labels = format!(
+        "cgroup=\"{path}\",kind=\"docker\",name=\"docker:{}\",container_id=\"{id}\",container_name=\"cache\"",
+        &id[..12]
+    );
     assert!(om.contains("# TYPE atomik_cgroup_memory_events_oom_kill counter\n"), "{om}");
     assert!(om.contains(&format!("atomik_cgroup_memory_events_oom_kill_total{{{labels}}} 1\n")), "{om}");
     assert!(om.contains(&format!("atomik_cgroup_memory_current_bytes{{{labels}}} 52428800\n")), "{om}");
@@ -474,4 +483,109 @@ fn interactive_top_in_a_pty() {
     }
     let out = String::from_utf8_lossy(&seen).into_owned();
     assert!(out.contains("\x1b[?1049h") && out.contains("\x1b[?1049l"), "alternate screen entered and left");
+}
+
+/// A process holding 4 MiB, idle (`atomikctl bench exporter --hold 4`, answered once so
+/// its memory is in place); it exits when dropped.
+struct Holder(std::process::Child);
+
+impl Holder {
+    fn start() -> Holder {
+        use std::io::{Read, Write};
+        let mut c = std::process::Command::new(assert_cmd::cargo::cargo_bin("atomikctl"))
+            .args(["bench", "exporter", "--hold", "4"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        c.stdin.as_mut().unwrap().write_all(b"t").unwrap();
+        c.stdout.as_mut().unwrap().read_exact(&mut [0u8; 1]).unwrap();
+        Holder(c)
+    }
+
+    /// Pages present or swapped in its private anonymous writable mappings, from smaps:
+    /// what a full rescan reads (ground truth independent of atomik's pagemap readers).
+    fn populated_pages(&self) -> u64 {
+        let smaps = fs::read_to_string(format!("/proc/{}/smaps", self.0.id())).unwrap();
+        let (mut kb, mut counted) = (0, false);
+        for l in smaps.lines() {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            if f.len() >= 5 && f[0].contains('-') && f[1].len() == 4 {
+                let name = f.get(5).copied().unwrap_or("");
+                let anon = f[4] == "0"
+                    && (name.is_empty()
+                        || ["[heap]", "[stack]"].contains(&name)
+                        || name.starts_with("[anon:"));
+                counted = anon && f[1].starts_with("rw") && f[1].ends_with('p');
+            } else if counted && (f[0] == "Rss:" || f[0] == "Swap:") {
+                kb += f[1].parse::<u64>().unwrap();
+            }
+        }
+        kb / 4
+    }
+}
+
+impl Drop for Holder {
+    fn drop(&mut self) {
+        drop(self.0.stdin.take());
+        let _ = self.0.wait();
+    }
+}
+
+/// `watch --detector full-rescan` (the path of a process that is neither armed nor on a
+/// soft-dirty kernel) says once what watching costs: every populated page, re-read per
+/// interval.
+#[test]
+fn watch_by_full_rescan_says_what_it_costs() {
+    let h = Holder::start();
+    let pid = h.0.id();
+    let out = atomikctl()
+        .args(["watch", "--pid", &pid.to_string(), "--detector", "full-rescan", "--count", "2"])
+        .args(["--interval", "0.2"])
+        .assert()
+        .success()
+        .get_output()
+        .clone();
+    let pages = h.populated_pages();
+    assert!(pages >= 1024, "the holder's 4 MiB: {pages} pages");
+    let err = String::from_utf8(out.stderr).unwrap();
+    let want = format!(
+        "full rescan: pid {pid} costs {:.1} MiB re-read per interval ({pages} pages; ",
+        (pages * 4096) as f64 / 1048576.0
+    );
+    assert_eq!(err.matches("full rescan:").count(), 1, "said once: {err}");
+    assert!(err.contains(&want), "want {want:?} in: {err}");
+}
+
+/// `top --writes --detector full-rescan`: the process gets its line with the bytes it was
+/// re-read this interval, in the table and in --json.
+#[test]
+fn top_by_full_rescan_names_each_process_and_its_bytes() {
+    let h = Holder::start();
+    let pid = h.0.id();
+    let args = ["--pid", &pid.to_string(), "--writes", "--detector", "full-rescan", "--interval", "0.3"];
+    let text = atomikctl().args(["top", "--once"]).args(args).assert().success().get_output().stdout.clone();
+    let json = atomikctl()
+        .args(["--json", "top", "--once"])
+        .args(args)
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let pages = h.populated_pages();
+    let text = String::from_utf8(text).unwrap();
+    let want = format!(
+        "full rescan: pid {pid} (atomikctl) re-read {:.1} MiB this interval",
+        (pages * 4096) as f64 / 1048576.0
+    );
+    assert!(text.contains(&want), "want {want:?} in:\n{text}");
+    let v: Value = serde_json::from_slice(&json).unwrap();
+    let r = &v["full_rescans"];
+    assert_eq!(r.as_array().map(Vec::len), Some(1), "{v}");
+    assert_eq!(
+        (r[0]["pid"].as_u64(), r[0]["bytes_read"].as_u64()),
+        (Some(pid as u64), Some(pages * 4096)),
+        "{v}"
+    );
 }

@@ -20,4 +20,5 @@ pub mod pagemap;
 pub mod procfs;
 pub mod ranges;
 pub mod region;
+pub mod runtime;
 pub mod scan;

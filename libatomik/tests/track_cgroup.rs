@@ -57,6 +57,8 @@ fn opts(t: &Path, subtree: &str) -> MonitorOptions {
         writes: false,
         uid: None,
         pids: None,
+        detector: None,
+        runtime_state: atomik::track::runtime::RuntimeState::under(&t.join("state")),
     }
 }
 
@@ -193,4 +195,27 @@ fn real_cgroup_tree_when_writable() {
         }
         assert_eq!(acct.pressure.is_some(), psi, "memory.pressure read where the kernel has PSI: {acct:?}");
     }
+}
+
+/// A Docker container's cgroup gets the name `docker run --name` gave it, from Docker's
+/// state (`containers/<id>/config.v2.json`), beside the id from its path.
+#[test]
+fn fake_tree_container_name_from_docker_state() {
+    const ID: &str = "4f3c2b1a09e8d7c6b5a4f3e2d1c0b9a8f7e6d5c4b3a29180706f5e4d3c2b1a09";
+    let t = tempfile::tempdir().unwrap();
+    let cg = format!("/system.slice/docker-{ID}.scope");
+    proc_entry(&t.path().join("proc"), 40, "redis", 1000, &cg, 0);
+    cgroup_dir(&t.path().join("cgroup"), "/", &[]);
+    cgroup_dir(&t.path().join("cgroup"), "/system.slice", &[]);
+    cgroup_dir(&t.path().join("cgroup"), &cg, &[40]);
+    let d = t.path().join("state/docker/containers").join(ID);
+    fs::create_dir_all(&d).unwrap();
+    fs::write(d.join("config.v2.json"), r#"{"ID":"x","Name":"/cache-redis"}"#).unwrap();
+    let snap = Monitor::new(opts(t.path(), "/")).sample().unwrap();
+    let row = snap.rows.iter().find(|r| r.cgroup == cg).unwrap();
+    let i = row.identity.as_ref().unwrap();
+    assert_eq!((i.kind, i.container_id.as_deref()), ("docker", Some(ID)));
+    assert_eq!(i.container_name.as_deref(), Some("cache-redis"));
+    let sys = snap.rows.iter().find(|r| r.cgroup == "/system.slice").unwrap();
+    assert_eq!(sys.identity.as_ref().unwrap().container_name, None, "a slice is no container");
 }

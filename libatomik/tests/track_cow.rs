@@ -73,3 +73,81 @@ fn reading_a_process_does_not_unshare_its_pages() {
     t.check().unwrap();
     assert_eq!(shared(), 16, "reading must not copy the target's shared pages");
 }
+
+/// The idle process of the next test (this test binary run again with
+/// `ATOMIK_IDLE_FORKER` set): 256 touched pages, `READY` on stdout, then at the first byte
+/// on stdin it forks a child that stays (no exec), so the pages are shared copy-on-write,
+/// says `FORKED`, and both wait for the end of stdin.
+#[test]
+fn idle_forker() {
+    if std::env::var_os("ATOMIK_IDLE_FORKER").is_none() {
+        return;
+    }
+    let region = Region::new(256, 7);
+    let say = |m: &[u8]| {
+        // SAFETY: writes m.len() bytes from a live buffer to stdout.
+        unsafe { libc::write(1, m.as_ptr().cast(), m.len()) };
+    };
+    say(b"\nREADY\n");
+    let mut line = [0u8; 1];
+    // SAFETY: reads into a live one-byte buffer.
+    unsafe { libc::read(0, line.as_mut_ptr().cast(), 1) };
+    // SAFETY: the child only blocks in read and leaves with _exit.
+    if unsafe { libc::fork() } == 0 {
+        // SAFETY: as above; _exit runs no destructor of the parent's state.
+        unsafe {
+            while libc::read(0, line.as_mut_ptr().cast(), 1) > 0 {}
+            libc::_exit(0)
+        }
+    }
+    say(b"\nFORKED\n");
+    // SAFETY: as above.
+    while unsafe { libc::read(0, line.as_mut_ptr().cast(), 1) } > 0 {}
+    drop(region);
+}
+
+/// A sample keeps an idle process's pagemap figures without reading its pagemap again, and
+/// still sees the pages it shares as soon as it forks (a fork shares them without a fault
+/// or an RSS change in the parent: only the fault its next write makes tells).
+#[test]
+fn an_idle_process_is_not_reread_until_it_forks() {
+    use atomik::track::monitor::{Monitor, MonitorOptions, Snapshot};
+    use std::io::{BufRead, Write};
+    use std::process::{Command, Stdio};
+    let mut p = Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "idle_forker", "--nocapture", "--test-threads=1"])
+        .env("ATOMIK_IDLE_FORKER", "1")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = p.id() as i32;
+    let mut out = std::io::BufReader::new(p.stdout.take().unwrap()).lines();
+    let mut wait_for = |word: &str| assert!(out.any(|l| l.unwrap() == word), "the helper did not say {word}");
+    wait_for("READY");
+    let mut m = Monitor::new(MonitorOptions { pids: Some(vec![pid]), ..MonitorOptions::default() });
+    let shared = |s: &Snapshot| s.rows.iter().find(|r| r.cgroup == "/").and_then(|r| r.cow_shared_pages);
+    let first = m.sample().unwrap();
+    let idle = m.sample().unwrap();
+    assert!(
+        shared(&first).is_some_and(|n| n < 256),
+        "an exec'd process shares nothing yet: {:?}",
+        first.rows
+    );
+    assert_eq!(
+        (idle.pagemaps_reused, shared(&idle)),
+        (1, shared(&first)),
+        "idle: its pagemap is not read again"
+    );
+    p.stdin.as_mut().unwrap().write_all(b"f").unwrap();
+    wait_for("FORKED");
+    let forked = m.sample().unwrap();
+    drop(p.stdin.take());
+    let _ = p.wait();
+    assert_eq!(forked.pagemaps_reused, 0, "a process that forked is read again");
+    assert!(
+        shared(&forked).is_some_and(|n| n >= 256),
+        "its 256 pages are shared with its child: {:?}",
+        forked.rows
+    );
+}

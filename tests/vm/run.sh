@@ -56,7 +56,9 @@ BIN=$CARGO_TARGET_DIR/$TGT/release
 EXTRA=()
 if [ -f "$VM_DIR/extras.sh" ]; then
   # Library test binaries, atomikctl: one "file <dest> <src> 0755 0 0" line each.
-  mapfile -t EXTRA < <(CARGO_TARGET_DIR=$CARGO_TARGET_DIR "$VM_DIR/extras.sh")
+  # Not a process substitution: a failed build must stop the run, not leave files out.
+  lines=$(CARGO_TARGET_DIR=$CARGO_TARGET_DIR "$VM_DIR/extras.sh") || die "extras.sh failed (see above)"
+  mapfile -t EXTRA <<<"$lines"
 fi
 
 W=$ATOMIK_CACHE/vm-$FLAVOUR-$CHECKOUT

@@ -4,6 +4,10 @@
 //! said so), then times, on this thread's CPU clock, one monitor sample (what the exporter
 //! does every --interval: the /proc, pagemap and cgroupfs reads) and one scrape (rendering
 //! /metrics), median of `--rounds`, without `--writes`/`--dups` as the exporter defaults.
+//! Samples are timed twice per round: with the processes idle since the previous sample
+//! (their pagemaps are not read again), and after every process touched a new page (each
+//! pagemap is read); against a baseline of the same run: reading the bytes of the
+//! per-process files a sample cannot skip.
 
 use std::io::Write;
 use std::process::{Child, Command, Stdio};
@@ -61,12 +65,61 @@ impl Drop for Cgroups {
     }
 }
 
+/// A held process: touches `mib` MiB, then for every byte on stdin touches one new page
+/// (a fault, RSS + 1 page: the process changed) and answers one byte; exits at end of input.
 fn hold(mib: usize) -> Result<()> {
+    use std::io::{Read, Write};
     let mem: Vec<u8> = (0..mib << 20).map(|i| (i >> 12) as u8 ^ 0x5a).collect();
-    let mut sink = Vec::new();
-    std::io::Read::read_to_end(&mut std::io::stdin(), &mut sink)?;
-    std::hint::black_box(&mem);
+    let mut more: Vec<u8> = Vec::with_capacity(1024 << 12);
+    let (mut i, mut b) = (std::io::stdin().lock(), [0u8; 1]);
+    while i.read(&mut b)? == 1 {
+        more.resize((more.len() + 4096).min(more.capacity()), 1);
+        std::io::stdout().write_all(b"k")?;
+        std::io::stdout().flush()?;
+    }
+    std::hint::black_box((&mem, &more));
     Ok(())
+}
+
+/// Makes every held process touch a new page, and waits until each has.
+fn touch_all(held: &mut [Held]) -> Result<()> {
+    use std::io::{Read, Write};
+    for h in held.iter_mut() {
+        h.0.stdin.as_mut().expect("piped").write_all(b"t")?;
+    }
+    for h in held.iter_mut() {
+        h.0.stdout.as_mut().expect("piped").read_exact(&mut [0u8; 1]).context("a held process died")?;
+    }
+    Ok(())
+}
+
+/// The baseline: reading (not parsing) the per-process files a sample reads at least, for
+/// every process: `/proc/PID/stat` and `statm`, and `ksm_stat` where KSM merges pages.
+fn bare_reads(pids: &[i32], ksm_stat: bool) -> f64 {
+    let c = thread_cpu_seconds();
+    for p in pids {
+        let _ = std::fs::read(format!("/proc/{p}/stat"));
+        let _ = std::fs::read(format!("/proc/{p}/statm"));
+        if ksm_stat {
+            let _ = std::fs::read(format!("/proc/{p}/ksm_stat"));
+        }
+    }
+    (thread_cpu_seconds() - c) * 1e3
+}
+
+/// The figures of the timed rounds, CPU ms unless named otherwise.
+#[derive(Default)]
+struct Timings {
+    bare: Vec<f64>,
+    idle: Vec<f64>,
+    idle_wall: Vec<f64>,
+    busy: Vec<f64>,
+    lean: Vec<f64>,
+    scrape: Vec<f64>,
+    rows: usize,
+    bytes: usize,
+    reused_idle: u64,
+    reused_busy: u64,
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -104,7 +157,7 @@ pub fn run(args: &ExporterBenchArgs, json_out: bool) -> Result<()> {
         let c = Command::new(&exe)
             .args(["bench", "exporter", "--hold", &args.mib.to_string()])
             .stdin(Stdio::piped())
-            .stdout(Stdio::null())
+            .stdout(Stdio::piped())
             .spawn()
             .context("spawning a benchmark process")?;
         if spread {
@@ -120,76 +173,99 @@ pub fn run(args: &ExporterBenchArgs, json_out: bool) -> Result<()> {
         base.as_ref().zip(root.as_ref()).map(|(b, r)| format!("/{}", b.strip_prefix(r).unwrap().display()));
     let opts = MonitorOptions {
         subtree: if spread { rel.clone().unwrap() } else { "/".into() },
-        pids: (!spread).then_some(pids),
+        pids: (!spread).then(|| pids.clone()),
         ..MonitorOptions::default()
     };
-    let mut m = Monitor::new(opts.clone());
+    let ksm_stat = !atomik::track::ksm::read_ksm(&opts.ksm_dir).nothing_merged();
     let cols = exported_columns(&[])?;
     let mut exported = Exported::default();
+    let mut m = Monitor::new(opts.clone());
     exported.add(m.sample()?);
-    let (mut sample_cpu, mut sample_wall, mut scrape_cpu) = (Vec::new(), Vec::new(), Vec::new());
-    let mut rows = 0;
-    let mut bytes = 0;
+    let mut t = Timings::default();
     for _ in 0..args.rounds {
+        t.bare.push(bare_reads(&pids, ksm_stat));
+        // Idle processes: nothing changed since the previous sample.
         let (w, c) = (Instant::now(), thread_cpu_seconds());
         let snap = m.sample()?;
-        sample_cpu.push((thread_cpu_seconds() - c) * 1e3);
-        sample_wall.push(w.elapsed().as_secs_f64() * 1e3);
-        rows = snap.rows.len();
+        t.idle.push((thread_cpu_seconds() - c) * 1e3);
+        t.idle_wall.push(w.elapsed().as_secs_f64() * 1e3);
+        t.rows = snap.rows.len();
+        t.reused_idle = snap.pagemaps_reused;
         exported.add(snap);
         let c = thread_cpu_seconds();
         let text = exported.render(&cols, Format::OpenMetrics);
-        scrape_cpu.push((thread_cpu_seconds() - c) * 1e3);
-        bytes = text.len();
+        t.scrape.push((thread_cpu_seconds() - c) * 1e3);
+        t.bytes = text.len();
+        // Every process touched a page since the previous sample: each pagemap is read.
+        touch_all(&mut held)?;
+        let c = thread_cpu_seconds();
+        let snap = m.sample()?;
+        t.busy.push((thread_cpu_seconds() - c) * 1e3);
+        t.reused_busy = snap.pagemaps_reused;
     }
-    // The same without the pagemap columns (--no-cow): what reading the pagemaps costs.
+    // The same without the pagemap columns (--no-cow).
     let mut m = Monitor::new(MonitorOptions { cow: false, ..opts });
     m.sample()?;
-    let mut lean_cpu = Vec::new();
     for _ in 0..args.rounds {
         let c = thread_cpu_seconds();
         m.sample()?;
-        lean_cpu.push((thread_cpu_seconds() - c) * 1e3);
+        t.lean.push((thread_cpu_seconds() - c) * 1e3);
     }
-    let lean = median(lean_cpu);
     drop(held);
     drop(made);
-    let (s_cpu, s_wall, r_cpu) = (median(sample_cpu), median(sample_wall), median(scrape_cpu));
     let load_after = loadavg();
     let where_ = if spread {
         format!("{} cgroups under {}", args.cgroups, rel.unwrap_or_default())
     } else {
         "one cgroup (the cgroup2 tree is not writable here: no spread)".to_owned()
     };
+    let (bare, idle, busy, lean, scrape) =
+        (median(t.bare), median(t.idle), median(t.busy), median(t.lean), median(t.scrape));
+    let (idle_wall, n) = (median(t.idle_wall), args.procs as u64);
     if json_out {
         println!(
             "{}",
             json!({"procs": args.procs, "cgroups": if spread { args.cgroups } else { 1 }, "mib_each": args.mib,
-                   "rows": rows, "sample_cpu_ms": s_cpu, "sample_no_cow_cpu_ms": lean, "sample_wall_ms": s_wall, "scrape_cpu_ms": r_cpu,
-                   "scrape_bytes": bytes, "loadavg_before": load_before, "loadavg_after": load_after})
+                   "rows": t.rows, "bare_read_cpu_ms": bare, "ksm_stat_read": ksm_stat,
+                   "sample_idle_cpu_ms": idle, "sample_idle_wall_ms": idle_wall, "pagemaps_reused_idle": t.reused_idle,
+                   "sample_busy_cpu_ms": busy, "pagemaps_reused_busy": t.reused_busy,
+                   "sample_no_cow_cpu_ms": lean, "scrape_cpu_ms": scrape, "scrape_bytes": t.bytes,
+                   "loadavg_before": load_before, "loadavg_after": load_after})
         );
-    } else {
-        let mut o = std::io::stdout().lock();
-        writeln!(
-            o,
-            "exporter cost: {} processes ({} MiB each) in {where_}; {rows} rows",
-            args.procs, args.mib
-        )?;
-        writeln!(
-            o,
-            "loadavg {} -> {}; median of {}",
-            load_text(&load_before),
-            load_text(&load_after),
-            args.rounds
-        )?;
-        writeln!(o, "| what | CPU ms | wall ms |\n|---|---:|---:|")?;
-        writeln!(
-            o,
-            "| one sample (every --interval: /proc, pagemap, cgroupfs) | {s_cpu:.1} | {s_wall:.1} |"
-        )?;
-        writeln!(o, "| one sample with --no-cow (no pagemap reads) | {lean:.1} | |")?;
-        writeln!(o, "| one scrape (render /metrics, {bytes} bytes) | {r_cpu:.2} | |")?;
-        writeln!(o, "| sample + scrape (goal < 50 ms CPU) | {:.1} | |", s_cpu + r_cpu)?;
+        return Ok(());
     }
+    let mut o = std::io::stdout().lock();
+    writeln!(
+        o,
+        "exporter cost: {} processes ({} MiB each) in {where_}; {} rows",
+        args.procs, args.mib, t.rows
+    )?;
+    writeln!(
+        o,
+        "loadavg {} -> {}; median of {}",
+        load_text(&load_before),
+        load_text(&load_after),
+        args.rounds
+    )?;
+    let files =
+        if ksm_stat { "{stat,statm,ksm_stat}" } else { "{stat,statm} (KSM merges nothing: no ksm_stat)" };
+    let x = |v: f64| format!("{:.2}x", v / bare);
+    writeln!(o, "| what | CPU ms | vs bare read |\n|---|---:|---:|")?;
+    writeln!(o, "| bare read of /proc/PID/{files} of every process (baseline) | {bare:.1} | 1.00x |")?;
+    writeln!(
+        o,
+        "| one sample, idle processes (pagemaps reused: {}/{n}; wall {idle_wall:.1} ms) | {idle:.1} | {} |",
+        t.reused_idle,
+        x(idle)
+    )?;
+    writeln!(
+        o,
+        "| one sample, every process touched a page (pagemaps reused: {}/{n}) | {busy:.1} | {} |",
+        t.reused_busy,
+        x(busy)
+    )?;
+    writeln!(o, "| one sample with --no-cow (no pagemap reads) | {lean:.1} | {} |", x(lean))?;
+    writeln!(o, "| one scrape (render /metrics, {} bytes) | {scrape:.2} | |", t.bytes)?;
+    writeln!(o, "| idle sample + scrape (goal < 50 ms CPU) | {:.1} | |", idle + scrape)?;
     Ok(())
 }

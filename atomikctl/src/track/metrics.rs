@@ -32,6 +32,9 @@ pub fn row_labels(r: &CgroupRow) -> String {
         if let Some(p) = &i.pod_uid {
             l.push_str(&format!(",pod_uid=\"{}\"", label(p)));
         }
+        if let Some(n) = &i.container_name {
+            l.push_str(&format!(",container_name=\"{}\"", label(n)));
+        }
     }
     l
 }

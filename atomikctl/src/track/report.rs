@@ -74,7 +74,7 @@ pub fn to_json(snap: &Snapshot, cols: &[&Column]) -> Value {
                 "identity".into(),
                 json!(r.identity.as_ref().map(|i| json!({
                     "kind": i.kind, "name": i.name, "container_id": i.container_id,
-                    "pod_uid": i.pod_uid, "qos": i.qos,
+                    "pod_uid": i.pod_uid, "qos": i.qos, "container_name": i.container_name,
                 }))),
             );
             for c in cols {

@@ -24,6 +24,18 @@ pub enum DetectorArg {
     FullRescan,
 }
 
+impl DetectorArg {
+    /// The detector asked for (`None`: the best available).
+    pub fn detector(self) -> Option<Detector> {
+        match self {
+            DetectorArg::Auto => None,
+            DetectorArg::PagemapScan => Some(Detector::UffdWp),
+            DetectorArg::SoftDirty => Some(Detector::SoftDirty),
+            DetectorArg::FullRescan => Some(Detector::FullRescan),
+        }
+    }
+}
+
 #[derive(Args, Debug)]
 pub struct WatchArgs {
     /// The process to watch.
@@ -59,12 +71,7 @@ pub fn run(args: WatchArgs, json: bool) -> Result<()> {
     if !(args.interval.is_finite() && args.interval > 0.0) {
         return Err(BadInput(format!("--interval {} must be a positive number", args.interval)).into());
     }
-    let detector = match args.detector {
-        DetectorArg::Auto => None,
-        DetectorArg::PagemapScan => Some(Detector::UffdWp),
-        DetectorArg::SoftDirty => Some(Detector::SoftDirty),
-        DetectorArg::FullRescan => Some(Detector::FullRescan),
-    };
+    let detector = args.detector.detector();
     let follow = args.ranges.is_empty();
     let proc = Path::new("/proc");
     let ranges_now = || -> Result<Vec<Range>, TrackError> {

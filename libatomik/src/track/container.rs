@@ -18,6 +18,9 @@ pub struct Identity {
     pub pod_uid: Option<String>,
     /// The pod's QoS class (`guaranteed`, `burstable`, `besteffort`).
     pub qos: Option<String>,
+    /// The container's name in its runtime's state, where readable
+    /// ([`runtime::Names`](super::runtime::Names)); `identify` leaves it `None`.
+    pub container_name: Option<String>,
 }
 
 fn is_hex_id(s: &str) -> bool {
@@ -103,6 +106,7 @@ pub fn identify(path: &str) -> Option<Identity> {
             container_id: Some(id),
             pod_uid: pod,
             qos,
+            container_name: None,
         });
     }
     if let Some(uid) = pod_uid(last).filter(|_| in_pods) {
@@ -112,10 +116,20 @@ pub fn identify(path: &str) -> Option<Identity> {
             container_id: None,
             pod_uid: Some(uid),
             qos,
+            container_name: None,
         });
     }
     let unit = unescape(last);
-    let id = |kind| Some(Identity { kind, name: unit.clone(), container_id: None, pod_uid: None, qos: None });
+    let id = |kind| {
+        Some(Identity {
+            kind,
+            name: unit.clone(),
+            container_id: None,
+            pod_uid: None,
+            qos: None,
+            container_name: None,
+        })
+    };
     if parts.first() == Some(&"machine.slice") && unit.starts_with("machine-") && unit.ends_with(".scope") {
         let name = unit.trim_start_matches("machine-").trim_end_matches(".scope").to_owned();
         return Some(Identity {
@@ -124,6 +138,7 @@ pub fn identify(path: &str) -> Option<Identity> {
             container_id: None,
             pod_uid: None,
             qos: None,
+            container_name: None,
         });
     }
     if unit.starts_with("session-") && unit.ends_with(".scope") {

@@ -19,7 +19,7 @@ use super::maps::read_maps;
 use super::memread::MemReader;
 use super::pagemap::{PageEntry, Pagemap};
 use super::ranges::{coalesce, Range, PAGE};
-use super::scan::{populated, scan_category, PAGE_IS_PFNZERO};
+use super::scan::{populated, populated_and_zero};
 use std::path::Path;
 
 /// One process's private anonymous memory at one moment.
@@ -55,13 +55,16 @@ pub fn sample_anon(proc_root: &Path, pid: i32) -> Result<AnonSample> {
     let mut excl_addrs: Vec<u64> = Vec::new();
     let mut spans: Vec<Range> = Vec::new();
     for m in maps.iter().filter(|m| m.is_private_anon()) {
+        // Only populated pages: a mapping may reserve terabytes and use megabytes. With
+        // PAGEMAP_SCAN one walk gives them and the zero-page mappings among them.
         zero.clear();
-        if s.zero_page_known && scan_category(&pm, m.range, PAGE_IS_PFNZERO, &mut zero).is_err() {
-            s.zero_page_known = false;
-        }
-        // Only populated pages: a mapping may reserve terabytes and use megabytes.
         spans.clear();
-        populated(&pm, m.range, &mut spans)?;
+        if !(s.zero_page_known && populated_and_zero(&pm, m.range, &mut spans, &mut zero).is_ok()) {
+            s.zero_page_known = false;
+            zero.clear();
+            spans.clear();
+            populated(&pm, m.range, &mut spans)?;
+        }
         let mut zi = 0;
         for span in &spans {
             pm.read(*span, &mut entries)?;

@@ -18,6 +18,19 @@ pub struct KsmGlobal {
     pub ksm_zero_pages: Option<u64>,
 }
 
+impl KsmGlobal {
+    /// Whether KSM merges nothing anywhere: no KSM page, no merged zero page, and a
+    /// `general_profit` of exactly 0 (so no rmap item either, the metadata KSM keeps per
+    /// scanned page). Every process's `ksm_stat` then reads 0 merging pages and 0 profit.
+    /// False when a counter is missing (an older kernel, or no KSM).
+    pub fn nothing_merged(&self) -> bool {
+        self.pages_shared == Some(0)
+            && self.pages_sharing == Some(0)
+            && self.ksm_zero_pages.unwrap_or(0) == 0
+            && self.general_profit == Some(0)
+    }
+}
+
 /// Reads the counters under `dir` (normally `/sys/kernel/mm/ksm`).
 pub fn read_ksm(dir: &Path) -> KsmGlobal {
     let n = |f: &str| -> Option<i64> { std::fs::read_to_string(dir.join(f)).ok()?.trim().parse().ok() };

@@ -7,15 +7,16 @@
 use super::accounting::{read_accounting, Accounting};
 use super::cgroup::{ancestors, in_subtree, read_membership_under};
 use super::container::{identify, Identity};
-use super::cow::{cow_breaks, identical_copies, sample_anon, AnonSample};
+use super::cow::{cow_breaks, identical_copies, sample_anon, AnonSample, CowBreaks};
 use super::dups::{add_shared_candidates, find_duplicates, DupProcess, DupReport};
 use super::error::TrackError;
 use super::kernel_cow::{self, ProcessCow};
 use super::ksm::{ksm_pages, read_ksm, KsmGlobal, KsmPages};
 use super::maps::read_maps;
-use super::procfs::{list_pids, read_proc_in, ProcInfo};
+use super::procfs::{list_pids, read_proc_in, ProcInfo, Want};
 use super::ranges::{Range, PAGE};
 use super::region::{Detector, Tracker, TrackerOptions};
+use super::runtime::{Names, RuntimeState};
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -41,6 +42,11 @@ pub struct MonitorOptions {
     pub uid: Option<u32>,
     /// Only these processes (None: all).
     pub pids: Option<Vec<i32>>,
+    /// How `writes` finds written pages (None: the best available per process, see
+    /// [`Tracker::watch`]).
+    pub detector: Option<Detector>,
+    /// Where the container runtimes keep their state (container names).
+    pub runtime_state: RuntimeState,
 }
 
 impl Default for MonitorOptions {
@@ -55,6 +61,8 @@ impl Default for MonitorOptions {
             writes: false,
             uid: None,
             pids: None,
+            detector: None,
+            runtime_state: RuntimeState::default(),
         }
     }
 }
@@ -148,6 +156,9 @@ pub struct Snapshot {
     /// Processes tracked by full rescan: (pid, name, bytes re-read this interval), most
     /// costly first.
     pub rescans: Vec<(i32, String, u64)>,
+    /// Processes whose pagemap was not read again: unchanged since the previous sample
+    /// (same fault counts, RSS and KSM pages, no page shared copy-on-write).
+    pub pagemaps_reused: u64,
 }
 
 /// [`Snapshot::cow_engines`]: copies told apart by page frame numbers from pagemap.
@@ -159,13 +170,31 @@ struct ProcState {
     anon: Option<AnonSample>,
     /// The kernel engine's COW watch, used when PFNs are hidden.
     kcow: Option<ProcessCow>,
+    /// What `anon` was read under: while it stays the same and `anon` has no shared page,
+    /// the pagemap is not read again.
+    anon_sig: Option<AnonSig>,
     /// The tracker and the mappings it was set up for.
     tracker: Option<(Vec<Range>, Tracker)>,
+}
+
+/// What must stay equal for a process's pagemap sample to still hold. A process changes
+/// its own anonymous pages by faulting (first touch, swap-in, copy on write: its fault
+/// counts move) or by freeing them (its RSS moves); KSM merging moves `ksm_merging_pages`.
+/// A fork shares the parent's pages without a fault in the parent, but the parent faults on
+/// its next write to any page (its stack, as the fork returns). Pages shared with others can
+/// change by the others' writes and exits alone, so a sample with shared pages is never
+/// reused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct AnonSig {
+    faults: (u64, u64),
+    rss: u64,
+    ksm_merging: Option<u64>,
 }
 
 /// Keeps what two samples need: the previous per-process state and the trackers.
 pub struct Monitor {
     opts: MonitorOptions,
+    names: Names,
     last: Option<Instant>,
     state: HashMap<i32, ProcState>,
     /// Whether `/dev/atomik` can give COW figures (looked up at the first need).
@@ -254,7 +283,13 @@ pub fn default_ranges(proc_root: &Path, pid: i32) -> super::error::Result<Vec<Ra
 impl Monitor {
     /// A monitor with no history.
     pub fn new(opts: MonitorOptions) -> Monitor {
-        Monitor { opts, last: None, state: HashMap::new(), kernel_cow: None }
+        Monitor {
+            names: Names::new(opts.runtime_state.clone()),
+            opts,
+            last: None,
+            state: HashMap::new(),
+            kernel_cow: None,
+        }
     }
 
     /// The options.
@@ -274,13 +309,15 @@ impl Monitor {
         let dt = self.last.map(|l| now.duration_since(l).as_secs_f64()).unwrap_or(0.0);
         self.last = Some(now);
         let mut snap = Snapshot { interval_s: dt, ksm: read_ksm(&self.opts.ksm_dir), ..Default::default() };
-        let procs = self.processes(&mut snap)?;
+        let want = Want { uid: self.opts.uid.is_some(), ksm_stat: !snap.ksm.nothing_merged() };
+        let procs = self.processes(&mut snap, want)?;
         let mut no_pagemap = 0u64;
         let mut pagemap_error: Option<String> = None;
         let mut no_pfn = false;
         let mut no_zero = false;
         let mut no_writes = 0u64;
         let mut restarted = 0u64;
+        let mut reused = 0u64;
         let mut figures: Vec<(i32, String, ProcFigures)> = Vec::new();
         let mut alive = std::collections::HashSet::new();
         for info in &procs {
@@ -291,19 +328,50 @@ impl Monitor {
                 ksm_profit: info.ksm_profit,
                 ..Default::default()
             };
-            let st =
-                self.state.entry(info.pid).or_insert(ProcState { anon: None, kcow: None, tracker: None });
+            let st = self.state.entry(info.pid).or_insert(ProcState {
+                anon: None,
+                kcow: None,
+                anon_sig: None,
+                tracker: None,
+            });
             if self.opts.cow && info.rss_bytes > 0 {
-                match sample_anon(&self.opts.proc_root, info.pid) {
-                    Ok(a) => {
+                // Read before the pagemap, so a change during the read shows next time.
+                let sig = info.faults.map(|faults| AnonSig {
+                    faults,
+                    rss: info.rss_bytes,
+                    ksm_merging: info.ksm_merging_pages,
+                });
+                let unchanged = !self.opts.dups
+                    && sig.is_some()
+                    && st.anon_sig == sig
+                    && st.anon.as_ref().is_some_and(|a| a.shared.is_empty());
+                let sampled = if unchanged {
+                    reused += 1;
+                    let a = st.anon.take().expect("checked above");
+                    let b = CowBreaks { copied: a.pfn_visible.then_some(0), ..Default::default() };
+                    Ok((a, Some(b)))
+                } else {
+                    sample_anon(&self.opts.proc_root, info.pid).map(|a| {
+                        let b = st.anon.as_ref().and_then(|prev| cow_breaks(&self.opts.proc_root, prev).ok());
+                        (a, b)
+                    })
+                };
+                match sampled {
+                    Ok((a, breaks)) => {
                         if !a.pfn_visible && a.present > 0 {
                             // Without PFNs the kernel engine can still tell copies apart
                             // (only for the real /proc: its pids are the module's).
                             let usable = *self.kernel_cow.get_or_insert_with(|| {
                                 self.opts.proc_root == Path::new("/proc") && kernel_cow::available()
                             });
+                            // An unchanged process with no shared page has no copy to count;
+                            // the kernel's record keeps any break for its next sample.
                             let k = usable.then(|| {
-                                kernel_cow::sample_process(&self.opts.proc_root, info.pid, &mut st.kcow)
+                                if unchanged {
+                                    Ok(None)
+                                } else {
+                                    kernel_cow::sample_process(&self.opts.proc_root, info.pid, &mut st.kcow)
+                                }
                             });
                             match k {
                                 Some(Ok(k)) => {
@@ -313,7 +381,7 @@ impl Monitor {
                                 }
                                 _ => no_pfn = true,
                             }
-                        } else if a.pfn_visible && st.anon.is_some() {
+                        } else if a.pfn_visible && breaks.is_some() {
                             *snap.cow_engines.entry(COW_ENGINE_PFN.into()).or_default() += 1;
                         }
                         no_zero |= !a.zero_page_known;
@@ -321,30 +389,27 @@ impl Monitor {
                         if info.ksm_merging_pages.is_some_and(|p| p > 0) {
                             f.ksm_pages = ksm_pages(&a.shared);
                         }
-                        if let Some(prev) = &st.anon {
-                            if let Ok(b) = cow_breaks(&self.opts.proc_root, prev) {
-                                f.cow_breaks = Some(b.became_exclusive);
-                                f.cow_copies = b.copied.or(f.cow_copies);
-                                // A fork child's copies can be compared with the parent's
-                                // page at the same address while it is still the origin.
-                                if b.copied.is_some() {
-                                    f.cow_identical = Some(0);
-                                }
-                                // (Kernel figures, when used, are already in place: without
-                                // PFNs no copied pages are listed below.)
-                                if !b.copied_pages.is_empty() && info.ppid > 0 {
-                                    if let Ok(c) = identical_copies(
-                                        &self.opts.proc_root,
-                                        info.pid,
-                                        info.ppid,
-                                        &b.copied_pages,
-                                    ) {
-                                        f.cow_identical = Some(c.identical);
-                                    }
+                        if let Some(b) = breaks {
+                            f.cow_breaks = Some(b.became_exclusive);
+                            f.cow_copies = b.copied.or(f.cow_copies);
+                            // A fork child's copies can be compared with the parent's
+                            // page at the same address while it is still the origin.
+                            if b.copied.is_some() {
+                                f.cow_identical = Some(0);
+                            }
+                            if !b.copied_pages.is_empty() && info.ppid > 0 {
+                                if let Ok(c) = identical_copies(
+                                    &self.opts.proc_root,
+                                    info.pid,
+                                    info.ppid,
+                                    &b.copied_pages,
+                                ) {
+                                    f.cow_identical = Some(c.identical);
                                 }
                             }
                         }
                         st.anon = Some(a);
+                        st.anon_sig = sig;
                     }
                     Err(e) => {
                         // A process that exited meanwhile is not missing data.
@@ -355,6 +420,7 @@ impl Monitor {
                             pagemap_error.get_or_insert_with(|| e.to_string());
                         }
                         st.anon = None;
+                        st.anon_sig = None;
                     }
                 }
             }
@@ -407,6 +473,7 @@ impl Monitor {
             figures.push((info.pid, info.cgroup.clone(), f));
         }
         self.state.retain(|pid, _| alive.contains(pid));
+        snap.pagemaps_reused = reused;
         snap.rescans.sort_by(|a, b| b.2.cmp(&a.2).then(a.0.cmp(&b.0)));
 
         if self.opts.dups {
@@ -514,7 +581,7 @@ impl Monitor {
         Ok(snap)
     }
 
-    fn processes(&self, snap: &mut Snapshot) -> super::error::Result<Vec<ProcInfo>> {
+    fn processes(&self, snap: &mut Snapshot, want: Want) -> super::error::Result<Vec<ProcInfo>> {
         // Membership from the cgroupfs, of the subtree only: processes outside it are not
         // read at all.
         let mut cg_of: Option<BTreeMap<i32, String>> = None;
@@ -540,10 +607,10 @@ impl Monitor {
                 continue;
             }
             let cg = cg_of.as_ref().and_then(|m| m.get(&pid)).map(String::as_str);
-            let Some(info) = read_proc_in(&self.opts.proc_root, pid, cg)? else {
+            let Some(info) = read_proc_in(&self.opts.proc_root, pid, cg, want)? else {
                 continue;
             };
-            if self.opts.uid.is_some_and(|u| u != info.uid) {
+            if self.opts.uid.is_some_and(|u| info.uid != Some(u)) {
                 continue;
             }
             // Processes outside the subtree cost nothing: no pagemap, no tracker.
@@ -555,7 +622,7 @@ impl Monitor {
     }
 
     fn roll_up(
-        &self,
+        &mut self,
         figures: &[(i32, String, ProcFigures)],
         dt: f64,
         dups: Option<&DupReport>,
@@ -591,7 +658,12 @@ impl Monitor {
                 });
                 let accounting = self.opts.cgroup_root.as_deref().map(|root| read_accounting(root, &cg));
                 CgroupRow {
-                    identity: identify(&cg),
+                    identity: identify(&cg).map(|mut i| {
+                        if let Some(id) = &i.container_id {
+                            i.container_name = self.names.get(i.kind, id);
+                        }
+                        i
+                    }),
                     accounting,
                     cgroup: cg,
                     processes: n,
@@ -691,7 +763,11 @@ fn track_writes(opts: &MonitorOptions, pid: i32, st: &mut ProcState) -> Writes {
     if ranges.is_empty() {
         return Writes::Unreadable;
     }
-    match Tracker::watch(pid, &ranges, TrackerOptions::default()) {
+    match Tracker::watch(
+        pid,
+        &ranges,
+        TrackerOptions { detector: opts.detector, ..TrackerOptions::default() },
+    ) {
         Ok(t) => {
             let det = t.detector();
             st.tracker = Some((maps, t));

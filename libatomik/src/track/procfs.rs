@@ -2,6 +2,7 @@
 //! Every reader takes the proc root so tests can point it at a fake tree.
 
 use super::error::{Result, TrackError};
+use super::ranges::PAGE;
 use std::path::Path;
 
 /// What `/proc/PID/{status,cgroup,ksm_stat}` say about one process.
@@ -13,8 +14,8 @@ pub struct ProcInfo {
     pub ppid: i32,
     /// `Name:` from status.
     pub name: String,
-    /// Real uid.
-    pub uid: u32,
+    /// Real uid (`None` where it was not asked for: it needs `status`, see [`Want`]).
+    pub uid: Option<u32>,
     /// Resident set, bytes (`VmRSS`; 0 for kernel threads).
     pub rss_bytes: u64,
     /// cgroup v2 path (`0::PATH` line), `/` when absent.
@@ -23,6 +24,26 @@ pub struct ProcInfo {
     pub ksm_merging_pages: Option<u64>,
     /// `ksm_process_profit` in bytes, when ksm_stat is readable.
     pub ksm_profit: Option<i64>,
+    /// Page faults since it started, `(minor, major)`, over all its threads (from `stat`).
+    pub faults: Option<(u64, u64)>,
+}
+
+/// What a sample needs of a process beyond what `/proc/PID/stat` and `statm` give (name,
+/// parent, faults; RSS): they are the cheapest of the per-process files for the kernel to
+/// write, so a machine-wide sample reads the others only where they are needed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Want {
+    /// The real uid (`status`).
+    pub uid: bool,
+    /// `ksm_stat`; `false` when KSM has merged nothing anywhere
+    /// ([`KsmGlobal::nothing_merged`](super::ksm::KsmGlobal::nothing_merged)): every
+    /// process's KSM figures are then 0 without reading it.
+    pub ksm_stat: bool,
+}
+
+impl Want {
+    /// Everything.
+    pub const ALL: Want = Want { uid: true, ksm_stat: true };
 }
 
 /// The numeric entries of the proc root: every process id.
@@ -52,23 +73,39 @@ pub fn parse_cgroup_file(text: &str) -> Option<String> {
     groups.0.into_iter().find(|g| g.hierarchy == 0).map(|g| g.pathname)
 }
 
-/// Reads one process (`status` with the `procfs` crate's parser, `cgroup`, `ksm_stat`).
-/// `Ok(None)` when it vanished meanwhile.
+/// Reads one process (`stat` and `status` with the `procfs` crate's parsers, `cgroup`,
+/// `ksm_stat`). `Ok(None)` when it vanished meanwhile.
 pub fn read_proc(proc_root: &Path, pid: i32) -> Result<Option<ProcInfo>> {
-    read_proc_in(proc_root, pid, None)
+    read_proc_in(proc_root, pid, None, Want::ALL)
 }
 
 /// [`read_proc`] of a process whose cgroup is known already (from the cgroupfs): its
-/// `/proc/PID/cgroup` is not read.
-pub fn read_proc_in(proc_root: &Path, pid: i32, cgroup: Option<&str>) -> Result<Option<ProcInfo>> {
+/// `/proc/PID/cgroup` is not read; nor `status` and `ksm_stat` unless `want` says so. Where
+/// `stat` or `statm` is missing or unreadable (a fake tree) everything comes from `status`.
+pub fn read_proc_in(
+    proc_root: &Path,
+    pid: i32,
+    cgroup: Option<&str>,
+    want: Want,
+) -> Result<Option<ProcInfo>> {
     use procfs::FromRead;
     let dir = proc_root.join(pid.to_string());
-    let status_path = dir.join("status");
-    let status = match procfs::process::Status::from_file(&status_path) {
-        Ok(s) => s,
-        Err(procfs::ProcError::NotFound(_)) => return Ok(None),
-        Err(procfs::ProcError::Io(e, _)) if e.raw_os_error() == Some(libc::ESRCH) => return Ok(None),
-        Err(e) => return Err(proc_error(&status_path, e)),
+    let read = |f: &str| std::fs::read(dir.join(f)).ok();
+    // stat's RSS is the kernel's per-CPU estimate (off by up to a batch per CPU); statm's
+    // is the exact sum, as status's VmRSS.
+    let stat = read("stat")
+        .and_then(|t| procfs::process::Stat::from_read(&t[..]).ok())
+        .zip(read("statm").and_then(|t| procfs::process::StatM::from_read(&t[..]).ok()));
+    let status = if want.uid || stat.is_none() {
+        let status_path = dir.join("status");
+        match procfs::process::Status::from_file(&status_path) {
+            Ok(s) => Some(s),
+            Err(procfs::ProcError::NotFound(_)) => return Ok(None),
+            Err(procfs::ProcError::Io(e, _)) if e.raw_os_error() == Some(libc::ESRCH) => return Ok(None),
+            Err(e) => return Err(proc_error(&status_path, e)),
+        }
+    } else {
+        None
     };
     let cgroup = match cgroup {
         Some(c) => c.to_owned(),
@@ -78,21 +115,33 @@ pub fn read_proc_in(proc_root: &Path, pid: i32, cgroup: Option<&str>) -> Result<
             .unwrap_or_else(|| "/".to_owned()),
     };
     // ksm_stat: not covered by the procfs crate.
-    let ksm = std::fs::read_to_string(dir.join("ksm_stat")).ok();
-    let ksm_num = |k: &str| {
-        ksm.as_deref()
-            .and_then(|t| t.lines().find_map(|l| l.strip_prefix(k)))
-            .and_then(|v| v.trim().parse::<i64>().ok())
+    let (ksm_merging_pages, ksm_profit) = if want.ksm_stat {
+        let ksm = std::fs::read_to_string(dir.join("ksm_stat")).ok();
+        let num = |k: &str| {
+            ksm.as_deref()
+                .and_then(|t| t.lines().find_map(|l| l.strip_prefix(k)))
+                .and_then(|v| v.trim().parse::<i64>().ok())
+        };
+        (num("ksm_merging_pages ").map(|v| v as u64), num("ksm_process_profit "))
+    } else {
+        (Some(0), Some(0))
+    };
+    let faults = stat.as_ref().map(|(s, _)| (s.minflt, s.majflt));
+    let (ppid, name, rss_bytes) = match (&status, stat) {
+        (Some(st), _) => (st.ppid, st.name.clone(), st.vmrss.unwrap_or(0) * 1024),
+        (None, Some((s, m))) => (s.ppid, s.comm, m.resident * PAGE),
+        (None, None) => unreachable!("status is read when stat is not"),
     };
     Ok(Some(ProcInfo {
         pid,
-        ppid: status.ppid,
-        name: status.name,
-        uid: status.ruid,
-        rss_bytes: status.vmrss.unwrap_or(0) * 1024,
+        ppid,
+        name,
+        uid: status.map(|s| s.ruid),
+        rss_bytes,
         cgroup,
-        ksm_merging_pages: ksm_num("ksm_merging_pages ").map(|v| v as u64),
-        ksm_profit: ksm_num("ksm_process_profit "),
+        ksm_merging_pages,
+        ksm_profit,
+        faults,
     }))
 }
 
@@ -141,9 +190,26 @@ mod tests {
         assert_eq!(list_pids(d.path()).unwrap(), vec![42]);
         let i = read_proc(d.path(), 42).unwrap().unwrap();
         assert_eq!(i.name, "postgres");
-        assert_eq!((i.ppid, i.uid, i.rss_bytes), (1, 999, 2048 * 1024));
+        assert_eq!((i.ppid, i.uid, i.rss_bytes), (1, Some(999), 2048 * 1024));
         assert_eq!(i.cgroup, "/system.slice/pg.service");
         assert_eq!((i.ksm_merging_pages, i.ksm_profit), (Some(3), Some(8192)));
         assert_eq!(read_proc(d.path(), 43).unwrap(), None);
+    }
+
+    #[test]
+    fn stat_alone_gives_what_status_gives() {
+        let mut child = std::process::Command::new("sleep").arg("30").spawn().unwrap();
+        let pid = child.id() as i32;
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        let root = Path::new("/proc");
+        let full = read_proc(root, pid).unwrap().unwrap();
+        let lean =
+            read_proc_in(root, pid, Some("/x"), Want { uid: false, ksm_stat: false }).unwrap().unwrap();
+        child.kill().unwrap();
+        child.wait().unwrap();
+        assert_eq!((lean.ppid, lean.name.as_str(), lean.rss_bytes), (full.ppid, "sleep", full.rss_bytes));
+        assert_eq!((lean.uid, full.uid), (None, Some(nix::unistd::getuid().as_raw())));
+        assert_eq!((lean.ksm_merging_pages, lean.ksm_profit), (Some(0), Some(0)));
+        assert!(lean.faults.is_some_and(|(minor, _)| minor > 0), "{:?}", lean.faults);
     }
 }

@@ -178,7 +178,13 @@ impl AsRawFd for WpArm {
 /// Runs `PAGEMAP_SCAN` over `range` with `query` (flags and category masks), appending the
 /// matching pages to `out` as ranges.
 fn scan(pm: &Pagemap, range: Range, query: PmScanArg, out: &mut Vec<Range>) -> Result<()> {
-    let mut regions = vec![PageRegion::default(); 512];
+    scan_regions(pm, range, query, |r, _| out.push(r))
+}
+
+/// Runs `PAGEMAP_SCAN` over `range` with `query`, giving each matching run of pages with
+/// the same categories (of `query.return_mask`) to `f`.
+fn scan_regions(pm: &Pagemap, range: Range, query: PmScanArg, mut f: impl FnMut(Range, u64)) -> Result<()> {
+    let mut regions = [PageRegion::default(); 256];
     let mut start = range.start;
     while start < range.end {
         let mut arg = PmScanArg {
@@ -195,7 +201,9 @@ fn scan(pm: &Pagemap, range: Range, query: PmScanArg, out: &mut Vec<Range>) -> R
         if n < 0 {
             return Err(sys(pm.pid(), "PAGEMAP_SCAN"));
         }
-        out.extend(regions[..n as usize].iter().map(|r| Range::new(r.start, r.end)));
+        for r in &regions[..n as usize] {
+            f(Range::new(r.start, r.end), r.categories);
+        }
         if arg.walk_end <= start {
             break;
         }
@@ -224,6 +232,31 @@ pub fn scan_written(pm: &Pagemap, range: Range, rearm: bool, out: &mut Vec<Range
 pub fn scan_category(pm: &Pagemap, range: Range, categories: u64, out: &mut Vec<Range>) -> Result<()> {
     let query = PmScanArg { category_anyof_mask: categories, return_mask: categories, ..Default::default() };
     scan(pm, range, query, out)
+}
+
+/// [`populated`] and the pages mapping the zero page (as [`scan_category`] with
+/// [`PAGE_IS_PFNZERO`]) in one walk of the page tables, appended to `spans` and `zero`.
+/// Fails with ENOTTY (as [`TrackError::Sys`]) on kernels before 6.7.
+pub fn populated_and_zero(
+    pm: &Pagemap,
+    range: Range,
+    spans: &mut Vec<Range>,
+    zero: &mut Vec<Range>,
+) -> Result<()> {
+    let query = PmScanArg {
+        category_anyof_mask: PAGE_IS_PRESENT | PAGE_IS_SWAPPED,
+        return_mask: PAGE_IS_PRESENT | PAGE_IS_SWAPPED | PAGE_IS_PFNZERO,
+        ..Default::default()
+    };
+    scan_regions(pm, range, query, |r, cats| {
+        if cats & PAGE_IS_PFNZERO != 0 {
+            zero.push(r);
+        }
+        match spans.last_mut() {
+            Some(last) if last.end == r.start => last.end = r.end,
+            _ => spans.push(r),
+        }
+    })
 }
 
 /// Pages of `range` that are present or swapped (the populated ones), as ranges. Uses
@@ -278,9 +311,8 @@ mod tests {
     use super::*;
     use crate::track::ranges::PAGE;
 
-    #[test]
-    fn reports_exactly_the_written_pages_then_rearms() {
-        let len = 16 * PAGE as usize;
+    /// A private anonymous mapping of `len` bytes, none populated.
+    fn anon_map(len: usize) -> *mut libc::c_void {
         // SAFETY: anonymous private mapping with no address hint; checked below.
         let p = unsafe {
             libc::mmap(
@@ -293,6 +325,46 @@ mod tests {
             )
         };
         assert_ne!(p, libc::MAP_FAILED);
+        p
+    }
+
+    #[test]
+    fn one_walk_gives_populated_pages_and_zero_page_mappings() {
+        let len = 16 * PAGE as usize;
+        let p = anon_map(len);
+        // SAFETY: advice on the mapping just created (no huge zero page).
+        unsafe { libc::madvise(p, len, libc::MADV_NOHUGEPAGE) };
+        let base = p as u64;
+        for i in 0..4 {
+            // SAFETY: inside the 16-page mapping above.
+            unsafe { std::ptr::write_volatile((p as *mut u8).add(i * PAGE as usize), 1) };
+        }
+        for i in 6..8 {
+            // SAFETY: as above; a read of an untouched page maps the zero page.
+            unsafe { std::ptr::read_volatile((p as *const u8).add(i * PAGE as usize)) };
+        }
+        let pm = Pagemap::open(std::process::id() as i32).unwrap();
+        let whole = Range::new(base, base + len as u64);
+        let (mut spans, mut zero) = (Vec::new(), Vec::new());
+        match populated_and_zero(&pm, whole, &mut spans, &mut zero) {
+            Ok(()) => {
+                let pages = |a: u64, b: u64| Range::new(base + a * PAGE, base + b * PAGE);
+                assert_eq!(spans, vec![pages(0, 4), pages(6, 8)]);
+                assert_eq!(zero, vec![pages(6, 8)]);
+                let mut alone = Vec::new();
+                populated(&pm, whole, &mut alone).unwrap();
+                assert_eq!(alone, spans, "the same populated pages as the separate scan");
+            }
+            Err(e) => println!("SKIP: no PAGEMAP_SCAN here: {e}"),
+        }
+        // SAFETY: unmapping the mapping created above, no references remain.
+        unsafe { libc::munmap(p, len) };
+    }
+
+    #[test]
+    fn reports_exactly_the_written_pages_then_rearms() {
+        let len = 16 * PAGE as usize;
+        let p = anon_map(len);
         let base = p as u64;
         // Touch half the pages before arming, leave the rest unpopulated.
         for i in 0..8 {
