@@ -135,16 +135,30 @@ impl Owner {
         }
     }
 
-    /// The owner uid and gid as seen from the caller's user namespace (`from_kuid`, and
-    /// `from_kgid_munged`: the overflow gid when the gid has no mapping there).
+    /// The owner uid and gid as seen from the caller's user namespace, as System V IPC shows
+    /// them (`from_kuid_munged`, `from_kgid_munged`: the overflow uid and gid, 65534, when
+    /// there is no mapping there).
     pub(crate) fn ids(&self) -> (u32, u32) {
-        (self.uid.into_uid_in_current_ns(), gid_in_current_ns(self.gid))
+        (uid_in_current_ns(self.uid), gid_in_current_ns(self.gid))
     }
 }
 
 /// Whether the opener of `file` may exceed the per-user memory limit (CAP_SYS_RESOURCE).
 pub(crate) fn exempt_from_user_limit(file: &File) -> bool {
     file_capable(file, CAP_SYS_RESOURCE)
+}
+
+#[cfg(CONFIG_USER_NS)]
+fn uid_in_current_ns(uid: Kuid) -> u32 {
+    // SAFETY: `current_user_ns()` is the caller's user namespace, valid during the call;
+    // from_kuid_munged only reads it.
+    unsafe { bindings::from_kuid_munged(bindings::current_user_ns(), uid.into_raw()) }
+}
+
+#[cfg(not(CONFIG_USER_NS))]
+fn uid_in_current_ns(uid: Kuid) -> u32 {
+    // Without user namespaces every uid is mapped to itself.
+    uid.into_uid_in_current_ns()
 }
 
 #[cfg(CONFIG_USER_NS)]

@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0
 //! The address space a region watches: which one a pid names, whether the caller may read it,
-//! and fingerprinting its pages in place (referenced and mapped one at a time, never copied).
+//! and visiting its pages in place (referenced and mapped one at a time, never copied): their
+//! fingerprint, and for copy-on-write detection whether each is anonymous and mapped more than
+//! once (`page_share.c`) and which page it is.
 //!
 //! Pages are taken with `get_user_pages_remote` (a plain reference, read access, like
 //! `/proc/PID/mem` and `process_vm_readv`), not pinned: a read-only pin of an anonymous page
@@ -188,6 +190,23 @@ pub(crate) fn fingerprint_pages(
     pages: u64,
     mut f: impl FnMut(u64, Option<u64>),
 ) -> Result {
+    visit_pages(mm, start, pages, |i, page| {
+        f(i, page.map(UserPage::fingerprint));
+        Ok(())
+    })
+}
+
+/// Calls `f(i, page)` for the `pages` pages from `start`, in order, with the page mapped at
+/// each address (referenced for the call), or `None` when it cannot be read (no mapping,
+/// PROT_NONE, I/O memory). Untouched anonymous pages read as the zero page.
+/// ESRCH when the address space is gone, EINTR when a signal is pending; an error of `f`
+/// stops the walk.
+pub(crate) fn visit_pages(
+    mm: &Mm,
+    start: u64,
+    pages: u64,
+    mut f: impl FnMut(u64, Option<&UserPage>) -> Result,
+) -> Result {
     let users = mm.mmget_not_zero().ok_or(ESRCH)?;
     let mut i = 0;
     while i < pages {
@@ -195,7 +214,8 @@ pub(crate) fn fingerprint_pages(
         {
             let lock = users.mmap_read_lock();
             while i < end {
-                f(i, fingerprint_one(&users, &lock, start + i * PAGE)?);
+                let page = UserPage::get(&users, &lock, start + i * PAGE)?;
+                f(i, page.as_ref())?;
                 i += 1;
             }
         }
@@ -208,33 +228,88 @@ pub(crate) fn fingerprint_pages(
     Ok(())
 }
 
-/// Fingerprint of the page at `addr` of `mm`, whose mmap lock `_lock` holds.
-fn fingerprint_one(mm: &MmWithUser, _lock: &MmapReadGuard<'_>, addr: u64) -> Result<Option<u64>> {
-    let mut page: *mut bindings::page = ptr::null_mut();
-    // SAFETY: `mm` has a user reference and its mmap lock is held for reading (`_lock`), as
-    // `get_user_pages_remote` requires when `locked` is null; `page` has room for the one page
-    // asked for. Flags 0: read access, no FOLL_FORCE (like process_vm_readv).
-    let n = unsafe {
-        bindings::get_user_pages_remote(mm.as_raw(), addr as c_ulong, 1, 0, &mut page, ptr::null_mut())
-    };
-    if n == EFAULT.to_errno() as c_long || n == 0 || page.is_null() {
-        return Ok(None);
+/// A page of a user address space, referenced (not pinned) while this value lives.
+pub(crate) struct UserPage {
+    page: NonNull<bindings::page>,
+}
+
+/// How a page is mapped ([`UserPage::share`]).
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Share {
+    /// Not an anonymous page: a file page, the zero page, or kernel memory mapped to users.
+    NotAnon,
+    /// An anonymous page mapped more than once (after fork, or merged by KSM).
+    AnonShared,
+    /// An anonymous page mapped once.
+    AnonOnce,
+}
+
+extern "C" {
+    /// page_share.c: bit 0 anonymous (not a zero page), bit 1 mapped once. Takes a
+    /// `struct page *` (declared opaque: bindgen's `page` holds zero-sized C arrays).
+    fn atomik_page_share(page: *mut core::ffi::c_void) -> core::ffi::c_uint;
+}
+
+impl UserPage {
+    /// The page at `addr` of `mm`, whose mmap lock `_lock` holds; `None` when it cannot be read.
+    fn get(mm: &MmWithUser, _lock: &MmapReadGuard<'_>, addr: u64) -> Result<Option<UserPage>> {
+        let mut page: *mut bindings::page = ptr::null_mut();
+        // SAFETY: `mm` has a user reference and its mmap lock is held for reading (`_lock`), as
+        // `get_user_pages_remote` requires when `locked` is null; `page` has room for the one
+        // page asked for. Flags 0: read access, no FOLL_FORCE (like process_vm_readv).
+        let n = unsafe {
+            bindings::get_user_pages_remote(mm.as_raw(), addr as c_ulong, 1, 0, &mut page, ptr::null_mut())
+        };
+        if n == EFAULT.to_errno() as c_long || n == 0 || page.is_null() {
+            return Ok(None);
+        }
+        if n < 0 {
+            return Err(Error::from_errno(n as i32));
+        }
+        Ok(NonNull::new(page).map(|page| UserPage { page }))
     }
-    if n < 0 {
-        return Err(Error::from_errno(n as i32));
+
+    /// The page's fingerprint (`fp_core`), read in place.
+    pub(crate) fn fingerprint(&self) -> u64 {
+        // SAFETY: the page is referenced while `self` lives; `kmap_local_page` maps it for this
+        // context until `kunmap_local`.
+        let va = unsafe { bindings::kmap_local_page(self.page.as_ptr()) }.cast::<u64>();
+        let fp = fp_core::fingerprint_words(|w| {
+            // SAFETY: `va` maps one whole page, page aligned, and `w < PAGE_WORDS`, so the word
+            // is inside it and aligned. Its owner may write it meanwhile: one volatile
+            // whole-word read.
+            u64::from_le(unsafe { ptr::read_volatile(va.add(w)) })
+        });
+        // SAFETY: `va` is the only mapping made by `kmap_local_page` above, unmapped once.
+        unsafe { bindings::kunmap_local(va.cast()) };
+        fp
     }
-    // SAFETY: `page` is referenced (n == 1) until `release_pages` below; `kmap_local_page` maps
-    // it for this context until `kunmap_local`.
-    let va = unsafe { bindings::kmap_local_page(page) }.cast::<u64>();
-    let fp = fp_core::fingerprint_words(|w| {
-        // SAFETY: `va` maps one whole page, page aligned, and `w < PAGE_WORDS`, so the word is
-        // inside it and aligned. Its owner may write it meanwhile: one volatile whole-word read.
-        u64::from_le(unsafe { ptr::read_volatile(va.add(w)) })
-    });
-    // SAFETY: `va` is the only mapping made by `kmap_local_page` above, unmapped once.
-    unsafe { bindings::kunmap_local(va.cast()) };
-    // SAFETY: drops, once, the one page reference `get_user_pages_remote` took; the union is
-    // C's transparent union of page-pointer arrays, passed like the pointer it holds.
-    unsafe { bindings::release_pages(bindings::release_pages_arg { pages: &mut page }, 1) };
-    Ok(Some(fp))
+
+    /// Whether the page is anonymous, and mapped once or more (the test of pagemap's
+    /// "exclusively mapped" bit). A snapshot: another process may map or unmap it meanwhile.
+    pub(crate) fn share(&self) -> Share {
+        // SAFETY: the page is referenced while `self` lives; `atomik_page_share` only reads it.
+        let bits = unsafe { atomik_page_share(self.page.as_ptr().cast()) };
+        match (bits & 1 != 0, bits & 2 != 0) {
+            (false, _) => Share::NotAnon,
+            (true, false) => Share::AnonShared,
+            (true, true) => Share::AnonOnce,
+        }
+    }
+
+    /// Which page this is, to tell later whether an address maps the same page: the address of
+    /// its `struct page`, compared only (never dereferenced once the reference is gone, never
+    /// shown to users). Never 0.
+    pub(crate) fn identity(&self) -> usize {
+        self.page.as_ptr() as usize
+    }
+}
+
+impl Drop for UserPage {
+    fn drop(&mut self) {
+        let mut page = self.page.as_ptr();
+        // SAFETY: drops, once, the one page reference `get_user_pages_remote` took; the union is
+        // C's transparent union of page-pointer arrays, passed like the pointer it holds.
+        unsafe { bindings::release_pages(bindings::release_pages_arg { pages: &mut page }, 1) };
+    }
 }

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 //! The misc device `/dev/atomik` and its per-file state: the bank the fd is attached to.
 
-use crate::{bank::Bank, ioctl, mmap, region::Regions, sdk_compat};
+use crate::{bank::Bank, ioctl, ipc_ns::IpcNs, mmap, region::Regions, sdk_compat};
 use kernel::{
     fs::File,
     miscdevice::{MiscDevice, MiscDeviceOptions, MiscDeviceRegistration},
@@ -19,6 +19,9 @@ pub(crate) struct Attachment {
 
 /// Private data of an open `/dev/atomik`.
 pub(crate) struct AtomikFile {
+    /// The IPC namespace of the opener: where this fd's bank names live (as its credentials,
+    /// it travels with the fd).
+    pub(crate) ipc_ns: IpcNs,
     /// Set once by BANK_OPEN (EBUSY on a second one); read without a lock by every op.
     pub(crate) attached: SetOnce<Attachment>,
     /// Page-change regions this fd watches (REGION_* ioctls).
@@ -38,6 +41,7 @@ impl MiscDevice for AtomikFile {
     fn open(_file: &File, _misc: &MiscDeviceRegistration<Self>) -> Result<Pin<KBox<Self>>> {
         Ok(KBox::pin(
             AtomikFile {
+                ipc_ns: IpcNs::current(),
                 attached: SetOnce::new(),
                 regions: KBox::pin_init(Regions::new(), GFP_KERNEL)?,
                 sdk: KBox::pin_init(sdk_compat::Tables::new(), GFP_KERNEL)?,

@@ -8,7 +8,7 @@ use crate::{
     batch,
     device::{AtomikFile, Attachment},
     limits::Limits,
-    region, registry, sdk_compat,
+    region, region_cow, registry, sdk_compat,
 };
 use core::mem::size_of;
 use kernel::{
@@ -21,11 +21,11 @@ use kernel::{
 pub(crate) fn dispatch(me: &AtomikFile, file: &File, cmd: u32, arg: usize) -> Result<isize> {
     let user = UserSlice::new(UserPtr::from_addr(arg), _IOC_SIZE(cmd));
     match cmd {
-        IOCTL_GET_INFO => get_info(user.writer()),
-        IOCTL_BANK_CREATE => create(file, user.reader()),
+        IOCTL_GET_INFO => get_info(me, user.writer()),
+        IOCTL_BANK_CREATE => create(me, file, user.reader()),
         IOCTL_BANK_OPEN => open(me, file, user),
-        IOCTL_BANK_DESTROY => destroy(file, user.reader()),
-        IOCTL_BANK_LIST => list(user),
+        IOCTL_BANK_DESTROY => destroy(me, file, user.reader()),
+        IOCTL_BANK_LIST => list(me, user),
         IOCTL_LOAD => slot_op(me, KIND_LOAD, user, arg),
         IOCTL_ACCUM => slot_op(me, KIND_ACCUM, user, arg),
         IOCTL_READ => slot_op(me, KIND_READ, user, arg),
@@ -37,6 +37,7 @@ pub(crate) fn dispatch(me: &AtomikFile, file: &File, cmd: u32, arg: usize) -> Re
         IOCTL_REGION_CHECK => region::check(me, user),
         IOCTL_REGION_CHECKPOINT => region::checkpoint(me, user.reader()),
         IOCTL_REGION_UNWATCH => region::unwatch(me, user.reader()),
+        IOCTL_REGION_COW => region_cow::cow(me, user),
         _ if sdk_compat::handles(cmd) => sdk_compat::dispatch(&me.sdk, file, cmd, arg),
         _ => Err(ENOTTY),
     }
@@ -66,9 +67,9 @@ pub(crate) fn check_access(access: u32, kind: u32) -> Result {
     }
 }
 
-fn get_info(mut w: UserSliceWriter) -> Result<isize> {
+fn get_info(me: &AtomikFile, mut w: UserSliceWriter) -> Result<isize> {
     let limits = Limits::get();
-    let (bank_count, used_bytes) = registry::usage();
+    let (bank_count, used_bytes) = registry::usage(&me.ipc_ns);
     let info = Info {
         abi_version: ABI_VERSION,
         features: FEATURE_MMAP | FEATURE_BATCH | FEATURE_STATS | FEATURE_REGION,
@@ -84,7 +85,7 @@ fn get_info(mut w: UserSliceWriter) -> Result<isize> {
     Ok(0)
 }
 
-fn create(file: &File, mut r: UserSliceReader) -> Result<isize> {
+fn create(me: &AtomikFile, file: &File, mut r: UserSliceReader) -> Result<isize> {
     let req: BankCreate = r.read()?;
     if req.op != OP_XOR && req.op != OP_ADD {
         return Err(EINVAL);
@@ -100,7 +101,7 @@ fn create(file: &File, mut r: UserSliceReader) -> Result<isize> {
     }
     let layout = BankLayout::new(req.slots, req.shards).ok_or(EINVAL)?;
     let exempt = access::exempt_from_user_limit(file);
-    registry::create(req.name, Owner::of(file, req.mode), req.op, layout, exempt)?;
+    registry::create(&me.ipc_ns, req.name, Owner::of(file, req.mode), req.op, layout, exempt)?;
     Ok(0)
 }
 
@@ -110,7 +111,7 @@ fn open(me: &AtomikFile, file: &File, user: UserSlice) -> Result<isize> {
     if me.attached.as_ref().is_some() {
         return Err(EBUSY);
     }
-    let bank = registry::find(&req.name)?;
+    let bank = registry::find(&me.ipc_ns, &req.name)?;
     bank.owner.check(file, req.access)?;
     req.op = bank.op;
     req.slots = bank.layout.slots;
@@ -124,19 +125,19 @@ fn open(me: &AtomikFile, file: &File, user: UserSlice) -> Result<isize> {
     Ok(0)
 }
 
-fn destroy(file: &File, mut r: UserSliceReader) -> Result<isize> {
+fn destroy(me: &AtomikFile, file: &File, mut r: UserSliceReader) -> Result<isize> {
     let req: BankName = r.read()?;
-    registry::destroy(&req.name, |bank| bank.owner.check_destroy(file))?;
+    registry::destroy(&me.ipc_ns, &req.name, |bank| bank.owner.check_destroy(file))?;
     Ok(0)
 }
 
-fn list(user: UserSlice) -> Result<isize> {
+fn list(me: &AtomikFile, user: UserSlice) -> Result<isize> {
     let (mut r, mut w) = user.reader_writer();
     let mut req: BankList = r.read()?;
     if req.capacity > BATCH_MAX {
         return Err(E2BIG);
     }
-    let (entries, count) = registry::list(req.capacity as usize)?;
+    let (entries, count) = registry::list(&me.ipc_ns, req.capacity as usize)?;
     let addr = usize::try_from(req.entries).map_err(|_| EFAULT)?;
     let mut out = UserSlice::new(UserPtr::from_addr(addr), entries.len() * size_of::<BankListEntry>()).writer();
     for e in entries.iter() {

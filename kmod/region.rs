@@ -14,12 +14,14 @@
 //! Regions belong to the fd that made them and are freed with it. One fd holds at most
 //! `max_regions_per_fd` regions (ENOSPC) of `max_region_pages` pages in all (ENOMEM); a page
 //! costs 16 bytes of kernel memory, and a check 8 more while it runs, charged to the caller's
-//! memory cgroup.
+//! memory cgroup. A region watched with REGION_WATCH_COW also keeps a copy-on-write record
+//! (`region_cow.rs`) of 16 more bytes per page and counts twice against `max_region_pages`.
 
 use crate::{
-    abi::{RegionCheck, RegionId, RegionWatch, IOC_MAGIC},
+    abi::{RegionCheck, RegionCow, RegionId, RegionWatch, IOC_MAGIC, REGION_WATCH_COW},
     address_space::{self, PAGE},
     device::AtomikFile,
+    region_cow::CowRecord,
 };
 use kernel::{
     alloc::{flags::GFP_KERNEL_ACCOUNT, KVVec},
@@ -48,7 +50,7 @@ macro_rules! plain_bytes {
         unsafe impl kernel::transmute::AsBytes for $t {}
     )*};
 }
-plain_bytes!(RegionWatch, RegionCheck, RegionId);
+plain_bytes!(RegionWatch, RegionCheck, RegionId, RegionCow);
 
 /// The limits in force (module parameters).
 struct RegionLimits {
@@ -141,19 +143,23 @@ impl Snapshot {
 }
 
 /// What the last check saw, and the baseline it was compared with.
-struct State {
+pub(crate) struct State {
     baseline: Snapshot,
     last: Snapshot,
+    /// The last copy-on-write sample, when watched with REGION_WATCH_COW.
+    pub(crate) cow: Option<CowRecord>,
 }
 
 /// One watched page range.
 #[pin_data]
 pub(crate) struct Region {
-    mm: ARef<Mm>,
-    start: u64,
-    pages: u64,
+    pub(crate) mm: ARef<Mm>,
+    pub(crate) start: u64,
+    pub(crate) pages: u64,
+    /// What the region counts against `max_region_pages`: its pages, twice with a COW record.
+    cost: u64,
     #[pin]
-    state: Mutex<State>,
+    pub(crate) state: Mutex<State>,
 }
 
 /// The regions of one fd.
@@ -171,7 +177,7 @@ impl Regions {
         new_mutex!(Regions { list: KVec::new(), pages: 0, next_id: 1 })
     }
 
-    fn find(&self, id: u32) -> Result<Arc<Region>> {
+    pub(crate) fn find(&self, id: u32) -> Result<Arc<Region>> {
         self.list.iter().find(|(i, _)| *i == id).map(|(_, r)| r.clone()).ok_or(EINVAL)
     }
 
@@ -192,7 +198,7 @@ fn bitmap_bytes(pages: u64) -> u64 {
     pages.div_ceil(8)
 }
 
-fn user_writer(addr: u64, len: usize) -> Result<kernel::uaccess::UserSliceWriter> {
+pub(crate) fn user_writer(addr: u64, len: usize) -> Result<kernel::uaccess::UserSliceWriter> {
     let addr = usize::try_from(addr).map_err(|_| EFAULT)?;
     Ok(UserSlice::new(UserPtr::from_addr(addr), len).writer())
 }
@@ -200,14 +206,16 @@ fn user_writer(addr: u64, len: usize) -> Result<kernel::uaccess::UserSliceWriter
 pub(crate) fn watch(me: &AtomikFile, user: UserSlice, arg: usize) -> Result<isize> {
     let (mut r, mut w) = user.reader_writer();
     let mut req: RegionWatch = r.read()?;
-    if req.flags != 0 || req.reserved != 0 {
+    if req.flags & !REGION_WATCH_COW != 0 || req.reserved != 0 {
         return Err(EINVAL);
     }
+    let cow = req.flags & REGION_WATCH_COW != 0;
     if req.len == 0 || req.start % PAGE != 0 || req.len % PAGE != 0 {
         return Err(EINVAL);
     }
     req.start.checked_add(req.len).ok_or(EINVAL)?;
     let pages = req.len / PAGE;
+    let cost = if cow { pages.checked_mul(2).ok_or(ENOMEM)? } else { pages };
     // The reply must be writable before anything is made (and it is undone below if it stops
     // being writable meanwhile): an id the caller never learns would stay counted.
     UserSlice::new(UserPtr::from_addr(arg), core::mem::size_of::<RegionWatch>()).writer().write(&req)?;
@@ -218,13 +226,13 @@ pub(crate) fn watch(me: &AtomikFile, user: UserSlice, arg: usize) -> Result<isiz
         if regions.list.len() >= limits.regions {
             return Err(ENOSPC);
         }
-        let total = regions.pages.checked_add(pages).ok_or(ENOMEM)?;
+        let total = regions.pages.checked_add(cost).ok_or(ENOMEM)?;
         if total > limits.pages {
             return Err(ENOMEM);
         }
         regions.pages = total;
     }
-    let made = make_region(req.pid, req.start, pages);
+    let made = make_region(req.pid, req.start, pages, cow);
     let mut regions = me.regions.lock();
     let pushed = made.and_then(|(region, unreadable)| {
         let id = regions.fresh_id();
@@ -234,7 +242,7 @@ pub(crate) fn watch(me: &AtomikFile, user: UserSlice, arg: usize) -> Result<isiz
     let (id, unreadable) = match pushed {
         Ok(v) => v,
         Err(e) => {
-            regions.pages -= pages;
+            regions.pages -= cost;
             return Err(e);
         }
     };
@@ -247,7 +255,7 @@ pub(crate) fn watch(me: &AtomikFile, user: UserSlice, arg: usize) -> Result<isiz
             let mut regions = me.regions.lock();
             match regions.list.iter().position(|(i, _)| *i == id) {
                 Some(idx) => {
-                    regions.pages -= pages;
+                    regions.pages -= cost;
                     regions.list.remove(idx).ok()
                 }
                 None => None,
@@ -259,19 +267,25 @@ pub(crate) fn watch(me: &AtomikFile, user: UserSlice, arg: usize) -> Result<isiz
     Ok(0)
 }
 
-/// A region over `pages` pages from `start` of `pid`, with its baseline read, and how many of
-/// those pages were unreadable.
-fn make_region(pid: i32, start: u64, pages: u64) -> Result<(Arc<Region>, u64)> {
+/// A region over `pages` pages from `start` of `pid`, with its baseline read (and its first
+/// copy-on-write sample when `cow`), and how many of those pages were unreadable.
+fn make_region(pid: i32, start: u64, pages: u64, cow: bool) -> Result<(Arc<Region>, u64)> {
     let mm = address_space::resolve(pid)?;
     let baseline = Snapshot::read(&mm, start, pages)?;
     let last = baseline.try_clone()?;
     let unreadable = baseline.unreadable_count();
+    let cow = match cow {
+        true => Some(CowRecord::first(&mm, start, pages)?),
+        false => None,
+    };
+    let cost = if cow.is_some() { pages * 2 } else { pages };
     let region = Arc::pin_init(
         pin_init!(Region {
             mm,
             start,
             pages,
-            state <- new_mutex!(State { baseline, last }),
+            cost,
+            state <- new_mutex!(State { baseline, last, cow }),
         }),
         GFP_KERNEL,
     )?;
@@ -345,7 +359,7 @@ fn read_id(mut r: UserSliceReader) -> Result<u32> {
 pub(crate) fn checkpoint(me: &AtomikFile, r: UserSliceReader) -> Result<isize> {
     let region = me.regions.lock().find(read_id(r)?)?;
     let mut state = region.state.lock();
-    let State { baseline, last } = &mut *state;
+    let State { baseline, last, .. } = &mut *state;
     baseline.copy_from(last);
     Ok(0)
 }
@@ -356,7 +370,7 @@ pub(crate) fn unwatch(me: &AtomikFile, r: UserSliceReader) -> Result<isize> {
         let mut regions = me.regions.lock();
         let idx = regions.list.iter().position(|(i, _)| *i == id).ok_or(EINVAL)?;
         let (_, region) = regions.list.remove(idx)?;
-        regions.pages -= region.pages;
+        regions.pages -= region.cost;
         region
     };
     // A check running on another thread holds its own reference; the last one frees the

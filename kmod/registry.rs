@@ -7,19 +7,33 @@
 //! exist: from the start of BANK_CREATE until its last reference is dropped (each bank carries
 //! a [`Charge`] that returns its share when the bank is freed), so destroying an attached bank
 //! does not free its share of the limits.
+//!
+//! Names are scoped to the IPC namespace the creating fd was opened in, as System V IPC keys
+//! are: each namespace has its own names, lists only its own banks, and cannot open, destroy
+//! or count another's. A namespace nothing uses any more (no task, open namespace file or bind
+//! mount) can never be entered again, so its banks are removed as if destroyed by the next
+//! registry call (attached fds and mappings keep working and keep their charge). The limits
+//! stay global: per uid (kuid) across namespaces, and in all.
 
-use crate::{abi, access::Owner, bank::Bank, limits::Limits};
+use crate::{abi, access::Owner, bank::Bank, ipc_ns::IpcNs, limits::Limits};
 use kernel::{alloc::KVVec, prelude::*, sync::Arc, task::Kuid};
 
 /// All banks and the memory they hold.
 pub(crate) struct Banks {
-    list: KVec<Arc<Bank>>,
-    /// Names of banks being created (their pages are allocated without the lock held).
-    pending: KVec<[u8; abi::NAME_LEN]>,
+    list: KVec<Named>,
+    /// Names of banks being created (their pages are allocated without the lock held), with
+    /// their namespace's address (the creating fd holds a reference to it meanwhile).
+    pending: KVec<(usize, [u8; abi::NAME_LEN])>,
     /// What each uid holds: banks that exist (named, being created, or destroyed but still
     /// referenced) and their bytes.
     users: KVec<UserUse>,
     used_bytes: u64,
+}
+
+/// A bank under its name in a namespace.
+struct Named {
+    ns: IpcNs,
+    bank: Arc<Bank>,
 }
 
 struct UserUse {
@@ -57,12 +71,16 @@ impl Drop for Charge {
 }
 
 impl Banks {
-    fn name_taken(&self, name: &[u8]) -> bool {
-        self.list.iter().any(|b| same_name(&b.name, name)) || self.pending.iter().any(|p| same_name(p, name))
+    fn position(&self, ns: &IpcNs, name: &[u8]) -> Option<usize> {
+        self.list.iter().position(|n| n.ns.is(ns) && same_name(&n.bank.name, name))
     }
 
-    fn forget_pending(&mut self, name: &[u8]) {
-        if let Some(i) = self.pending.iter().position(|p| same_name(p, name)) {
+    fn name_taken(&self, ns: &IpcNs, name: &[u8]) -> bool {
+        self.position(ns, name).is_some() || self.pending.iter().any(|(k, p)| *k == ns.key() && same_name(p, name))
+    }
+
+    fn forget_pending(&mut self, ns: &IpcNs, name: &[u8]) {
+        if let Some(i) = self.pending.iter().position(|(k, p)| *k == ns.key() && same_name(p, name)) {
             let _ = self.pending.remove(i);
         }
     }
@@ -75,6 +93,22 @@ impl Banks {
 pub(crate) fn init() {
     // SAFETY: called once, from module init, before anything else uses `BANKS`.
     unsafe { BANKS.init() };
+}
+
+/// Removes the banks of namespaces nothing uses any more (see the module doc), one at a time:
+/// each is dropped after the lock is released, since dropping the last reference to a bank
+/// returns its charge under the lock.
+fn reap_unused_namespaces() {
+    loop {
+        let gone = {
+            let mut banks = BANKS.lock();
+            match banks.list.iter().position(|n| !n.ns.in_use()) {
+                Some(i) => banks.list.remove(i),
+                None => return,
+            }
+        };
+        drop(gone);
+    }
 }
 
 /// Drops every bank (module unload: no file is open any more).
@@ -105,6 +139,7 @@ fn same_name(a: &[u8; abi::NAME_LEN], b: &[u8]) -> bool {
 /// Creates a bank. EEXIST name taken, ENOSPC bank limit of the uid, ENOMEM slot or memory
 /// limit (in all, or the uid's unless `unlimited_user`), EINTR a signal while allocating.
 pub(crate) fn create(
+    ns: &IpcNs,
     raw_name: [u8; abi::NAME_LEN],
     owner: Owner,
     op: u32,
@@ -118,11 +153,12 @@ pub(crate) fn create(
         return Err(ENOMEM);
     }
     let bytes = layout.total_size;
+    reap_unused_namespaces();
     // Reserve the name and charge the limits first (the bookkeeping vectors grow under the
     // lock, a mutex; the bank's pages are allocated without it), then publish.
     let charge = {
         let mut banks = BANKS.lock();
-        if banks.name_taken(name) {
+        if banks.name_taken(ns, name) {
             return Err(EEXIST);
         }
         let (owned, user_bytes) = banks.user(owner.uid).map_or((0, 0), |u| (u.banks, u.bytes));
@@ -138,7 +174,7 @@ pub(crate) fn create(
         if banks.user(owner.uid).is_none() {
             banks.users.push(UserUse { uid: owner.uid, banks: 0, bytes: 0 }, GFP_KERNEL)?;
         }
-        banks.pending.push_within_capacity(clean).map_err(|_| ENOMEM)?;
+        banks.pending.push_within_capacity((ns.key(), clean)).map_err(|_| ENOMEM)?;
         let u = banks.users.iter_mut().find(|u| u.uid == owner.uid).ok_or(ENOMEM)?;
         u.banks += 1;
         u.bytes = user_used;
@@ -147,9 +183,10 @@ pub(crate) fn create(
     };
     // On any error below the charge (alone, or inside the bank) is returned when dropped,
     // after the lock is released.
-    let bank = Bank::new(clean, owner, op, layout, charge).and_then(|b| Ok(Arc::new(b, GFP_KERNEL)?));
+    let bank = Bank::new(clean, owner, op, layout, charge)
+        .and_then(|b| Ok(Named { ns: ns.clone_ref(), bank: Arc::new(b, GFP_KERNEL)? }));
     let mut banks = BANKS.lock();
-    banks.forget_pending(name);
+    banks.forget_pending(ns, name);
     let bank = match bank {
         Ok(bank) => bank,
         Err(e) => {
@@ -170,21 +207,28 @@ pub(crate) fn create(
     Ok(())
 }
 
-/// Finds a bank by name. ENOENT when there is none.
-pub(crate) fn find(raw_name: &[u8; abi::NAME_LEN]) -> Result<Arc<Bank>> {
+/// Finds a bank by name in `ns`. ENOENT when there is none.
+pub(crate) fn find(ns: &IpcNs, raw_name: &[u8; abi::NAME_LEN]) -> Result<Arc<Bank>> {
     let (clean, len) = check_name(raw_name)?;
+    reap_unused_namespaces();
     let banks = BANKS.lock();
-    banks.list.iter().find(|b| same_name(&b.name, &clean[..len])).cloned().ok_or(ENOENT)
+    let i = banks.position(ns, &clean[..len]).ok_or(ENOENT)?;
+    Ok(banks.list[i].bank.clone())
 }
 
 /// Removes a bank from the registry after `allowed` accepted it. Its charge stays until its
 /// last reference (an attached fd, a mapping) is gone.
-pub(crate) fn destroy(raw_name: &[u8; abi::NAME_LEN], allowed: impl FnOnce(&Bank) -> Result) -> Result {
+pub(crate) fn destroy(
+    ns: &IpcNs,
+    raw_name: &[u8; abi::NAME_LEN],
+    allowed: impl FnOnce(&Bank) -> Result,
+) -> Result {
     let (clean, len) = check_name(raw_name)?;
+    reap_unused_namespaces();
     let removed = {
         let mut banks = BANKS.lock();
-        let idx = banks.list.iter().position(|b| same_name(&b.name, &clean[..len])).ok_or(ENOENT)?;
-        allowed(&banks.list[idx])?;
+        let idx = banks.position(ns, &clean[..len]).ok_or(ENOENT)?;
+        allowed(&banks.list[idx].bank)?;
         banks.list.remove(idx)?
     };
     // The last reference frees the pages and returns the charge (which takes the lock).
@@ -192,18 +236,22 @@ pub(crate) fn destroy(raw_name: &[u8; abi::NAME_LEN], allowed: impl FnOnce(&Bank
     Ok(())
 }
 
-/// Bank count and bytes in use (including destroyed banks still referenced), for GET_INFO.
-pub(crate) fn usage() -> (u32, u64) {
+/// Banks named in `ns`, and bytes in use in all namespaces (including destroyed banks still
+/// referenced: what the limits count), for GET_INFO.
+pub(crate) fn usage(ns: &IpcNs) -> (u32, u64) {
+    reap_unused_namespaces();
     let banks = BANKS.lock();
-    (banks.list.len() as u32, banks.used_bytes)
+    (banks.list.iter().filter(|n| n.ns.is(ns)).count() as u32, banks.used_bytes)
 }
 
-/// Describes up to `max` banks; returns them and how many exist.
-pub(crate) fn list(max: usize) -> Result<(KVVec<abi::BankListEntry>, u32)> {
+/// Describes up to `max` banks of `ns`; returns them and how many `ns` has.
+pub(crate) fn list(ns: &IpcNs, max: usize) -> Result<(KVVec<abi::BankListEntry>, u32)> {
+    reap_unused_namespaces();
     // Allocate before taking the lock (the count may change meanwhile: cut at capacity).
     let mut out = KVVec::with_capacity(max.min(BANKS.lock().list.len()), GFP_KERNEL)?;
     let banks = BANKS.lock();
-    for bank in banks.list.iter().take(max.min(out.capacity())) {
+    let mine = || banks.list.iter().filter(|n| n.ns.is(ns)).map(|n| &n.bank);
+    for bank in mine().take(max.min(out.capacity())) {
         let (uid, gid) = bank.owner.ids();
         out.push_within_capacity(abi::BankListEntry {
             name: bank.name,
@@ -218,5 +266,6 @@ pub(crate) fn list(max: usize) -> Result<(KVVec<abi::BankListEntry>, u32)> {
         })
         .map_err(|_| ENOMEM)?;
     }
-    Ok((out, banks.list.len() as u32))
+    let count = mine().count() as u32;
+    Ok((out, count))
 }

@@ -54,7 +54,11 @@ pub(crate) fn show_fdinfo(att: &crate::device::Attachment, m: &SeqFile) {
     let name = core::str::from_utf8(&bank.name[..len]).unwrap_or("?");
     let mut s = abi::BankStats::default();
     bank.stats.fill(&mut s);
-    let access = if att.access & abi::ACCESS_WRITE != 0 { "rw" } else { "r" };
+    let access = match (att.access & abi::ACCESS_READ != 0, att.access & abi::ACCESS_WRITE != 0) {
+        (true, true) => "rw",
+        (false, true) => "w",
+        _ => "r",
+    };
     let slots = bank.layout.slots;
     seq_print!(m, "atomik-bank:\t{name}\natomik-access:\t{access}\natomik-slots:\t{slots}\n");
     seq_print!(

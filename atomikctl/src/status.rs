@@ -17,6 +17,8 @@ pub fn status(json: bool) -> Result<()> {
     // An untrusted directory is reported, not a reason to fail: status says what to fix.
     let banks = sel.backend.list().map(|l| l.len());
     let dir = (kind == BackendKind::Soft).then(|| SoftBackend::from_env().dir_report());
+    // Which engine `top` and `report` use for their COW copy columns.
+    let cow = atomik::track::kernel_cow::caller_engine();
     let dir_json = dir.as_ref().map(|d| {
         json!({
             "path": d.path,
@@ -39,6 +41,8 @@ pub fn status(json: bool) -> Result<()> {
             "banks": banks.as_ref().ok(),
             "banks_error": banks.as_ref().err().map(|e| e.to_string()),
             "directory": dir_json.unwrap_or(Value::Null),
+            "cow_engine": cow.name(),
+            "cow_engine_reason": cow.note(),
         }),
         || {
             let mut t = format!(
@@ -55,6 +59,7 @@ pub fn status(json: bool) -> Result<()> {
                     Err(e) => format!("unknown: {e}"),
                 }
             );
+            t.push_str(&format!("\ncow       {} ({})", cow.name(), cow.note()));
             if let Some(d) = &dir {
                 t.push_str(&format!("\ndirectory {}", d.path.display()));
                 match (d.exists, &d.owner, d.mode) {

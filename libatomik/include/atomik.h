@@ -4,8 +4,13 @@
  *
  * Mirrors libatomik/src/abi.rs, the single source of truth; a test
  * (libatomik/tests/c_header.rs) compiles a program against this header and checks every
- * size, offset and ioctl number against the Rust definitions. Read abi.rs for the
- * concurrency protocol of the bank layout.
+ * size, offset and ioctl number against the Rust definitions, and every field's direction
+ * below was audited against the module (kmod/ioctl.rs, batch.rs, region.rs). The mapped-memory
+ * protocol is at the end. For the library itself (the userspace default as well as
+ * /dev/atomik) from C, use capi/include/atomik_capi.h instead.
+ *
+ * Bank names are scoped to the IPC namespace of the process that opened /dev/atomik, as
+ * System V IPC keys are; access is checked like ipcperms (kmod/README.md, "Access model").
  */
 #ifndef ATOMIK_H
 #define ATOMIK_H
@@ -43,73 +48,106 @@
 #define ATOMIK_ACCESS_READ 1u
 #define ATOMIK_ACCESS_WRITE 2u
 
+/*
+ * Every field below is marked "in" (read by the kernel), "out" (written by it; its input value is
+ * ignored) or "in/out". Reserved fields marked "zero" must be 0 (else EINVAL).
+ */
+
+/* GET_INFO reply: all out. */
 struct atomik_info {
-	uint32_t abi_version;
-	uint32_t features;
-	uint32_t bank_count;
-	uint32_t max_banks_per_user;
-	uint64_t max_slots;
-	uint64_t max_total_bytes;
-	uint64_t used_bytes;
-	uint32_t max_batch;
-	uint32_t reserved;
+	uint32_t abi_version;        /* out: ATOMIK_ABI_VERSION of the module */
+	uint32_t features;           /* out: ATOMIK_FEATURE_* bits */
+	uint32_t bank_count;         /* out: banks named in the caller's IPC namespace */
+	uint32_t max_banks_per_user; /* out: module parameter: banks one uid may own (ENOSPC) */
+	uint64_t max_slots;          /* out: module parameter: slots in one bank (ENOMEM) */
+	uint64_t max_total_bytes;    /* out: module parameter: bank memory in all (ENOMEM) */
+	uint64_t used_bytes;         /* out: bank memory in use, all namespaces, destroyed banks
+	                              * still attached or mapped included */
+	uint32_t max_batch;          /* out: ATOMIK_BATCH_MAX */
+	uint32_t reserved;           /* out: 0 */
 };
 
+/* BANK_CREATE request: all in. The bank is owned by the opener's euid and egid. */
 struct atomik_bank_create {
-	char name[ATOMIK_NAME_LEN];
-	uint64_t slots;
-	uint32_t op;
-	uint32_t mode;
-	uint32_t shards;
-	uint32_t flags;
+	char name[ATOMIK_NAME_LEN]; /* in: [A-Za-z0-9._-]{1,63}, not starting with '.', NUL-terminated
+	                             * (bytes after the NUL are ignored); unique in the opener's
+	                             * IPC namespace (EEXIST) */
+	uint64_t slots;  /* in: 1 .. GET_INFO max_slots (0: EINVAL, above: ENOMEM) */
+	uint32_t op;     /* in: ATOMIK_OP_XOR or ATOMIK_OP_ADD */
+	uint32_t mode;   /* in: permission bits, 0 .. 0777 (else EINVAL) */
+	uint32_t shards; /* in: writer-private shards, 0 .. ATOMIK_MAX_SHARDS */
+	uint32_t flags;  /* in: zero */
 };
 
+/* BANK_OPEN request and reply: attaches the fd (once: EBUSY) to a bank of its IPC namespace. */
 struct atomik_bank_open {
-	char name[ATOMIK_NAME_LEN];
-	uint32_t access;
-	uint32_t op;
-	uint64_t slots;
-	uint64_t map_size;
+	char name[ATOMIK_NAME_LEN]; /* in: as for BANK_CREATE */
+	uint32_t access;            /* in: ATOMIK_ACCESS_READ and/or ATOMIK_ACCESS_WRITE (nonzero) */
+	uint32_t op;                /* out: the bank's operator */
+	uint64_t slots;             /* out: slot count */
+	uint64_t map_size;          /* out: bytes to mmap for the whole bank (header included) */
 };
 
+/* BANK_DESTROY request. */
 struct atomik_bank_name {
-	char name[ATOMIK_NAME_LEN];
+	char name[ATOMIK_NAME_LEN]; /* in: as for BANK_CREATE */
 };
 
+/* LOAD, ACCUM, READ, SWAP, SWAP_SET request (and reply) on the fd's bank. */
 struct atomik_slot_op {
-	uint64_t slot;
-	uint64_t value;
+	uint64_t slot;  /* in: < slot count (else EINVAL) */
+	uint64_t value; /* LOAD: in, the new reference; ACCUM: in, the delta; READ and SWAP: out,
+	                 * the state; SWAP_SET: in, the new reference, and out, the state before */
 };
 
+/* One BATCH entry. */
 struct atomik_batch_entry {
-	uint32_t kind;
-	int32_t status;
-	uint64_t slot;
-	uint64_t value;
+	uint32_t kind;   /* in: ATOMIK_KIND_* */
+	int32_t status;  /* out: 0, or the negative errno of this entry (validation, or the wait
+	                  * of the entry at index done that stopped the batch) */
+	uint64_t slot;   /* in: as for atomik_slot_op */
+	uint64_t value;  /* in/out: as for atomik_slot_op of that kind (LOAD and ACCUM: unchanged) */
 };
 
+/* BATCH request and reply. */
 struct atomik_batch {
-	uint64_t entries; /* user pointer to count struct atomik_batch_entry */
-	uint32_t count;
-	uint32_t done;
+	uint64_t entries; /* in: user pointer to count struct atomik_batch_entry (may be 0 when
+	                   * count is 0); the entries are written back */
+	uint32_t count;   /* in: 0 .. ATOMIK_BATCH_MAX (else E2BIG) */
+	uint32_t done;    /* out: entries applied, in order (all of them on success) */
 };
 
+/* BANK_STATS reply on the fd's bank: all out. Counters count ops made through ioctls, single
+ * or in a BATCH (not ACCUMs through a mapping); swaps counts SWAP and SWAP_SET. */
 struct atomik_bank_stats {
-	uint64_t loads, accums, reads, swaps, batches, mmaps, slots;
-	uint32_t uid, gid, mode, op;
+	uint64_t loads, accums, reads, swaps; /* out: ops by kind */
+	uint64_t batches;                     /* out: BATCH ioctls whose entries all validated */
+	uint64_t mmaps;                       /* out: successful mmap calls */
+	uint64_t slots;                       /* out: slot count */
+	uint32_t uid, gid;                    /* out: owner as the caller's user namespace maps it
+	                                       * (65534 when unmapped) */
+	uint32_t mode, op;                    /* out: permission bits, operator */
 };
 
+/* One BANK_LIST entry: all out. */
 struct atomik_bank_list_entry {
-	char name[ATOMIK_NAME_LEN];
-	uint64_t slots;
-	uint64_t bytes;
-	uint32_t op, mode, uid, gid, shards, reserved;
+	char name[ATOMIK_NAME_LEN]; /* out: NUL-terminated, zero-filled */
+	uint64_t slots;             /* out: slot count */
+	uint64_t bytes;             /* out: bytes the bank takes (its whole mapping) */
+	uint32_t op, mode;          /* out: operator, permission bits */
+	uint32_t uid, gid;          /* out: owner as the caller's user namespace maps it (65534 when
+	                             * unmapped) */
+	uint32_t shards;            /* out: writer-private shards */
+	uint32_t reserved;          /* out: 0 */
 };
 
+/* BANK_LIST request and reply: the banks of the caller's IPC namespace (every opener sees all
+ * of them, like ipcs), in creation order. */
 struct atomik_bank_list {
-	uint64_t entries; /* user pointer to capacity struct atomik_bank_list_entry */
-	uint32_t capacity;
-	uint32_t count; /* out: banks that exist (more than capacity: ask again) */
+	uint64_t entries;  /* in: user pointer to capacity struct atomik_bank_list_entry (may be 0
+	                    * when capacity is 0); min(capacity, count) entries are written */
+	uint32_t capacity; /* in: 0 .. ATOMIK_BATCH_MAX (else E2BIG) */
+	uint32_t count;    /* out: banks that exist (more than capacity: ask again) */
 };
 /* BANK_LIST with a buffer shorter than the banks that exist succeeds (returns 0), fills
  * capacity entries and sets count to the total: compare count with capacity. E2BIG only when
@@ -172,36 +210,63 @@ struct atomik_bank_header {
  * errno of each ioctl.
  */
 struct atomik_region_watch {
-	int32_t pid;         /* 0 = the caller */
-	uint32_t flags;      /* zero */
-	uint64_t start;      /* page aligned */
-	uint64_t len;        /* nonzero multiple of the page size */
-	uint32_t id;         /* out */
-	uint32_t reserved;   /* zero */
-	uint64_t unreadable; /* out: pages that could not be read */
+	int32_t pid;         /* in: process in the caller's pid namespace, 0 = the caller */
+	uint32_t flags;      /* in: ATOMIK_REGION_WATCH_COW or 0 (other bits: EINVAL) */
+	uint64_t start;      /* in: page aligned */
+	uint64_t len;        /* in: nonzero multiple of the page size, start + len not overflowing */
+	uint32_t id;         /* out: region id on this fd, nonzero */
+	uint32_t reserved;   /* in: zero */
+	uint64_t unreadable; /* out: pages that could not be read (unmapped, PROT_NONE, I/O) */
 };
 
+/* REGION_CHECK: what it saw becomes what REGION_CHECKPOINT takes, only once all of its
+ * results are written (a check that fails records nothing). */
 struct atomik_region_check {
-	uint32_t id;
-	uint32_t flags;            /* zero */
-	uint64_t bitmap;           /* user pointer or 0: bit i%8 of byte i/8 = page i changed */
-	uint64_t bitmap_len;       /* bytes at bitmap */
-	uint64_t fingerprints;     /* user pointer to uint64_t[pages] or 0 */
-	uint64_t fingerprints_len; /* entries at fingerprints */
-	uint64_t pages;            /* out */
-	uint64_t changed;          /* out */
-	uint64_t unreadable;       /* out */
+	uint32_t id;               /* in: a region of this fd */
+	uint32_t flags;            /* in: zero */
+	uint64_t bitmap;           /* in: user pointer or 0: bit i%8 of byte i/8 = page i changed */
+	uint64_t bitmap_len;       /* in: bytes at bitmap, at least (pages + 7) / 8 (else EINVAL) */
+	uint64_t fingerprints;     /* in: user pointer to uint64_t[pages] or 0 (0 = unreadable) */
+	uint64_t fingerprints_len; /* in: entries at fingerprints, at least pages (else EINVAL) */
+	uint64_t pages;            /* out: pages in the region */
+	uint64_t changed;          /* out: pages changed since the baseline */
+	uint64_t unreadable;       /* out: pages this check could not read */
 };
 
+/* REGION_CHECKPOINT and REGION_UNWATCH request. */
 struct atomik_region_id {
+	uint32_t id;       /* in: a region of this fd (else EINVAL) */
+	uint32_t reserved; /* in: zero */
+};
+
+/*
+ * Copy-on-write figures of a region watched with ATOMIK_REGION_WATCH_COW, since the previous
+ * sample (the last successful REGION_COW, or the REGION_WATCH): see RegionCow in abi.rs for
+ * the exact meaning of shared, break and identical copy. No page frame number leaves the kernel.
+ */
+#define ATOMIK_REGION_WATCH_COW 1u
+#define ATOMIK_COW_PAGE_ANON 0x01u      /* anonymous, present, not the zero page */
+#define ATOMIK_COW_PAGE_SHARED 0x02u    /* mapped more than once now */
+#define ATOMIK_COW_PAGE_BROKE 0x04u     /* was shared, now a different page mapped once */
+#define ATOMIK_COW_PAGE_IDENTICAL 0x08u /* a break whose copy kept the fingerprint */
+
+struct atomik_region_cow {
 	uint32_t id;
-	uint32_t reserved; /* zero */
+	uint32_t flags;         /* zero */
+	uint64_t page_bits;     /* user pointer to uint8_t[pages] of ATOMIK_COW_PAGE_* bits, or 0 */
+	uint64_t page_bits_len; /* bytes at page_bits */
+	uint64_t pages;         /* out */
+	uint64_t anon;          /* out */
+	uint64_t shared;        /* out */
+	uint64_t breaks;        /* out */
+	uint64_t identical;     /* out */
 };
 
 #define ATOMIK_IOCTL_REGION_WATCH _IOWR(ATOMIK_IOC_MAGIC, 0x20, struct atomik_region_watch)
 #define ATOMIK_IOCTL_REGION_CHECK _IOWR(ATOMIK_IOC_MAGIC, 0x21, struct atomik_region_check)
 #define ATOMIK_IOCTL_REGION_CHECKPOINT _IOW(ATOMIK_IOC_MAGIC, 0x22, struct atomik_region_id)
 #define ATOMIK_IOCTL_REGION_UNWATCH _IOW(ATOMIK_IOC_MAGIC, 0x23, struct atomik_region_id)
+#define ATOMIK_IOCTL_REGION_COW _IOWR(ATOMIK_IOC_MAGIC, 0x24, struct atomik_region_cow)
 
 /* The sizes the ioctl numbers encode (abi.rs asserts the same on the Rust side). */
 #if defined(__STDC_VERSION__) && __STDC_VERSION__ >= 201112L
@@ -219,6 +284,7 @@ _Static_assert(sizeof(struct atomik_bank_header) == ATOMIK_BANK_HEADER_SIZE, "at
 _Static_assert(sizeof(struct atomik_region_watch) == 40, "atomik_region_watch");
 _Static_assert(sizeof(struct atomik_region_check) == 64, "atomik_region_check");
 _Static_assert(sizeof(struct atomik_region_id) == 8, "atomik_region_id");
+_Static_assert(sizeof(struct atomik_region_cow) == 64, "atomik_region_cow");
 #endif
 
 /*

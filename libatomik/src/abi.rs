@@ -184,7 +184,8 @@ pub struct Info {
     pub abi_version: u32,
     /// `FEATURE_*` bits.
     pub features: u32,
-    /// Banks that exist now.
+    /// Banks named now in the caller's IPC namespace (`/dev/atomik`: the namespace the fd was
+    /// opened in).
     pub bank_count: u32,
     /// Module parameter: banks one uid may own.
     pub max_banks_per_user: u32,
@@ -350,7 +351,7 @@ pub struct BankList {
 pub struct RegionWatch {
     /// Process to watch (in its caller's pid namespace); 0 = the caller.
     pub pid: i32,
-    /// Reserved, zero.
+    /// [`REGION_WATCH_COW`] or 0; other bits are reserved (EINVAL).
     pub flags: u32,
     /// First byte, page aligned.
     pub start: u64,
@@ -393,6 +394,70 @@ pub struct RegionCheck {
     pub unreadable: u64,
 }
 
+/// [`RegionWatch::flags`]: also keep a copy-on-write record, so that REGION_COW can be asked.
+/// It costs 16 bytes per page more, so the region counts twice against `max_region_pages`.
+pub const REGION_WATCH_COW: u32 = 1;
+
+/// REGION_COW per-page bit: the page is anonymous and present (not the shared zero page).
+pub const COW_PAGE_ANON: u8 = 1 << 0;
+/// REGION_COW per-page bit: the page is shared copy-on-write now (see [`RegionCow::shared`]).
+pub const COW_PAGE_SHARED: u8 = 1 << 1;
+/// REGION_COW per-page bit: a COW break since the previous sample (see [`RegionCow::breaks`]).
+pub const COW_PAGE_BROKE: u8 = 1 << 2;
+/// REGION_COW per-page bit: the break made an identical copy (see [`RegionCow::identical`]).
+pub const COW_PAGE_IDENTICAL: u8 = 1 << 3;
+
+/// REGION_COW request and reply: copy-on-write sharing of a region watched with
+/// [`REGION_WATCH_COW`], and COW breaks since the previous *sample* (the last successful
+/// REGION_COW, or the REGION_WATCH that made the region). A successful REGION_COW is the next
+/// sample; a failed one leaves the previous sample in place.
+///
+/// What the kernel looks at, page by page, through the same read-only page lookup as
+/// REGION_CHECK (never a write fault, never a pin): which page is mapped at the address, whether
+/// it is anonymous, and how many times it is mapped (the test `/proc/PID/pagemap` uses for its
+/// "exclusively mapped" bit). No page frame number or address of a page leaves the kernel: the
+/// module keeps, for each page shared at the last sample, the identity of that page (its
+/// `struct page`, compared, never dereferenced later) and its fingerprint.
+///
+/// - *shared*: an anonymous page (not the shared zero page) mapped more than once — after
+///   `fork` by the parent and child, or merged by KSM.
+/// - *break*: the page at an address was shared at the previous sample, and now the address
+///   maps a different page that is anonymous and mapped only once: this process got its own
+///   copy. A page that stayed the same page and became exclusive because the other sharers
+///   unmapped it or exited is not a break. Limit: if, between two samples, the shared page is
+///   freed (every other sharer dropped it) and its frame becomes this address's page again (a
+///   second copy, e.g. across another fork), it reads as the same page and the break is not
+///   counted.
+/// - *identical copy*: a break whose new page has the fingerprint the shared page had at the
+///   previous sample: a write that stored the bytes already there (equal fingerprints are
+///   taken as equal content; `fp_core` makes a collision of distinct pages unlikely, not
+///   impossible).
+///
+/// Pages that cannot be read (unmapped, PROT_NONE, I/O memory) and file pages are none of
+/// these.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RegionCow {
+    /// Region id (in).
+    pub id: u32,
+    /// Reserved, zero.
+    pub flags: u32,
+    /// User address of one byte of `COW_PAGE_*` bits per page, or 0 for none (in).
+    pub page_bits: u64,
+    /// Bytes at `page_bits`; at least `pages` when `page_bits` is not 0 (in).
+    pub page_bits_len: u64,
+    /// Pages in the region (out).
+    pub pages: u64,
+    /// Anonymous present pages now (out).
+    pub anon: u64,
+    /// Of those, shared copy-on-write now (out).
+    pub shared: u64,
+    /// COW breaks since the previous sample (out).
+    pub breaks: u64,
+    /// Of the breaks, identical copies (out).
+    pub identical: u64,
+}
+
 /// REGION_CHECKPOINT and REGION_UNWATCH request.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -427,8 +492,8 @@ pub const IOCTL_BANK_OPEN: u32 = ioc(IOC_READ | IOC_WRITE, 0x02, size_of::<BankO
 /// Destroys a bank (owner or CAP_SYS_ADMIN, else EPERM). Pages stay valid for existing
 /// mappings until they are unmapped.
 pub const IOCTL_BANK_DESTROY: u32 = ioc(IOC_WRITE, 0x03, size_of::<BankName>());
-/// Lists every bank (like `ipcs`: names and owners are visible to all). E2BIG when `capacity`
-/// is above [`BATCH_MAX`].
+/// Lists every bank of the caller's IPC namespace (like `ipcs`: names and owners are visible to
+/// all in it). E2BIG when `capacity` is above [`BATCH_MAX`].
 pub const IOCTL_BANK_LIST: u32 = ioc(IOC_READ | IOC_WRITE, 0x04, size_of::<BankList>());
 /// LOAD. EACCES without write access.
 pub const IOCTL_LOAD: u32 = ioc(IOC_WRITE, 0x10, size_of::<SlotOp>());
@@ -465,6 +530,13 @@ pub const IOCTL_REGION_CHECK: u32 = ioc(IOC_READ | IOC_WRITE, 0x21, size_of::<Re
 pub const IOCTL_REGION_CHECKPOINT: u32 = ioc(IOC_WRITE, 0x22, size_of::<RegionId>());
 /// Stops watching and frees a region. EINVAL unknown id.
 pub const IOCTL_REGION_UNWATCH: u32 = ioc(IOC_WRITE, 0x23, size_of::<RegionId>());
+/// Copy-on-write figures of a region ([`RegionCow`]): a separate ioctl rather than more fields
+/// in [`RegionCheck`], whose size (and so its ioctl number) stays as it is, and because it
+/// answers from its own sample, not from the fingerprint baseline. EINVAL unknown id, nonzero
+/// `flags`, region watched without [`REGION_WATCH_COW`], or `page_bits_len` below the page
+/// count; EFAULT bad buffer; ESRCH the watched address space is gone; ENOMEM no memory for the
+/// next sample; EINTR a signal arrived. On any error the previous sample stays.
+pub const IOCTL_REGION_COW: u32 = ioc(IOC_READ | IOC_WRITE, 0x24, size_of::<RegionCow>());
 
 // ---------------------------------------------------------------------------------------------
 // Shared bank layout
@@ -736,5 +808,10 @@ const _: () = assert!(offset_of!(RegionCheck, fingerprints) == 24);
 const _: () = assert!(offset_of!(RegionCheck, pages) == 40);
 const _: () = assert!(offset_of!(RegionCheck, unreadable) == 56);
 const _: () = assert!(size_of::<RegionId>() == 8);
+const _: () = assert!(size_of::<RegionCow>() == 64);
+const _: () = assert!(offset_of!(RegionCow, page_bits) == 8);
+const _: () = assert!(offset_of!(RegionCow, pages) == 24);
+const _: () = assert!(offset_of!(RegionCow, identical) == 56);
+const _: () = assert!(IOCTL_REGION_COW == 0xc040_a724);
 const _: () = assert!(IOCTL_REGION_WATCH == 0xc028_a720);
 const _: () = assert!(IOCTL_REGION_UNWATCH == 0x4008_a723);

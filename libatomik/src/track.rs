@@ -11,6 +11,7 @@ pub mod cow;
 pub mod dups;
 pub mod error;
 pub mod fingerprint;
+pub mod kernel_cow;
 pub mod ksm;
 pub mod maps;
 pub mod memread;

@@ -50,6 +50,10 @@ int main(void) {
     O(atomik_region_check, pages); O(atomik_region_check, unreadable);
     N(ATOMIK_IOCTL_REGION_WATCH); N(ATOMIK_IOCTL_REGION_CHECK); N(ATOMIK_IOCTL_REGION_CHECKPOINT);
     N(ATOMIK_IOCTL_REGION_UNWATCH); N(ATOMIK_FEATURE_REGION);
+    S(atomik_region_cow); O(atomik_region_cow, page_bits); O(atomik_region_cow, pages);
+    O(atomik_region_cow, shared); O(atomik_region_cow, identical);
+    N(ATOMIK_IOCTL_REGION_COW); N(ATOMIK_REGION_WATCH_COW); N(ATOMIK_COW_PAGE_ANON);
+    N(ATOMIK_COW_PAGE_SHARED); N(ATOMIK_COW_PAGE_BROKE); N(ATOMIK_COW_PAGE_IDENTICAL);
     return 0;
 }
 "#;
@@ -150,6 +154,17 @@ int main(void) {
         ("ATOMIK_IOCTL_REGION_CHECKPOINT", IOCTL_REGION_CHECKPOINT as u64),
         ("ATOMIK_IOCTL_REGION_UNWATCH", IOCTL_REGION_UNWATCH as u64),
         ("ATOMIK_FEATURE_REGION", FEATURE_REGION as u64),
+        ("atomik_region_cow", size_of::<RegionCow>() as u64),
+        ("atomik_region_cow.page_bits", offset_of!(RegionCow, page_bits) as u64),
+        ("atomik_region_cow.pages", offset_of!(RegionCow, pages) as u64),
+        ("atomik_region_cow.shared", offset_of!(RegionCow, shared) as u64),
+        ("atomik_region_cow.identical", offset_of!(RegionCow, identical) as u64),
+        ("ATOMIK_IOCTL_REGION_COW", IOCTL_REGION_COW as u64),
+        ("ATOMIK_REGION_WATCH_COW", REGION_WATCH_COW as u64),
+        ("ATOMIK_COW_PAGE_ANON", COW_PAGE_ANON as u64),
+        ("ATOMIK_COW_PAGE_SHARED", COW_PAGE_SHARED as u64),
+        ("ATOMIK_COW_PAGE_BROKE", COW_PAGE_BROKE as u64),
+        ("ATOMIK_COW_PAGE_IDENTICAL", COW_PAGE_IDENTICAL as u64),
     ];
     for (k, v) in expect {
         assert_eq!(c.get(k), Some(v), "{k}: C header and abi.rs disagree");

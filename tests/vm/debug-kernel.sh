@@ -62,7 +62,8 @@ LLVM=(LLVM=-19)
 if [ "${1:-}" = --module ]; then
   OUT=$ATOMIK_CACHE/kmod-build/$CHECKOUT-$(basename "$KB")
   mkdir -p "$OUT/kmod" "$OUT/libatomik/src"
-  cp "$REPO"/kmod/Kbuild "$REPO"/kmod/Makefile "$REPO"/kmod/*.rs "$OUT/kmod/"
+  rm -f "$OUT"/kmod/*.rs "$OUT"/kmod/*.c
+  cp "$REPO"/kmod/Kbuild "$REPO"/kmod/Makefile "$REPO"/kmod/*.rs "$REPO"/kmod/*.c "$OUT/kmod/"
   cp "$REPO/libatomik/src/abi.rs" "$REPO/libatomik/src/fp_core.rs" "$REPO/libatomik/src/sdk_abi.rs" "$OUT/libatomik/src/"
   in_root make -s -C "$KB" M="$OUT/kmod" "${LLVM[@]}" modules >&2
   echo "$OUT/kmod/atomik.ko"

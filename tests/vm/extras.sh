@@ -1,6 +1,7 @@
 #!/bin/bash
 # Builds, statically, what the VM runs besides /init: libatomik's test binaries (to run on
-# /dev/atomik and on the userspace default) and atomikctl. Prints gen_init_cpio "file" lines.
+# /dev/atomik and on the userspace default), atomikctl, and the C example that uses only
+# atomik.h (libatomik/examples/c/mapped.c). Prints gen_init_cpio "file" lines.
 # Uses CARGO_TARGET_DIR from the caller (run.sh puts it in the cache).
 set -euo pipefail
 source "$(dirname "$0")/common.sh"
@@ -25,3 +26,7 @@ for line in sys.stdin:
 '
 cargo build -q -p atomikctl --release --target $TGT >&2
 echo "file /bin/atomikctl $CARGO_TARGET_DIR/$TGT/release/atomikctl 0755 0 0"
+mkdir -p "$CARGO_TARGET_DIR/c"
+cc -std=c11 -D_GNU_SOURCE -Wall -Werror -O2 -static -I libatomik/include \
+  -o "$CARGO_TARGET_DIR/c/atomik-mapped" libatomik/examples/c/mapped.c >&2
+echo "file /bin/atomik-mapped $CARGO_TARGET_DIR/c/atomik-mapped 0755 0 0"

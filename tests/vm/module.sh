@@ -7,7 +7,8 @@ set -euo pipefail
 source "$(dirname "$0")/common.sh"
 KB=$1; OUT=$2; shift 2
 mkdir -p "$OUT/kmod" "$OUT/libatomik/src"
-cp "$REPO"/kmod/Kbuild "$REPO"/kmod/Makefile "$REPO"/kmod/*.rs "$OUT/kmod/"
+rm -f "$OUT"/kmod/*.rs "$OUT"/kmod/*.c   # a file removed from kmod/ must not linger
+cp "$REPO"/kmod/Kbuild "$REPO"/kmod/Makefile "$REPO"/kmod/*.rs "$REPO"/kmod/*.c "$OUT/kmod/"
 cp "$REPO/libatomik/src/abi.rs" "$REPO/libatomik/src/fp_core.rs" "$REPO/libatomik/src/sdk_abi.rs" "$OUT/libatomik/src/"
 make -s -C "$KB" M="$OUT/kmod" "$@" modules >&2
 [ -f "$OUT/kmod/atomik.ko" ] || die "no atomik.ko in $OUT/kmod"

@@ -1,24 +1,27 @@
 #!/bin/bash
 # The VM test of /dev/atomik, in one command:
-#   tests/vm/run.sh [--debug] [--suites a,b,...] [--bench] [--no-dkms]
+#   tests/vm/run.sh [--debug] [--suites a,b,...] [--bench] [--no-dkms] [--param NAME=VALUE]...
 # Installs the toolchain from the registries (tests/vm/toolchain.sh), builds and caches the
 # kernel under ~/.cache/atomik (tests/vm/kernel.sh; --debug: the KASAN + lockdep kernel built
 # with clang 19 in a Debian trixie build root, tests/vm/debug-kernel.sh), builds atomik.ko and
 # the static test binaries, boots QEMU (TCG, 2 vCPUs), runs the suites, and fails on any test
 # failure or on any Oops/BUG/WARNING/KASAN/lockdep/panic line in the kernel log.
 # Without --no-dkms it also proves `dkms build` and `dkms install` against the built kernel
-# (tests/vm/dkms.sh). --bench runs only the in-VM benchmark and prints its ratios.
+# (tests/vm/dkms.sh). --bench runs only the in-VM benchmark and prints its ratios. --param
+# sets a module parameter (atomik.NAME=VALUE on the kernel command line, which the guest's
+# /init passes to finit_module), overriding the harness's small limits below.
 set -euo pipefail
 source "$(dirname "$0")/common.sh"
 
-DEBUG=0; SUITES=""; BENCH=0; DKMS=1
+DEBUG=0; SUITES=""; BENCH=0; DKMS=1; PARAMS=()
 while [ $# -gt 0 ]; do
   case $1 in
     --debug) DEBUG=1 ;;
     --suites) SUITES=$2; shift ;;
     --bench) BENCH=1; SUITES=bench ;;
     --no-dkms) DKMS=0 ;;
-    -h|--help) sed -n '2,12p' "$0"; exit 0 ;;
+    --param) [[ ${2:-} == [a-z_]*=* ]] || die "--param wants NAME=VALUE"; PARAMS+=("$2"); shift ;;
+    -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
     *) die "unknown argument $1 (see --help)" ;;
   esac
   shift
@@ -75,9 +78,14 @@ mkdir -p "$W"
 "$KBUILD_HOST/usr/gen_init_cpio" "$W/initramfs.list" | gzip -1 >"$W/initramfs.cpio.gz"
 log "initramfs: $(du -h "$W/initramfs.cpio.gz" | cut -f1) compressed, $(gzip -dc "$W/initramfs.cpio.gz" | wc -c | numfmt --to=iec) unpacked (VM RAM $MEM)"
 
-# Small limits, so the limit tests reach them quickly.
+# Small limits, so the limit tests reach them quickly (max_total_bytes fits fewer banks of
+# max_slots than max_banks_per_user; enough banks for the library tests running in parallel);
+# --param words come after them and win.
 # no_timer_check: under TCG on a busy host the IO-APIC timer check can fail spuriously at boot.
-APPEND="console=ttyS0 panic=-1 oops=panic loglevel=6 no_timer_check atomik.max_slots=65536 atomik.max_total_bytes=16777216 atomik.max_user_bytes=8388608 atomik.max_banks_per_user=32"
+APPEND="console=ttyS0 panic=-1 oops=panic loglevel=6 no_timer_check"
+for p in max_slots=65536 max_total_bytes=33554432 max_user_bytes=16777216 max_banks_per_user=48 "${PARAMS[@]}"; do
+  APPEND="$APPEND atomik.$p"
+done
 # The detectors (config.fragment): a soft lockup or a hung task panics the VM, an RCU stall
 # is reported (BAD below); the debug kernel also panics on any WARN.
 APPEND="$APPEND softlockup_panic=1 hung_task_panic=1"

@@ -304,7 +304,7 @@ pub const COLUMNS: &[Column] = &[
     Column {
         key: "cow_copies_per_s",
         header: "COPIES/s",
-        help: "Copy-on-write copies made in these processes per second (needs PFNs)",
+        help: "Copy-on-write copies made in these processes per second (PFNs, or /dev/atomik without them)",
         unit: Unit::Rate,
         table: true,
         get: |r| r.cow_copies_per_s,
@@ -312,7 +312,7 @@ pub const COLUMNS: &[Column] = &[
     Column {
         key: "cow_identical_per_s",
         header: "SAME/s",
-        help: "Copy-on-write copies identical to their origin in the parent, per second (needs PFNs)",
+        help: "Copy-on-write copies identical to their origin, per second (PFNs, or /dev/atomik without them)",
         unit: Unit::Rate,
         table: true,
         get: |r| r.cow_identical_per_s,

@@ -106,6 +106,7 @@ pub fn to_json(snap: &Snapshot, cols: &[&Column]) -> Value {
         })),
         "detectors": snap.detectors,
         "full_rescans": snap.rescans.iter().map(|(pid, name, bytes)| json!({"pid": pid, "name": name, "bytes_read": bytes})).collect::<Vec<_>>(),
+        "cow_engines": snap.cow_engines,
         "missing": snap.missing,
     })
 }

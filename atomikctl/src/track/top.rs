@@ -125,6 +125,10 @@ pub fn table(snap: &Snapshot, cols: &[&Column]) -> String {
         let d: Vec<String> = snap.detectors.iter().map(|(k, v)| format!("{k}: {v}")).collect();
         out.push_str(&format!("; write detectors: {}", d.join(", ")));
     }
+    if !snap.cow_engines.is_empty() {
+        let e: Vec<String> = snap.cow_engines.iter().map(|(k, v)| format!("{k}: {v}")).collect();
+        out.push_str(&format!("; COW copies/identical by: {} (shared/breaks: pagemap)", e.join(", ")));
+    }
     out.push('\n');
     // Who costs a full rescan, and how much (the rest of the list in --json).
     for (pid, name, bytes) in snap.rescans.iter().take(5) {

@@ -10,6 +10,7 @@ use super::container::{identify, Identity};
 use super::cow::{cow_breaks, identical_copies, sample_anon, AnonSample, CowBreaks};
 use super::dups::{add_shared_candidates, find_duplicates, DupProcess, DupReport};
 use super::error::TrackError;
+use super::kernel_cow::{self, ProcessCow};
 use super::ksm::{ksm_pages, read_ksm, KsmGlobal, KsmPages};
 use super::maps::read_maps;
 use super::procfs::{list_pids, read_proc_in, ProcInfo, Want};
@@ -87,10 +88,13 @@ pub struct CgroupRow {
     pub cow_shared_pages: Option<u64>,
     /// Pages that went from shared to exclusive, per second.
     pub cow_breaks_per_s: Option<f64>,
-    /// Of those, copies made in these processes (needs PFNs), per second.
+    /// Of those, copies made in these processes, per second: from PFNs (CAP_SYS_ADMIN), else
+    /// from `/dev/atomik` (REGION_COW) when loaded ([`Snapshot::cow_engines`] says which).
     pub cow_copies_per_s: Option<f64>,
-    /// Of those, copies whose bytes equal the origin still mapped by the parent at the same
-    /// address (writes that did not need a copy), per second (needs PFNs).
+    /// Of those, copies whose bytes equal their origin (writes that did not need a copy), per
+    /// second: with PFNs, compared with the page the parent still maps at the same address;
+    /// through `/dev/atomik`, the copy's fingerprint equals the shared page's at the previous
+    /// sample.
     pub cow_identical_per_s: Option<f64>,
     /// Reclaimable duplicate bytes (extra copies of content kept elsewhere).
     pub dup_bytes: Option<u64>,
@@ -142,6 +146,9 @@ pub struct Snapshot {
     pub dups: Option<DupReport>,
     /// Written-page detectors in use → number of processes.
     pub detectors: BTreeMap<String, u64>,
+    /// Engines that produced the COW copy columns ([`COW_ENGINE_PFN`], [`COW_ENGINE_KERNEL`])
+    /// → number of processes.
+    pub cow_engines: BTreeMap<String, u64>,
     /// What could not be filled in, and why.
     pub missing: Vec<String>,
     /// Every process of the view.
@@ -154,8 +161,15 @@ pub struct Snapshot {
     pub pagemaps_reused: u64,
 }
 
+/// [`Snapshot::cow_engines`]: copies told apart by page frame numbers from pagemap.
+pub const COW_ENGINE_PFN: &str = "pagemap PFNs";
+/// [`Snapshot::cow_engines`]: copies counted by the kernel module (REGION_COW).
+pub const COW_ENGINE_KERNEL: &str = "/dev/atomik REGION_COW";
+
 struct ProcState {
     anon: Option<AnonSample>,
+    /// The kernel engine's COW watch, used when PFNs are hidden.
+    kcow: Option<ProcessCow>,
     /// What `anon` was read under: while it stays the same and `anon` has no shared page,
     /// the pagemap is not read again.
     anon_sig: Option<AnonSig>,
@@ -183,6 +197,8 @@ pub struct Monitor {
     names: Names,
     last: Option<Instant>,
     state: HashMap<i32, ProcState>,
+    /// Whether `/dev/atomik` can give COW figures (looked up at the first need).
+    kernel_cow: Option<bool>,
 }
 
 #[derive(Default, Clone)]
@@ -267,7 +283,13 @@ pub fn default_ranges(proc_root: &Path, pid: i32) -> super::error::Result<Vec<Ra
 impl Monitor {
     /// A monitor with no history.
     pub fn new(opts: MonitorOptions) -> Monitor {
-        Monitor { names: Names::new(opts.runtime_state.clone()), opts, last: None, state: HashMap::new() }
+        Monitor {
+            names: Names::new(opts.runtime_state.clone()),
+            opts,
+            last: None,
+            state: HashMap::new(),
+            kernel_cow: None,
+        }
     }
 
     /// The options.
@@ -306,8 +328,12 @@ impl Monitor {
                 ksm_profit: info.ksm_profit,
                 ..Default::default()
             };
-            let st =
-                self.state.entry(info.pid).or_insert(ProcState { anon: None, anon_sig: None, tracker: None });
+            let st = self.state.entry(info.pid).or_insert(ProcState {
+                anon: None,
+                kcow: None,
+                anon_sig: None,
+                tracker: None,
+            });
             if self.opts.cow && info.rss_bytes > 0 {
                 // Read before the pagemap, so a change during the read shows next time.
                 let sig = info.faults.map(|faults| AnonSig {
@@ -332,7 +358,32 @@ impl Monitor {
                 };
                 match sampled {
                     Ok((a, breaks)) => {
-                        no_pfn |= !a.pfn_visible && a.present > 0;
+                        if !a.pfn_visible && a.present > 0 {
+                            // Without PFNs the kernel engine can still tell copies apart
+                            // (only for the real /proc: its pids are the module's).
+                            let usable = *self.kernel_cow.get_or_insert_with(|| {
+                                self.opts.proc_root == Path::new("/proc") && kernel_cow::available()
+                            });
+                            // An unchanged process with no shared page has no copy to count;
+                            // the kernel's record keeps any break for its next sample.
+                            let k = usable.then(|| {
+                                if unchanged {
+                                    Ok(None)
+                                } else {
+                                    kernel_cow::sample_process(&self.opts.proc_root, info.pid, &mut st.kcow)
+                                }
+                            });
+                            match k {
+                                Some(Ok(k)) => {
+                                    f.cow_copies = Some(k.map_or(0, |k| k.breaks));
+                                    f.cow_identical = Some(k.map_or(0, |k| k.identical));
+                                    *snap.cow_engines.entry(COW_ENGINE_KERNEL.into()).or_default() += 1;
+                                }
+                                _ => no_pfn = true,
+                            }
+                        } else if a.pfn_visible && breaks.is_some() {
+                            *snap.cow_engines.entry(COW_ENGINE_PFN.into()).or_default() += 1;
+                        }
                         no_zero |= !a.zero_page_known;
                         f.cow_shared = Some(a.shared.len() as u64);
                         if info.ksm_merging_pages.is_some_and(|p| p > 0) {
@@ -340,7 +391,7 @@ impl Monitor {
                         }
                         if let Some(b) = breaks {
                             f.cow_breaks = Some(b.became_exclusive);
-                            f.cow_copies = b.copied;
+                            f.cow_copies = b.copied.or(f.cow_copies);
                             // A fork child's copies can be compared with the parent's
                             // page at the same address while it is still the origin.
                             if b.copied.is_some() {
@@ -464,8 +515,9 @@ impl Monitor {
         }
         if no_pfn {
             snap.missing.push(
-                "COW copies: page frame numbers are hidden (needs CAP_SYS_ADMIN); only \
-                 shared→exclusive transitions are counted"
+                "COW copies: page frame numbers are hidden (needs CAP_SYS_ADMIN) and /dev/atomik \
+                 could not count them (not loaded, or no access to the process); only \
+                 shared→exclusive transitions are counted for those processes"
                     .into(),
             );
         }

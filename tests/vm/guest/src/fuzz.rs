@@ -12,7 +12,7 @@ use crate::dev::{Dev, Map};
 use crate::system::{become_user, in_child};
 use atomik::abi::*;
 
-/// A xorshift generator: fixed seeds, so that a failing run can be replayed.
+/// xorshift64: reproducible from the seed printed with each run.
 pub struct Rng(pub u64);
 impl Rng {
     pub fn next(&mut self) -> u64 {

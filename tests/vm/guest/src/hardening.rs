@@ -496,17 +496,23 @@ pub fn run_limits(report: &mut Report) {
         })
     });
 
-    report.run("per-uid byte limit (max_user_bytes): ENOMEM for a uid, CAP_SYS_RESOURCE exempt", || {
-        // finit_module does not read atomik.* from the kernel command line (modprobe would):
-        // reload the module with the limits this test needs, and as it was afterwards.
-        const PARAMS: &str = "max_slots=65536 max_total_bytes=16777216 max_user_bytes=8388608";
-        ensure!(crate::system::rmmod() == 0, "rmmod before the reload");
-        crate::system::insmod("/atomik.ko", PARAMS)?;
-        let r = per_user_limit(8 << 20);
-        let unload = crate::system::rmmod();
-        crate::system::insmod("/atomik.ko", "")?;
-        ensure!(unload == 0, "rmmod after the test: errno {unload}");
-        r
+    report.run("module parameters of the kernel command line reach the module", || {
+        let i = ok!(ok!(Dev::open()).info());
+        let want = |n: &str| param(n, u64::MAX);
+        ensure!(
+            i.max_slots == want("max_slots")
+                && i.max_total_bytes == want("max_total_bytes")
+                && u64::from(i.max_banks_per_user) == want("max_banks_per_user"),
+            "GET_INFO {i:?} against atomik.* of the command line: {}",
+            crate::system::boot_params()
+        );
+        Ok(())
+    });
+
+    report.run("per-uid byte limit (max_user_bytes from the command line): ENOMEM for a uid, CAP_SYS_RESOURCE exempt", || {
+        let limit = param("max_user_bytes", 64 << 20);
+        ensure!(limit < 64 << 20, "the harness sets a low atomik.max_user_bytes ({limit})");
+        per_user_limit(limit)
     });
 }
 

@@ -1,5 +1,5 @@
-//! `/init` of the atomik VM test: mounts the basics, loads `atomik.ko` (module parameters come
-//! from the kernel command line as `atomik.NAME=VALUE`), runs the suites named there as
+//! `/init` of the atomik VM test: mounts the basics, loads `atomik.ko` with the module
+//! parameters of the kernel command line (`atomik.NAME=VALUE`, see `system::boot_params`), runs the suites named there as
 //! `vmtest.suites=a,b,…` (all when absent), prints one line per test and a verdict line that
 //! `tests/vm/run.sh` looks for, then powers the VM off.
 //!
@@ -9,10 +9,17 @@
 #[macro_use]
 mod check;
 mod bench;
+mod bench_region;
+mod c_example;
+mod cow;
+mod cow_tools;
 mod dev;
 mod fuzz;
+mod fuzz_buffers;
+mod fuzz_cow;
 mod hardening;
 mod lib_suites;
+mod namespaces;
 mod perms;
 mod region;
 mod sdk;
@@ -28,6 +35,7 @@ const ALL: &[&str] = &[
     "limits",
     "stress",
     "perms",
+    "namespaces",
     "fuzz",
     "region",
     "sdk",
@@ -49,7 +57,7 @@ fn main() {
     };
     let mut report = Report::default();
     if pid1 {
-        report.run("insmod atomik.ko", || system::insmod("/atomik.ko", ""));
+        report.run("insmod atomik.ko", || system::insmod("/atomik.ko", &system::boot_params()));
     }
     for suite in &suites {
         println!("ATOMIK-SUITE: {suite}");
@@ -65,12 +73,27 @@ fn main() {
             }
             "stress" => stress::run(&mut report),
             "perms" => perms::run(&mut report),
-            "fuzz" => fuzz::run(&mut report),
-            "region" => region::run(&mut report),
+            "namespaces" => namespaces::run(&mut report),
+            "fuzz" => {
+                fuzz::run(&mut report);
+                fuzz_buffers::run(&mut report);
+                fuzz_cow::run(&mut report);
+            }
+            "region" => {
+                region::run(&mut report);
+                cow::run(&mut report);
+                cow_tools::run(&mut report);
+            }
             "sdk" => sdk::run(&mut report),
-            "library" => lib_suites::run_library(&mut report),
+            "library" => {
+                lib_suites::run_library(&mut report);
+                c_example::run(&mut report);
+            }
             "atomikctl" => lib_suites::run_atomikctl(&mut report),
-            "bench" => bench::run(&mut report),
+            "bench" => {
+                bench::run(&mut report);
+                bench_region::run(&mut report);
+            }
             "unload" => system::unload_suite(&mut report),
             other => report.fail(&format!("unknown suite {other}"), "not in the list".into()),
         }

@@ -14,7 +14,7 @@ use std::collections::BTreeSet;
 
 const PAGE: u64 = 4096;
 
-fn watch(d: &Dev, pid: i32, start: u64, len: u64) -> R<RegionWatch> {
+pub(crate) fn watch(d: &Dev, pid: i32, start: u64, len: u64) -> R<RegionWatch> {
     let mut w = RegionWatch { pid, start, len, ..Default::default() };
     d.raw(IOCTL_REGION_WATCH, &mut w as *mut _ as usize)?;
     Ok(w)
@@ -22,7 +22,7 @@ fn watch(d: &Dev, pid: i32, start: u64, len: u64) -> R<RegionWatch> {
 
 /// REGION_CHECK with a bitmap and fingerprints sized for `pages`; returns the reply, the
 /// changed page indices and the fingerprints.
-fn check(d: &Dev, id: u32, pages: u64) -> R<(RegionCheck, BTreeSet<u64>, Vec<u64>)> {
+pub(crate) fn check(d: &Dev, id: u32, pages: u64) -> R<(RegionCheck, BTreeSet<u64>, Vec<u64>)> {
     let mut bitmap = vec![0u8; pages.div_ceil(8) as usize];
     let mut fps = vec![0u64; pages as usize];
     let mut c = RegionCheck {
@@ -45,7 +45,7 @@ fn check_counts(d: &Dev, id: u32) -> R<RegionCheck> {
     Ok(c)
 }
 
-fn by_id(d: &Dev, cmd: u32, id: u32) -> R<()> {
+pub(crate) fn by_id(d: &Dev, cmd: u32, id: u32) -> R<()> {
     let mut r = RegionId { id, reserved: 0 };
     d.raw(cmd, &mut r as *mut _ as usize).map(|_| ())
 }
@@ -53,7 +53,7 @@ fn by_id(d: &Dev, cmd: u32, id: u32) -> R<()> {
 /// Content of a page as a function of a content id: distinct ids give distinct pages; an id
 /// with the top bit set is the page of the id without it with words 0 and 1 swapped (a change
 /// an XOR-fold would miss).
-fn content(id: u64) -> Vec<u8> {
+pub(crate) fn content(id: u64) -> Vec<u8> {
     let base = id & !(1 << 63);
     let mut words: Vec<u64> =
         (0..512u64).map(|j| splitmix(base.wrapping_mul(4096).wrapping_add(j))).collect();
@@ -63,7 +63,7 @@ fn content(id: u64) -> Vec<u8> {
     words.iter().flat_map(|w| w.to_le_bytes()).collect()
 }
 
-fn splitmix(x: u64) -> u64 {
+pub(crate) fn splitmix(x: u64) -> u64 {
     let mut z = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
     z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
@@ -71,13 +71,13 @@ fn splitmix(x: u64) -> u64 {
 }
 
 /// An anonymous private mapping, unmapped on drop.
-struct Anon {
-    addr: u64,
+pub(crate) struct Anon {
+    pub(crate) addr: u64,
     pages: u64,
 }
 
 impl Anon {
-    fn new(pages: u64) -> R<Anon> {
+    pub(crate) fn new(pages: u64) -> R<Anon> {
         // SAFETY: a fresh anonymous mapping chosen by the kernel.
         let p = unsafe {
             libc::mmap(
@@ -95,7 +95,7 @@ impl Anon {
         Ok(Anon { addr: p as u64, pages })
     }
 
-    fn write(&self, page: u64, bytes: &[u8]) {
+    pub(crate) fn write(&self, page: u64, bytes: &[u8]) {
         assert!(page < self.pages && bytes.len() == PAGE as usize);
         // SAFETY: the page is inside this live read-write mapping; 4096 bytes are copied.
         unsafe {
@@ -103,13 +103,13 @@ impl Anon {
         };
     }
 
-    fn read(&self, page: u64) -> Vec<u8> {
+    pub(crate) fn read(&self, page: u64) -> Vec<u8> {
         assert!(page < self.pages);
         // SAFETY: the page is inside this live mapping and readable when this is called.
         unsafe { std::slice::from_raw_parts((self.addr + page * PAGE) as *const u8, PAGE as usize) }.to_vec()
     }
 
-    fn protect(&self, page: u64, prot: i32) -> R<()> {
+    pub(crate) fn protect(&self, page: u64, prot: i32) -> R<()> {
         // SAFETY: changes the protection of one page of this mapping.
         if unsafe { libc::mprotect((self.addr + page * PAGE) as *mut _, PAGE as usize, prot) } != 0 {
             return Err(errno());
@@ -217,15 +217,15 @@ fn unreadable_pages() -> Result<(), String> {
 
 /// A forked child driven over two pipes: it first sends one `u64` (an address, 0 when its set
 /// up failed), then answers each `u64` command; `u64::MAX` (sent on drop) makes it exit.
-struct Child {
-    pid: i32,
-    cmd: i32,
-    ack: i32,
+pub(crate) struct Child {
+    pub(crate) pid: i32,
+    pub(crate) cmd: i32,
+    pub(crate) ack: i32,
 }
 
 impl Child {
     /// Forks a child running `body(command fd, answer fd)`, and reads its first answer.
-    fn spawn(body: impl FnOnce(i32, i32) -> i32) -> Result<(Child, u64), String> {
+    pub(crate) fn spawn(body: impl FnOnce(i32, i32) -> i32) -> Result<(Child, u64), String> {
         let (mut c, mut a) = ([0i32; 2], [0i32; 2]);
         // SAFETY: two pipe(2) calls into two-int arrays.
         if unsafe { libc::pipe(c.as_mut_ptr()) != 0 || libc::pipe(a.as_mut_ptr()) != 0 } {
@@ -293,12 +293,12 @@ impl Workload {
     }
 }
 
-fn write_u64(fd: i32, v: u64) {
+pub(crate) fn write_u64(fd: i32, v: u64) {
     // SAFETY: writes 8 bytes from a local.
     unsafe { libc::write(fd, v.to_le_bytes().as_ptr() as *const _, 8) };
 }
 
-fn read_u64(fd: i32) -> Option<u64> {
+pub(crate) fn read_u64(fd: i32) -> Option<u64> {
     let mut b = [0u8; 8];
     // SAFETY: reads up to 8 bytes into a local.
     let n = unsafe { libc::read(fd, b.as_mut_ptr() as *mut _, 8) };
@@ -447,7 +447,7 @@ fn target(uid: u32, dumpable: bool) -> Result<(i32, u64, Child), String> {
     Ok((child.pid, addr, child))
 }
 
-fn as_uid(uid: u32) -> impl FnOnce() -> Result<(), String> {
+pub(crate) fn as_uid(uid: u32) -> impl FnOnce() -> Result<(), String> {
     move || {
         // SAFETY: plain credential syscalls in a child process.
         unsafe {
@@ -501,10 +501,11 @@ fn permissions() -> Result<(), String> {
 
 /// A module parameter as the kernel command line sets it, else its default (Rust module
 /// parameters are not in sysfs).
+/// The module parameter `name` the module was loaded with (`default` when not set).
 pub fn param(name: &str, default: u64) -> u64 {
-    let cmdline = std::fs::read_to_string("/proc/cmdline").unwrap_or_default();
-    let key = format!("atomik.{name}=");
-    cmdline.split_whitespace().find_map(|w| w.strip_prefix(key.as_str())?.parse().ok()).unwrap_or(default)
+    let params = crate::system::boot_params();
+    let key = format!("{name}=");
+    params.split_whitespace().find_map(|w| w.strip_prefix(key.as_str())?.parse().ok()).unwrap_or(default)
 }
 
 fn bad_requests() -> Result<(), String> {
@@ -517,7 +518,7 @@ fn bad_requests() -> Result<(), String> {
     fails_with!(watch(&d, 0, !(PAGE - 1), 2 * PAGE), libc::EINVAL);
     fails_with!(watch(&d, -5, a, PAGE), libc::EINVAL);
     fails_with!(watch(&d, 0x3fff_fff0, a, PAGE), libc::ESRCH);
-    let mut bad = RegionWatch { pid: 0, flags: 1, start: a, len: PAGE, ..Default::default() };
+    let mut bad = RegionWatch { pid: 0, flags: 2, start: a, len: PAGE, ..Default::default() };
     fails_with!(d.raw(IOCTL_REGION_WATCH, &mut bad as *mut _ as usize), libc::EINVAL);
     bad.flags = 0;
     bad.reserved = 1;

@@ -25,6 +25,23 @@ pub fn setup() {
     std::env::set_var("HOME", "/tmp");
 }
 
+/// The module parameters on the kernel command line (`atomik.NAME=VALUE`), as `NAME=VALUE`
+/// words for finit_module: the kernel applies `atomik.*` words only to built-in code, and
+/// modprobe, which passes them on for a loadable module, is not in the VM. A later word for
+/// the same name wins, as it does on the command line.
+pub fn boot_params() -> String {
+    let cmdline = std::fs::read_to_string("/proc/cmdline").unwrap_or_default();
+    let mut params: Vec<(String, String)> = Vec::new();
+    for word in cmdline.split_whitespace() {
+        let Some((name, value)) = word.strip_prefix("atomik.").and_then(|w| w.split_once('=')) else {
+            continue;
+        };
+        params.retain(|(n, _)| n != name);
+        params.push((name.to_owned(), value.to_owned()));
+    }
+    params.iter().map(|(n, v)| format!("{n}={v}")).collect::<Vec<_>>().join(" ")
+}
+
 pub fn insmod(path: &str, params: &str) -> Result<(), String> {
     let file = std::fs::File::open(path).map_err(|e| format!("open {path}: {e}"))?;
     let p = CString::new(params).unwrap();
@@ -70,7 +87,7 @@ pub fn unload_suite(report: &mut Report) {
         let r = rmmod();
         ensure!(r == 0, "rmmod after close: errno {r}");
         ensure!(!std::path::Path::new("/dev/atomik").exists(), "/dev/atomik still there");
-        insmod("/atomik.ko", "")?;
+        insmod("/atomik.ko", &boot_params())?;
         let d = ok!(Dev::open());
         ensure!(ok!(d.info()).bank_count == 0, "banks survived a reload");
         Ok(())
