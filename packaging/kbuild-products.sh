@@ -54,8 +54,14 @@ mkdir -p "$D$TREE/rust" "$D$TREE/scripts" "$D/DEBIAN" "$D/usr/share/doc/$PKG"
 # products can sit beside them).
 for e in "$H"/* "$H"/.[!.]*; do
   [ -e "$e" ] || continue
-  case ${e##*/} in scripts | rust) ;; *) ln -s "$e" "$D$TREE/${e##*/}" ;; esac
+  case ${e##*/} in scripts | rust | Makefile) ;; *) ln -s "$e" "$D$TREE/${e##*/}" ;; esac
 done
+# The headers' Makefile is "KBUILD_OUTPUT=<headers>; include <common>/Makefile": a link to it
+# would make the headers the object tree (no target.json there) and put the module's objects
+# and kbuild's generated Makefile into this tree. Our own copy names this tree instead, so a
+# build writes only into the module's directory.
+grep -qx "KBUILD_OUTPUT=$H" "$H/Makefile" || die "$H/Makefile does not set KBUILD_OUTPUT=$H: a headers layout this script does not know"
+sed "s|^KBUILD_OUTPUT=.*|KBUILD_OUTPUT=$TREE|" "$H/Makefile" >"$D$TREE/Makefile"
 for e in "$H"/scripts/* "$H"/scripts/.[!.]*; do
   [ -e "$e" ] && ln -s "$(readlink -f "$e")" "$D$TREE/scripts/${e##*/}"
 done
@@ -75,6 +81,7 @@ Package: $PKG
 Version: $HVER
 Architecture: amd64
 Maintainer: atomik developers <atomik@localhost>
+Installed-Size: $(du -sk --apparent-size "$D$TREE" | cut -f1)
 Depends: $HPKG (= $HVER), rustc (= $RUSTV)
 Section: kernel
 Priority: optional

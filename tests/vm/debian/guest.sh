@@ -28,6 +28,12 @@ step "apt-get update (local repository)" apt-get update -q
 step "apt install atomikctl atomik-dkms atomik-kbuild-$KVER (DKMS builds atomik.ko)" \
   env DEBIAN_FRONTEND=noninteractive apt-get install -y -q atomikctl atomik-dkms "atomik-kbuild-$KVER"
 step "dkms status: installed for $KVER" sh -c "dkms status atomik | grep -q '$KVER.*installed'"
+# Why DKMS failed, on the console (the image is a snapshot: nothing of the VM's disk is kept).
+if ! dkms status atomik | grep -q "$KVER.*installed"; then
+  for f in /var/lib/dkms/atomik/*/build/make.log; do
+    [ -f "$f" ] && sed "s|^|atomik-debian: $f: |" "$f"
+  done
+fi
 step "modinfo: alias devname:atomik" sh -c "modinfo -F alias atomik | grep -qx devname:atomik"
 step "modprobe atomik" modprobe atomik
 step "group atomik exists (sysusers)" getent group atomik
