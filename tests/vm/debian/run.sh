@@ -21,14 +21,19 @@ if [ ${#need[@]} -gt 0 ]; then
   log "installing ${need[*]}"
   apt-get update -q >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${need[@]}" >&2
 fi
-IMG=$("$DEB_DIR/image.sh")
-KB_DEB=$("$DEB_DIR/kbuild.sh")
+# Seconds of each phase, printed with the verdict (cold and warm figures of the README).
+phases=()
+phase() { phases+=("$1 $((SECONDS - PT)) s"); PT=$SECONDS; }
+PT=$SECONDS
+IMG=$("$DEB_DIR/image.sh"); phase image
+KB_DEB=$("$DEB_DIR/kbuild.sh"); phase kbuild-products
 W=$DEB_CACHE/run
 rm -rf "$W" && mkdir -p "$W/t/repo"
 log "packages: packaging/build-debs.sh"
 "$REPO/packaging/build-debs.sh" "$W/t/repo" >&2
 cp "$KB_DEB" "$IMG"/other-kernel/*.deb "$W/t/repo/"
 (cd "$W/t/repo" && dpkg-scanpackages --multiversion . /dev/null >Packages 2>/dev/null)
+phase packages
 WHEEL_DIR=$DEB_CACHE/wheel-$SDK_WHEEL_VERSION
 if ! ls "$WHEEL_DIR"/atomik_core-*.whl >/dev/null 2>&1; then
   python3 -m pip download -q --no-deps --only-binary=:all: -d "$WHEEL_DIR.tmp" "atomik-core==$SDK_WHEEL_VERSION" >&2
@@ -37,17 +42,18 @@ fi
 cp "$WHEEL_DIR"/atomik_core-*.whl "$DEB_DIR/guest.sh" "$DEB_DIR/sdk_check.py" "$W/t/"
 echo "$DEB_KVER" >"$W/t/kver"; echo "$SDK_WHEEL_VERSION" >"$W/t/sdk_version"
 mke2fs -q -t ext4 -L atomik-test -d "$W/t" "$W/test.ext4" "$(( $(du -sm "$W/t" | cut -f1) + 64 ))M"
+phase "wheel and test disk"
 
 LOGF=$W/serial.log
 log "boot: Debian's $DEB_KVER under QEMU TCG -smp 2 (about 10-20 min), serial log $LOGF"
-start=$SECONDS
 timeout 3000 qemu-system-x86_64 -accel tcg,thread=multi -cpu max -m 2G -smp 2 -nographic -no-reboot \
   -kernel "$IMG/vmlinuz" -initrd "$IMG/initrd.img" \
   -append "root=/dev/vda rw console=ttyS0 panic=-1 no_timer_check systemd.show_status=0 loglevel=4" \
   -drive file="$IMG/disk.ext4",format=raw,if=virtio,snapshot=on \
   -drive file="$W/test.ext4",format=raw,if=virtio,readonly=on \
   -nic none -serial file:"$LOGF" -monitor none -display none || log "qemu exited with $?"
-log "VM ran $((SECONDS - start)) s"
+phase VM
+log "phases: $(IFS=,; echo "${phases[*]}")"
 grep -aE '^(ok |FAIL|ATOMIK-|atomik-debian:)' "$LOGF" || true
 BAD='Oops|BUG:|WARNING:|Kernel panic|Call Trace|soft lockup|blocked for more than'
 if grep -aqE "$BAD" "$LOGF"; then
@@ -55,4 +61,4 @@ if grep -aqE "$BAD" "$LOGF"; then
   echo "DEBIAN-VM-VERDICT: FAIL (kernel log)"; exit 1
 fi
 grep -aq 'ATOMIK-DEBIAN-RESULT: PASS' "$LOGF" || { tail -40 "$LOGF" >&2; echo "DEBIAN-VM-VERDICT: FAIL"; exit 1; }
-echo "DEBIAN-VM-VERDICT: PASS ($((SECONDS - T0)) s in all)"
+echo "DEBIAN-VM-VERDICT: PASS ($((SECONDS - T0)) s in all: $(IFS=,; echo "${phases[*]}"))"
