@@ -45,6 +45,10 @@ mke2fs -q -t ext4 -L atomik-test -d "$W/t" "$W/test.ext4" "$(( $(du -sm "$W/t" |
 phase "wheel and test disk"
 
 LOGF=$W/serial.log
+# No login prompt on the console: systemd starts serial-getty@ttyS0 (Type=idle) about when the
+# test unit starts, and agetty's vhangup() of ttyS0 then cuts the test's output off the console
+# (a run lost every line that way).
+NO_GETTY=systemd.mask=serial-getty@ttyS0.service
 log "boot: Debian's $DEB_KVER under QEMU TCG -smp 2 (about 10-20 min), serial log $LOGF"
 # ATOMIK_VM_LOCK=FILE: boot only while holding flock on FILE (VM runs on a shared machine one at
 # a time; the host-side steps above run meanwhile). The wait is a phase of its own.
@@ -55,7 +59,7 @@ if [ -n "${ATOMIK_VM_LOCK:-}" ]; then
 fi
 timeout 3000 qemu-system-x86_64 -accel tcg,thread=multi -cpu max -m 2G -smp 2 -nographic -no-reboot \
   -kernel "$IMG/vmlinuz" -initrd "$IMG/initrd.img" \
-  -append "root=/dev/vda rw console=ttyS0 panic=-1 no_timer_check systemd.show_status=0 loglevel=4" \
+  -append "root=/dev/vda rw console=ttyS0 panic=-1 no_timer_check systemd.show_status=0 loglevel=4 $NO_GETTY" \
   -drive file="$IMG/disk.ext4",format=raw,if=virtio,snapshot=on \
   -drive file="$W/test.ext4",format=raw,if=virtio,readonly=on \
   -nic none -serial file:"$LOGF" -monitor none -display none || log "qemu exited with $?"
