@@ -42,8 +42,9 @@ fi
 log "module: $KO"
 
 # Static test binaries (host cargo; static glibc so they run as /init on a bare initramfs).
-# One build directory per checkout: runs from two worktrees at once must not pack each
-# other's binaries (ETXTBSY on /bin/atomikctl while the other run rebuilt it).
+# One build directory per checkout: runs from two worktrees at once must not build over or
+# pack each other's binaries. (The ETXTBSY once blamed on this was the initramfs outgrowing
+# the VM, below.)
 export CARGO_TARGET_DIR=$ATOMIK_CACHE/target-vm-$CHECKOUT
 # No debug info in what the VM runs: the initramfs is unpacked into the VM's RAM, and with the
 # release profile's debug info (atomikctl alone was 77 MB) it outgrew a 512 MiB VM
