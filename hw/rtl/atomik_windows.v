@@ -1,7 +1,10 @@
 // The AXI4 slave for the operation windows (ACCUM, LOAD_XOR, LOAD_ADD, READ, SWAP, IDENT,
 // SWAP_SET):
 // bursts of one beat per cycle for writes, one burst at a time per direction, each beat
-// carrying LANES 64-bit words handled by LANES lanes in parallel.
+// carrying LANES 64-bit words handled by LANES lanes in parallel. The next write burst's AW is
+// taken in the cycle of the current burst's last beat and the B response is registered beside
+// it, so back-to-back write bursts (and single-beat writes) run at one beat per cycle with no
+// cycle between them.
 //
 // A beat acts on the lanes its address and size cover (so a 64-bit SWAP on a wider bus swaps
 // one slot); on a write, a covered lane acts when its 8 strobe bits are all set, is skipped when
@@ -78,6 +81,7 @@ module atomik_windows #(
     reg              w_fixed, w_bad;
     reg [2:0]        w_kind;
     reg              w_err;                     // some beat of this burst was refused
+    reg [ID_W-1:0]   w_id;
     // ---- read burst state
     reg              r_active;
     reg [ADDR_W-1:0] r_addr;
@@ -92,10 +96,14 @@ module atomik_windows #(
     reg [63:0]       stage;                     // SWAP_SET's next reference
 
     wire r_want = r_active && !r_inflight && !s_axi_rvalid;
-    wire w_go   = w_active && s_axi_wvalid && (!r_want || prio_w);
+    wire w_last = w_left == 8'd0;
+    // A write beat takes the lanes unless a read beat has priority; a burst's last beat also
+    // needs the B register, free or being emptied this cycle.
+    wire w_may  = w_active && (!r_want || prio_w) && (!w_last || !s_axi_bvalid || s_axi_bready);
+    wire w_go   = w_may && s_axi_wvalid;
     wire r_go   = r_want && !w_go;
-    assign s_axi_wready  = w_active && (!r_want || prio_w);
-    assign s_axi_awready = !w_active && !s_axi_bvalid;
+    assign s_axi_wready  = w_may;
+    assign s_axi_awready = !w_active || (w_go && w_last);
     assign s_axi_arready = !r_active;
 
     // Window kinds.
@@ -205,7 +213,22 @@ module atomik_windows #(
             w_active <= 1'b0; r_active <= 1'b0; r_inflight <= 1'b0;
             s_axi_bvalid <= 1'b0; s_axi_rvalid <= 1'b0; prio_w <= 1'b0;
         end else begin
-            // AW accepted: a new write burst.
+            if (s_axi_bvalid && s_axi_bready) s_axi_bvalid <= 1'b0;
+            if (w_go) begin
+                prio_w <= 1'b0;
+                if (w_kind == K_STAGE && !beat_bad && s_axi_wstrb[7:0] == 8'hff)
+                    stage <= s_axi_wdata[63:0];
+                w_addr <= next_addr(w_addr, w_size, w_fixed);
+                w_left <= w_left - 8'd1;
+                if (beat_bad) begin w_err <= 1'b1; error_inc <= 1'b1; end
+                if (w_last) begin
+                    w_active     <= 1'b0;
+                    s_axi_bvalid <= 1'b1;
+                    s_axi_bid    <= w_id;
+                    s_axi_bresp  <= (w_err || beat_bad) ? SLVERR : OKAY;
+                end
+            end
+            // AW accepted (also in the cycle of the last beat: then these win): a new burst.
             if (s_axi_awvalid && s_axi_awready) begin
                 w_active <= 1'b1;
                 w_addr   <= s_axi_awaddr;
@@ -215,22 +238,8 @@ module atomik_windows #(
                 {w_bad, w_kind} <= wkind(s_axi_awaddr[18:16]);
                 if (s_axi_awburst == WRAP || s_axi_awsize > BUSB[2:0]) w_bad <= 1'b1;
                 w_err    <= 1'b0;
-                s_axi_bid <= s_axi_awid;
+                w_id     <= s_axi_awid;
             end
-            if (w_go) begin
-                prio_w <= 1'b0;
-                if (w_kind == K_STAGE && !beat_bad && s_axi_wstrb[7:0] == 8'hff)
-                    stage <= s_axi_wdata[63:0];
-                w_addr <= next_addr(w_addr, w_size, w_fixed);
-                w_left <= w_left - 8'd1;
-                if (beat_bad) begin w_err <= 1'b1; error_inc <= 1'b1; end
-                if (w_left == 8'd0) begin
-                    w_active     <= 1'b0;
-                    s_axi_bvalid <= 1'b1;
-                    s_axi_bresp  <= (w_err || beat_bad) ? SLVERR : OKAY;
-                end
-            end
-            if (s_axi_bvalid && s_axi_bready) s_axi_bvalid <= 1'b0;
 
             // AR accepted: a new read burst.
             if (s_axi_arvalid && s_axi_arready) begin
