@@ -1,7 +1,9 @@
 // The AXI4-Lite slave (64-bit data) for the self-describing header and control registers of
 // hw/regs/atomik.rdl. Accesses are whole 64-bit words; a write with a partial strobe or to an
 // unknown or read-only offset changes nothing and answers SLVERR, as does a read of an
-// unknown offset.
+// unknown offset. A write into a window (ACCUM, LOAD_XOR, LOAD_ADD, SWAP_SET) is handed to
+// atomik_windows as one beat (win_go, one cycle; it always takes it) and answered with that
+// beat's verdict (win_bad), so a second master on this port can ACCUM beside the AXI4 port.
 `default_nettype none
 module atomik_regs_axil #(
     parameter integer SLOTS  = 16,
@@ -28,6 +30,11 @@ module atomik_regs_axil #(
     output reg               s_axil_rvalid,
     input  wire              s_axil_rready,
     output reg               clear,          // CONTROL.CLEAR: one-cycle pulse
+    output wire              win_go,         // a window write beat, this cycle
+    output wire [ADDR_W-1:0] win_addr,
+    output wire [63:0]       win_data,
+    output wire [7:0]        win_strb,
+    input  wire              win_bad,        // atomik_windows refused it
     input  wire              any_dirty,
     input  wire [63:0]       errors,
     input  wire [63:0]       accums
@@ -53,6 +60,11 @@ module atomik_regs_axil #(
     assign s_axil_awready = !aw_held && !s_axil_bvalid;
     assign s_axil_wready  = !w_held && !s_axil_bvalid;
     assign s_axil_arready = !s_axil_rvalid;
+    wire win = aw_addr[18:16] != 3'd0;
+    assign win_go = aw_held && w_held && win;
+    assign win_addr = aw_addr;
+    assign win_data = w_data;
+    assign win_strb = w_strb;
 
     always @(posedge clk) begin
         clear <= 1'b0;
@@ -63,7 +75,9 @@ module atomik_regs_axil #(
             if (s_axil_wvalid && s_axil_wready) begin w_held <= 1'b1; w_data <= s_axil_wdata; w_strb <= s_axil_wstrb; end
             if (aw_held && w_held) begin
                 aw_held <= 1'b0; w_held <= 1'b0; s_axil_bvalid <= 1'b1;
-                if (aw_addr == A_CONTROL[ADDR_W-1:0] && w_strb == 8'hff) begin
+                if (win) begin
+                    s_axil_bresp <= win_bad ? SLVERR : OKAY;
+                end else if (aw_addr == A_CONTROL[ADDR_W-1:0] && w_strb == 8'hff) begin
                     clear <= w_data[A_CONTROL_CLEAR_LSB];
                     s_axil_bresp <= OKAY;
                 end else begin

@@ -1,7 +1,9 @@
 // The atomik slot array: SLOTS slots in LANES lanes, header/control on an AXI4-Lite port
 // (s_axil_*), the operation windows on an AXI4 burst port (s_axi_*), both 64-bit-word
-// addressed as in hw/regs/atomik.rdl. Synchronous active-high reset; reset and CONTROL.CLEAR
-// leave every slot at reference 0, accumulator identity, operator XOR in one cycle.
+// addressed as in hw/regs/atomik.rdl. Window writes (ACCUM, LOAD, SWAP_SET staging) are taken
+// on either port, so two masters can ACCUM at once, one on each. Synchronous active-high
+// reset; reset and CONTROL.CLEAR leave every slot at reference 0, accumulator identity,
+// operator XOR in one cycle.
 `default_nettype none
 module atomik_top #(
     parameter integer SLOTS  = 16,   // 1..8192, a multiple of LANES
@@ -63,6 +65,10 @@ module atomik_top #(
     input  wire                 s_axi_rready
 );
     wire        clear, any_dirty, error_inc;
+    wire        win_go, win_bad;
+    wire [ADDR_W-1:0] win_addr;
+    wire [63:0] win_data;
+    wire [7:0]  win_strb;
     wire [7:0]  accums_inc;
     reg  [63:0] errors, accums;
 
@@ -87,11 +93,13 @@ module atomik_top #(
         .s_axil_bready(s_axil_bready), .s_axil_araddr(s_axil_araddr), .s_axil_arvalid(s_axil_arvalid),
         .s_axil_arready(s_axil_arready), .s_axil_rdata(s_axil_rdata), .s_axil_rresp(s_axil_rresp),
         .s_axil_rvalid(s_axil_rvalid), .s_axil_rready(s_axil_rready),
-        .clear(clear), .any_dirty(any_dirty), .errors(errors), .accums(accums)
+        .clear(clear), .win_go(win_go), .win_addr(win_addr), .win_data(win_data), .win_strb(win_strb),
+        .win_bad(win_bad), .any_dirty(any_dirty), .errors(errors), .accums(accums)
     );
 
     atomik_windows #(.SLOTS(SLOTS), .LANES(LANES), .ID_W(ID_W), .ADDR_W(ADDR_W)) windows (
         .clk(clk), .rst(rst), .clear(clear),
+        .l_go(win_go), .l_addr(win_addr), .l_data(win_data), .l_strb(win_strb), .l_bad(win_bad),
         .s_axi_awid(s_axi_awid), .s_axi_awaddr(s_axi_awaddr), .s_axi_awlen(s_axi_awlen),
         .s_axi_awsize(s_axi_awsize), .s_axi_awburst(s_axi_awburst), .s_axi_awvalid(s_axi_awvalid),
         .s_axi_awready(s_axi_awready), .s_axi_wdata(s_axi_wdata), .s_axi_wstrb(s_axi_wstrb),

@@ -6,6 +6,11 @@
 // it, so back-to-back write bursts (and single-beat writes) run at one beat per cycle with no
 // cycle between them.
 //
+// A second source of write beats is the AXI4-Lite port (l_*: one 64-bit beat in the cycle of
+// l_go, answered by l_bad that cycle). It wins the lanes whenever it has a beat, which it can
+// have at most every other cycle (its next AW and W follow its B), so it never waits and the
+// AXI4 port keeps at least every other cycle; AXI4 write and read beats alternate as before.
+//
 // A beat acts on the lanes its address and size cover (so a 64-bit SWAP on a wider bus swaps
 // one slot); on a write, a covered lane acts when its 8 strobe bits are all set, is skipped when
 // none are, and a partial strobe is refused: no 64-bit word is ever half written. Refused: slots at or
@@ -22,6 +27,11 @@ module atomik_windows #(
     input  wire                 clk,
     input  wire                 rst,
     input  wire                 clear,
+    input  wire                 l_go,
+    input  wire [ADDR_W-1:0]    l_addr,
+    input  wire [63:0]          l_data,
+    input  wire [7:0]           l_strb,
+    output wire                 l_bad,
     input  wire [ID_W-1:0]      s_axi_awid,
     input  wire [ADDR_W-1:0]    s_axi_awaddr,
     input  wire [7:0]           s_axi_awlen,
@@ -99,9 +109,9 @@ module atomik_windows #(
     wire w_last = w_left == 8'd0;
     // A write beat takes the lanes unless a read beat has priority; a burst's last beat also
     // needs the B register, free or being emptied this cycle.
-    wire w_may  = w_active && (!r_want || prio_w) && (!w_last || !s_axi_bvalid || s_axi_bready);
+    wire w_may  = w_active && !l_go && (!r_want || prio_w) && (!w_last || !s_axi_bvalid || s_axi_bready);
     wire w_go   = w_may && s_axi_wvalid;
-    wire r_go   = r_want && !w_go;
+    wire r_go   = r_want && !w_go && !l_go;
     assign s_axi_wready  = w_may;
     assign s_axi_awready = !w_active || (w_go && w_last);
     assign s_axi_arready = !r_active;
@@ -138,16 +148,22 @@ module atomik_windows #(
         end
     endfunction
 
-    // ---- the beat presented to the lanes this cycle
+    // ---- the beat presented to the lanes this cycle: a write beat (AXI4-Lite or AXI4) or a read
+    wire              wr_go = l_go || w_go;
+    wire [3:0]        l_kind = wkind(l_addr[18:16]);
+    wire [2:0]        wr_kind = l_go ? l_kind[2:0] : w_kind;
+    wire              wr_bad = l_go ? l_kind[3] : w_bad;
+    wire [64*LANES-1:0] wr_data = l_go ? {LANES{l_data}} : s_axi_wdata;
+    wire [8*LANES-1:0]  wr_strb = l_go ? {LANES{l_strb}} : s_axi_wstrb;
     /* verilator lint_off UNUSEDSIGNAL */
-    wire [ADDR_W-1:0] beat_addr = w_go ? w_addr : r_addr;   // [18:16] chose the window at AW/AR
+    wire [ADDR_W-1:0] beat_addr = l_go ? l_addr : w_go ? w_addr : r_addr;   // [18:16] chose the window
     wire [12:0]       beat_word = beat_addr[15:3] & ~LANE_MASK;   // slot of lane 0
     wire [12:0]       beat_row_full = beat_word >> LB;
     /* verilator lint_on UNUSEDSIGNAL */
     wire [RW-1:0]     beat_row  = beat_row_full[RW-1:0];
     reg  [LANES-1:0]  lane_en;                  // lanes that act
     reg               beat_bad;                 // the beat is refused
-    wire [2:0]        beat_size = w_go ? w_size : r_size;
+    wire [2:0]        beat_size = l_go ? 3'd3 : w_go ? w_size : r_size;
     integer l;
     always @* begin
         beat_bad = 1'b0;
@@ -156,20 +172,22 @@ module atomik_windows #(
             // The lanes a beat's size covers: [address aligned to size, + 2^size) of the beat;
             // on a write they act when fully strobed (strobes elsewhere are ignored).
             if (((l * 8) >> beat_size) == ({29'd0, beat_addr[BUSB-1:0]} >> beat_size) || {29'd0, beat_size} >= BUSB) begin
-                if (!w_go || s_axi_wstrb[8*l +: 8] == 8'hff) lane_en[l] = 1'b1;
-                else if (s_axi_wstrb[8*l +: 8] != 8'h00) beat_bad = 1'b1;
+                if (!wr_go || wr_strb[8*l +: 8] == 8'hff) lane_en[l] = 1'b1;
+                else if (wr_strb[8*l +: 8] != 8'h00) beat_bad = 1'b1;
             end
             if (lane_en[l] && ({1'b0, beat_word} | l[13:0]) >= SLOTS14)
                 beat_bad = 1'b1;
         end
-        if (w_go && w_bad) beat_bad = 1'b1;
-        if (w_go && w_kind == K_STAGE && beat_addr[15:0] != 16'd0) beat_bad = 1'b1;
+        if (l_go && l_strb != 8'hff) beat_bad = 1'b1;              // one whole word, as on AXI4-Lite
+        if (wr_go && wr_bad) beat_bad = 1'b1;
+        if (wr_go && wr_kind == K_STAGE && beat_addr[15:0] != 16'd0) beat_bad = 1'b1;
         if (r_go && (r_bad || r_size < 3'd3)) beat_bad = 1'b1;
         if (r_go && r_ident && ({1'b0, beat_addr[15:3]} >= IDENT14 || r_size != 3'd3)) beat_bad = 1'b1;
         if (r_go && r_ident) lane_en = {LANES{1'b0}};
-        if (w_go && w_kind == K_STAGE) lane_en = {LANES{1'b0}};   // staged, not a slot operation
+        if (wr_go && wr_kind == K_STAGE) lane_en = {LANES{1'b0}};   // staged, not a slot operation
         if (beat_bad) lane_en = {LANES{1'b0}};
     end
+    assign l_bad = beat_bad;
 
     // ---- lanes
     wire [64*LANES-1:0]   lane_state;
@@ -181,10 +199,10 @@ module atomik_windows #(
             wire [ROWS-1:0] clean_bits;
             atomik_lane #(.ROWS(ROWS), .RW(RW)) u (
                 .clk(clk), .rst(rst), .clear(clear),
-                .req_valid((w_go || r_go) && lane_en[g]),
-                .req_kind(w_go ? w_kind : r_kind),
+                .req_valid((wr_go || r_go) && lane_en[g]),
+                .req_kind(wr_go ? wr_kind : r_kind),
                 .req_row(beat_row),
-                .req_data(w_go ? s_axi_wdata[64*g +: 64] : stage),
+                .req_data(wr_go ? wr_data[64*g +: 64] : stage),
                 .res_state(lane_state[64*g +: 64]),
                 .accum_done(lane_accum[g]),
                 .clean_bits(clean_bits)
@@ -214,10 +232,11 @@ module atomik_windows #(
             s_axi_bvalid <= 1'b0; s_axi_rvalid <= 1'b0; prio_w <= 1'b0;
         end else begin
             if (s_axi_bvalid && s_axi_bready) s_axi_bvalid <= 1'b0;
+            if (wr_go && wr_kind == K_STAGE && !beat_bad && wr_strb[7:0] == 8'hff)
+                stage <= wr_data[63:0];
+            if (l_go && beat_bad) error_inc <= 1'b1;
             if (w_go) begin
                 prio_w <= 1'b0;
-                if (w_kind == K_STAGE && !beat_bad && s_axi_wstrb[7:0] == 8'hff)
-                    stage <= s_axi_wdata[63:0];
                 w_addr <= next_addr(w_addr, w_size, w_fixed);
                 w_left <= w_left - 8'd1;
                 if (beat_bad) begin w_err <= 1'b1; error_inc <= 1'b1; end

@@ -199,6 +199,50 @@ async def posted_bursts_under_backpressure(dut):
 
 
 @cocotb.test()
+async def accum_from_both_ports_at_once(dut):
+    """Two masters ACCUM into the same 16 slots at once, one on the AXI4-Lite port (one write at a
+    time) and one streaming AXI4 bursts: every delta counts exactly once (ADD, then XOR, with
+    random 64-bit deltas, so a lost or doubled one shows), ACCUMS counts them all, and when the
+    AXI4-Lite master is done the AXI4 stream is partly done: each port progressed while the other
+    was busy, neither waited for the other to finish."""
+    tb = Tb(dut)
+    await tb.reset()
+    rng = random.Random(3)
+    hot = min(tb.slots, 16)
+    for add in (True, False):
+        await tb.load(0, [rng.getrandbits(64) for _ in range(tb.slots)], add=add)
+        stream = []
+        for _ in range(200):
+            n = rng.choice([8, 16]) if hot >= 16 else hot
+            start = rng.randrange(0, hot - n + 1)
+            words = [rng.getrandbits(64) for _ in range(n)]
+            stream.append(tb.axi.init_write(tb.addr("ACCUM", start), pack(words), size=3))
+            for i, d in enumerate(words):
+                tb.model.accum(start + i, d)
+        for _ in range(300):
+            slot, d = rng.randrange(hot), rng.getrandbits(64)
+            assert (await tb.axil.write(tb.addr("ACCUM", slot), pack([d]))).resp == OKAY
+            tb.model.accum(slot, d)
+        done = sum(e.is_set() for e in stream)
+        dut._log.info("AXI4 bursts done when the AXI4-Lite master finished: %d of %d", done, len(stream))
+        assert 0 < done < len(stream), f"AXI4 bursts done when the AXI4-Lite master finished: {done}"
+        await Combine(*[e.wait() for e in stream])
+        assert all(e.data.resp == OKAY for e in stream)
+        await tb.check_all()
+    # The AXI4-Lite port's window writes are refused as the AXI4 port's are, and LOAD works.
+    for window, slot, strb_ok in (("READ", 0, True), ("ACCUM", tb.slots, True), ("ACCUM", 0, False)):
+        data = pack([1]) if strb_ok else b"\x01\x02\x03\x04"
+        addr = tb.addr(window, slot) + (0 if strb_ok else 4)
+        r, n = await tb.errors_after(tb.axil.write(addr, data))
+        assert r.resp == SLVERR and n == 1, (window, slot, strb_ok)
+    assert (await tb.axil.write(tb.addr("LOAD_ADD", 2), pack([41]))).resp == OKAY
+    assert (await tb.axil.write(tb.addr("ACCUM", 2), pack([1]))).resp == OKAY
+    tb.model.load(2, 41, True)
+    tb.model.accum(2, 1)
+    await tb.check_all()
+
+
+@cocotb.test()
 async def bursts_of_every_length(dut):
     tb = Tb(dut)
     await tb.reset()
