@@ -41,16 +41,13 @@ module atomik_regs_axil #(
 );
 `include "atomik_regs.vh"
     localparam [1:0] OKAY = 2'b00, SLVERR = 2'b10;
-    localparam [63:0] ID_VALUE = {A_ID_PCI_DEVICE_RESET, A_ID_PCI_VENDOR_RESET, A_ID_MAGIC_RESET};
-    localparam [63:0] VERSION_VALUE = {32'd0, A_VERSION_MINOR_RESET, A_VERSION_MAJOR_RESET};
+    localparam [63:0] ID_VALUE = A_ID_RESET, VERSION_VALUE = A_VERSION_RESET;   // the RDL's reset values
     localparam [31:0] SLOTS32 = SLOTS[31:0];
     localparam [7:0]  LANES8 = LANES[7:0];
     /* verilator lint_off WIDTHCONCAT */
     localparam [63:0] GEOMETRY_VALUE = {16'd0, A_GEOMETRY_WINDOW_SHIFT_RESET, LANES8, SLOTS32};
     /* verilator lint_on WIDTHCONCAT */
-    localparam [63:0] FEATURES_VALUE = {55'd0, A_FEATURES_SWAP_SET_WINDOW_RESET, A_FEATURES_OP_XOR_RESET, A_FEATURES_OP_ADD_RESET,
-        A_FEATURES_BURST_RESET, A_FEATURES_IDENT_WINDOW_RESET, A_FEATURES_SWAP_WINDOW_RESET,
-        A_FEATURES_READ_WINDOW_RESET, A_FEATURES_LOAD_WINDOW_RESET, A_FEATURES_ACCUM_WINDOW_RESET};
+    localparam [63:0] FEATURES_VALUE = A_FEATURES_RESET;
 
     // Write: address and data may come in either order; both are held until the response.
     reg              aw_held, w_held;

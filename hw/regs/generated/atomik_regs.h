@@ -169,6 +169,29 @@ typedef struct __attribute__ ((__packed__)) {
 
 static_assert(sizeof(atomik_t) == 0x80000, "Packing error");
 
+// FEATURES bits, added by hw/regs/export.py from the RDL:
+// ATOMIK_FEATURE_BITS(X) calls X(name, bit, description, needed) for each, in bit order.
+#define ATOMIK_FEATURE_ACCUM_WINDOW (1ull << 0)
+#define ATOMIK_FEATURE_LOAD_WINDOW (1ull << 1)
+#define ATOMIK_FEATURE_READ_WINDOW (1ull << 2)
+#define ATOMIK_FEATURE_SWAP_WINDOW (1ull << 3)
+#define ATOMIK_FEATURE_IDENT_WINDOW (1ull << 4)
+#define ATOMIK_FEATURE_BURST (1ull << 5)
+#define ATOMIK_FEATURE_OP_ADD (1ull << 6)
+#define ATOMIK_FEATURE_OP_XOR (1ull << 7)
+#define ATOMIK_FEATURE_SWAP_SET_WINDOW (1ull << 8)
+#define ATOMIK_FEATURES_NEEDED 0x1dfull
+#define ATOMIK_FEATURE_BITS(X) \
+    X(ACCUM_WINDOW, 0, "ACCUM window: one posted write per ACCUM.", 1) \
+    X(LOAD_WINDOW, 1, "LOAD windows (XOR and ADD).", 1) \
+    X(READ_WINDOW, 2, "READ window.", 1) \
+    X(SWAP_WINDOW, 3, "Read-to-swap window.", 1) \
+    X(IDENT_WINDOW, 4, "Identity bitmap window.", 1) \
+    X(BURST, 5, "Windows accept AXI4 bursts (without it a driver writes ACCUMs one by one).", 0) \
+    X(OP_ADD, 6, "Wrapping 64-bit ADD operator.", 1) \
+    X(OP_XOR, 7, "XOR operator.", 1) \
+    X(SWAP_SET_WINDOW, 8, "SWAP_SET window.", 1)
+
 #ifdef __cplusplus
 }
 #endif

@@ -15,6 +15,8 @@ pub struct FpgaDevice {
     slots: u64,
     lanes: u64,
     version: (u64, u64),
+    /// FEATURES.BURST: the windows take bursts, so ACCUMs may be write-combined.
+    burst: bool,
     /// SWAP_SET stages its reference in one device register: the write-then-read pair is
     /// serialised (within this process; the kernel path serialises across processes).
     swap_set: Mutex<()>,
@@ -32,6 +34,16 @@ impl std::fmt::Debug for FpgaDevice {
 
 fn field(value: u64, mask: u64, lsb: u32) -> u64 {
     (value & mask) >> lsb
+}
+
+/// The FEATURES bits this driver needs ([`regs::FEATURES_NEEDED`]) that `features` lacks, each
+/// as "NAME (description)" from the generated [`regs::FEATURE_BITS`].
+pub fn missing_features(features: u64) -> Vec<String> {
+    regs::FEATURE_BITS
+        .iter()
+        .filter(|f| f.needed && features >> f.bit & 1 == 0)
+        .map(|f| format!("{} ({})", f.name, f.desc.trim_end_matches('.')))
+        .collect()
 }
 
 impl FpgaDevice {
@@ -71,17 +83,12 @@ impl FpgaDevice {
             return Err(bad(format!("geometry {slots} slots x {lanes} lanes is outside the register map")));
         }
         let features = mmio.read64(regs::FEATURES)?;
-        let needed = regs::FEATURES_ACCUM_WINDOW_MASK
-            | regs::FEATURES_LOAD_WINDOW_MASK
-            | regs::FEATURES_READ_WINDOW_MASK
-            | regs::FEATURES_SWAP_WINDOW_MASK
-            | regs::FEATURES_SWAP_SET_WINDOW_MASK
-            | regs::FEATURES_OP_ADD_MASK
-            | regs::FEATURES_OP_XOR_MASK;
-        if features & needed != needed {
-            return Err(bad(format!("features {features:#x} lack some of {needed:#x}")));
+        let missing = missing_features(features);
+        if !missing.is_empty() {
+            return Err(bad(format!("FEATURES reads {features:#x}, without {}", missing.join(", "))));
         }
-        Ok(FpgaDevice { mmio, slots, lanes, version, swap_set: Mutex::new(()) })
+        let burst = features & regs::FEATURES_BURST_MASK != 0;
+        Ok(FpgaDevice { mmio, slots, lanes, version, burst, swap_set: Mutex::new(()) })
     }
 
     /// Where the device is.
@@ -110,9 +117,14 @@ impl FpgaDevice {
     }
 
     /// ACCUMs `deltas[i]` into `start + i`: a burst, write-combined where the path allows
-    /// (ACCUMs commute, so merging and reordering them is harmless).
+    /// (ACCUMs commute, so merging and reordering them is harmless) and the device takes
+    /// bursts (FEATURES.BURST); one write per ACCUM otherwise.
     pub fn accum_dense(&self, start: u64, deltas: &[u64]) -> Result<()> {
-        self.mmio.write_words_combining(regs::ACCUM_BASE + 8 * start, deltas)
+        if self.burst {
+            self.mmio.write_words_combining(regs::ACCUM_BASE + 8 * start, deltas)
+        } else {
+            self.mmio.write_words(regs::ACCUM_BASE + 8 * start, deltas)
+        }
     }
 
     /// LOADs consecutive slots with operator `op`: reference = v, accumulator = identity.

@@ -87,7 +87,7 @@ pub const FEATURES_IDENT_WINDOW_LSB: u32 = 4;
 pub const FEATURES_IDENT_WINDOW_MASK: u64 = 0x10;
 /// Reset value of `FEATURES_IDENT_WINDOW`.
 pub const FEATURES_IDENT_WINDOW_RESET: u64 = 0x1;
-/// Windows accept AXI4 bursts.
+/// Windows accept AXI4 bursts (without it a driver writes ACCUMs one by one).
 pub const FEATURES_BURST_LSB: u32 = 5;
 /// Mask of `FEATURES_BURST` in its register.
 pub const FEATURES_BURST_MASK: u64 = 0x20;
@@ -173,3 +173,39 @@ pub const SWAP_SET_BASE: u64 = 0x70000;
 pub const SWAP_SET_ENTRIES: u64 = 8192;
 /// Bytes of address space the device decodes.
 pub const SIZE: u64 = 0x80000;
+/// One bit of FEATURES, as the register map defines it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FeatureBit {
+    /// The field's name in the RDL.
+    pub name: &'static str,
+    /// Its bit in FEATURES.
+    pub bit: u32,
+    /// What it means.
+    pub desc: &'static str,
+    /// A driver of this register map refuses a device without it.
+    pub needed: bool,
+}
+/// Every FEATURES bit, in bit order.
+pub const FEATURE_BITS: [FeatureBit; 9] = [
+    FeatureBit {
+        name: "ACCUM_WINDOW",
+        bit: 0,
+        desc: "ACCUM window: one posted write per ACCUM.",
+        needed: true,
+    },
+    FeatureBit { name: "LOAD_WINDOW", bit: 1, desc: "LOAD windows (XOR and ADD).", needed: true },
+    FeatureBit { name: "READ_WINDOW", bit: 2, desc: "READ window.", needed: true },
+    FeatureBit { name: "SWAP_WINDOW", bit: 3, desc: "Read-to-swap window.", needed: true },
+    FeatureBit { name: "IDENT_WINDOW", bit: 4, desc: "Identity bitmap window.", needed: true },
+    FeatureBit {
+        name: "BURST",
+        bit: 5,
+        desc: "Windows accept AXI4 bursts (without it a driver writes ACCUMs one by one).",
+        needed: false,
+    },
+    FeatureBit { name: "OP_ADD", bit: 6, desc: "Wrapping 64-bit ADD operator.", needed: true },
+    FeatureBit { name: "OP_XOR", bit: 7, desc: "XOR operator.", needed: true },
+    FeatureBit { name: "SWAP_SET_WINDOW", bit: 8, desc: "SWAP_SET window.", needed: true },
+];
+/// The FEATURES bits a driver needs (those of [`FEATURE_BITS`] marked `needed`).
+pub const FEATURES_NEEDED: u64 = 0x1df;
