@@ -65,6 +65,8 @@ def main():
         "ACCUM, bursts of 64": link_ops(256, 32),   # TLPs carry at most 256 B (max payload)
         "ACCUM, bursts of 256": link_ops(256, 32),
         "READ, one at a time": None,
+        "two masters: ACCUM, AXI4 bursts of 64": link_ops(256, 32),
+        "two masters: ACCUM, AXI4-Lite one at a time": link_ops(8, 1),
     }
     for name, r in list(legacy.items()) + list(ours.items()):
         dev = fmax / r["cycles_per_op"]

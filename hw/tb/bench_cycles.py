@@ -79,6 +79,32 @@ async def cycles_per_accum(dut):
         if n <= slots:
             await measure(tb, f"ACCUM, bursts of {n}", burst(n), results)
     await measure(tb, "READ, one at a time", reads, results)
+
+    # Two masters at once: AXI4-Lite single ACCUMs (awaited one at a time) while an AXI4 stream
+    # of bursts of 64 keeps the window port busy, to the same slots. Each port's cycles per ACCUM
+    # over the AXI4-Lite run, the AXI4 beats counted by the bursts done within it.
+    stream = []
+    for k in range(N // 16):
+        start = (k * 64) % slots
+        words = [rng.getrandbits(64) for _ in range(64)]
+        stream.append(tb.axi.init_write(tb.addr("ACCUM", start), pack(words), size=3))
+        for i, d in enumerate(words):
+            tb.model.accum(start + i, d)
+    start = now_cycles()
+    lite = N // 4
+    for i in range(lite):
+        d = rng.getrandbits(64)
+        await tb.axil.write(tb.addr("ACCUM", i % slots), pack([d]))
+        tb.model.accum(i % slots, d)
+    cycles = now_cycles() - start
+    beats = 64 * sum(e.is_set() for e in stream)
+    assert 0 < beats < 64 * len(stream), "the AXI4 stream must outlast the AXI4-Lite run"
+    await Combine(*[e.wait() for e in stream])
+    for name, ops, transactions in (("two masters: ACCUM, AXI4 bursts of 64", beats, beats / 64),
+                                    ("two masters: ACCUM, AXI4-Lite one at a time", lite, lite)):
+        results[name] = {"ops": ops, "cycles": cycles, "transactions": transactions,
+                         "cycles_per_op": cycles / ops, "transactions_per_op": transactions / ops}
+        tb.dut._log.warning("%-28s %8.2f cycles/op", name, cycles / ops)
     await tb.check_all()
     with open(os.environ["ATOMIK_BENCH_OUT"], "w") as f:
         json.dump({"slots": slots, "lanes": tb.lanes, "results": results}, f, indent=1)
