@@ -210,3 +210,78 @@ fn several_fingerprint_threads_find_exactly_the_changed_pages() {
     assert_eq!((a.pages_read, b.pages_read), (4096, 4096));
     assert_eq!(one.bank().read_all(), two.bank().read_all(), "the same fingerprints");
 }
+
+/// Asking for a detector that cannot track the process names what is missing: the kernel's
+/// feature, or the arming of the memory; never another process's cause.
+#[test]
+fn an_unavailable_detector_names_the_real_reason() {
+    use atomik::track::error::TrackError;
+    let _serial = track_support::serial();
+    let region = Region::new(8, 0);
+    let child = Child::fork(&region); // not armed
+    let forced = |d| {
+        Tracker::watch(
+            child.pid,
+            &[region.range()],
+            TrackerOptions { detector: Some(d), ..Default::default() },
+        )
+    };
+    // PAGEMAP_SCAN exists where our own memory can be scanned for zero pages.
+    let pm = atomik::track::pagemap::Pagemap::open(std::process::id() as i32).unwrap();
+    let has_scan = atomik::track::scan::scan_category(
+        &pm,
+        region.range(),
+        atomik::track::scan::PAGE_IS_PFNZERO,
+        &mut Vec::new(),
+    )
+    .is_ok();
+    match forced(Detector::UffdWp).unwrap_err() {
+        TrackError::DetectorUnavailable { pid, detector, why } => {
+            assert_eq!((pid, detector), (child.pid, Detector::UffdWp.name()));
+            let want = if has_scan { "not armed" } else { "no PAGEMAP_SCAN" };
+            assert!(why.contains(want), "{why}");
+        }
+        e => panic!("expected DetectorUnavailable, got {e}"),
+    }
+    if atomik::track::pagemap::soft_dirty_supported() {
+        assert_eq!(forced(Detector::SoftDirty).unwrap().detector(), Detector::SoftDirty);
+    } else {
+        let e = forced(Detector::SoftDirty).unwrap_err();
+        assert!(matches!(e, TrackError::DetectorUnavailable { .. }), "{e}");
+        assert!(e.to_string().contains("CONFIG_MEM_SOFT_DIRTY"), "{e}");
+    }
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(24))]
+    /// Reading in place prefetches the next page of the list of written pages, whichever
+    /// range it lies in: over several ranges and any set of written pages, it finds exactly
+    /// the pages a tracker reading through /proc/PID/mem (one thread, full rescan) finds,
+    /// with the same fingerprints.
+    #[test]
+    fn in_place_reading_finds_exactly_what_proc_pid_mem_finds(
+        written in proptest::collection::btree_set(0usize..600, 0..80),
+    ) {
+        let _serial = track_support::serial();
+        let region = Region::new(600, 7);
+        // Three ranges with gaps between them (pages 100..150 and 400..420 unwatched).
+        let at = |p: usize| region.page_addr(p);
+        let ranges = [Range::new(at(0), at(100)), Range::new(at(150), at(400)), Range::new(at(420), at(600))];
+        let watched = |p: usize| !(100..150).contains(&p) && !(400..420).contains(&p);
+        // SAFETY: `region` outlives both trackers; this thread does not write it while they
+        // run.
+        let mut own = unsafe { Tracker::watch_own(&ranges, TrackerOptions::default()) }.unwrap();
+        let me = std::process::id() as i32;
+        let reference =
+            TrackerOptions { detector: Some(Detector::FullRescan), threads: Some(1), ..Default::default() };
+        let mut remote = Tracker::watch(me, &ranges, reference).unwrap();
+        for &p in &written {
+            region.fill(p, 0xfeed_0000 + p as u64);
+        }
+        let want = atomik::track::ranges::coalesce(written.iter().copied().filter(|&p| watched(p)).map(at));
+        let (a, b) = (own.check().unwrap(), remote.check().unwrap());
+        proptest::prop_assert_eq!(&b.changed, &want);
+        proptest::prop_assert_eq!(&a.changed, &want);
+        proptest::prop_assert_eq!(own.bank().read_all(), remote.bank().read_all());
+    }
+}

@@ -204,3 +204,26 @@ fn a_killed_tracker_leaves_no_bank_file() {
         .unwrap_or_default();
     assert!(left.is_empty(), "files left in the bank directory: {left:?}");
 }
+
+/// `top/report/exporter --writes --detector X` where X cannot track a process said its
+/// memory was not readable (needs ptrace read access): the sample names the detector and
+/// the real reason instead.
+#[test]
+fn a_forced_detector_that_cannot_track_is_named_with_its_reason() {
+    use atomik::track::region::Detector;
+    let _serial = track_support::serial();
+    let region = Region::new(8, 1);
+    let child = Child::fork(&region); // not armed: PAGEMAP_SCAN cannot track it
+    let mut m = Monitor::new(MonitorOptions {
+        pids: Some(vec![child.pid]),
+        writes: true,
+        detector: Some(Detector::UffdWp),
+        ..MonitorOptions::default()
+    });
+    let snap = m.sample().unwrap();
+    let line = snap.missing.iter().find(|l| l.contains("written/changed/silent leave out"));
+    let line = line.unwrap_or_else(|| panic!("no line about the untracked process: {:?}", snap.missing));
+    assert!(line.contains(&format!("detector {} unavailable", Detector::UffdWp.name())), "{line}");
+    assert!(line.contains("not armed") || line.contains("no PAGEMAP_SCAN"), "{line}");
+    assert!(!line.contains("not readable"), "{line}");
+}

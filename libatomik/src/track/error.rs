@@ -52,6 +52,17 @@ pub enum TrackError {
         /// The cause.
         source: io::Error,
     },
+    /// The written-page detector asked for cannot be used here (the kernel lacks it, or the
+    /// memory is not armed for it).
+    #[error("pid {pid}: detector {detector} unavailable: {why}")]
+    DetectorUnavailable {
+        /// The process.
+        pid: i32,
+        /// The detector's name ([`Detector::name`](super::region::Detector::name)).
+        detector: &'static str,
+        /// Why, in the words of what is missing.
+        why: String,
+    },
     /// The fingerprint bank failed.
     #[error(transparent)]
     Bank(#[from] crate::Error),

@@ -316,6 +316,7 @@ impl Monitor {
         let mut no_pfn = false;
         let mut no_zero = false;
         let mut no_writes = 0u64;
+        let (mut no_detector, mut no_detector_why) = (0u64, None::<String>);
         let mut restarted = 0u64;
         let mut reused = 0u64;
         let mut figures: Vec<(i32, String, ProcFigures)> = Vec::new();
@@ -455,6 +456,10 @@ impl Monitor {
                         }
                     }
                     Writes::Unreadable => no_writes += 1,
+                    Writes::Unavailable(why) => {
+                        no_detector += 1;
+                        no_detector_why.get_or_insert(why);
+                    }
                 }
             }
             snap.processes.push(ProcessRow {
@@ -532,6 +537,13 @@ impl Monitor {
             snap.missing.push(format!(
                 "written/changed/silent leave out {no_writes} processes whose memory is not \
                  readable (needs ptrace read access)"
+            ));
+        }
+        if no_detector > 0 {
+            snap.missing.push(format!(
+                "written/changed/silent leave out {no_detector} processes the detector asked for \
+                 cannot track; first: {}",
+                no_detector_why.as_deref().unwrap_or("?")
             ));
         }
         if restarted > 0 {
@@ -694,6 +706,8 @@ enum Writes {
     Baseline(Detector),
     /// The memory could not be read.
     Unreadable,
+    /// The detector asked for ([`MonitorOptions::detector`]) cannot be used for it: why.
+    Unavailable(String),
 }
 
 /// The KSM figures of one row, from its processes' KSM pages when PFNs are visible, or else
@@ -773,6 +787,7 @@ fn track_writes(opts: &MonitorOptions, pid: i32, st: &mut ProcState) -> Writes {
             st.tracker = Some((maps, t));
             Writes::Baseline(det)
         }
+        Err(e @ TrackError::DetectorUnavailable { .. }) => Writes::Unavailable(e.to_string()),
         Err(_) => Writes::Unreadable,
     }
 }

@@ -673,28 +673,21 @@ fn choose_detector(
     forced: Option<Detector>,
 ) -> Result<(Detector, Option<WpArm>)> {
     let armed = || is_armed(pm, ranges);
+    let unavailable =
+        |d: Detector, why: String| TrackError::DetectorUnavailable { pid, detector: d.name(), why };
     match forced {
         Some(Detector::FullRescan) => Ok((Detector::FullRescan, None)),
         Some(Detector::SoftDirty) if soft_dirty_supported() => Ok((Detector::SoftDirty, None)),
-        Some(Detector::SoftDirty) => Err(TrackError::Sys {
-            pid,
-            call: "soft-dirty",
-            source: std::io::Error::new(
-                std::io::ErrorKind::Unsupported,
-                "this kernel has no CONFIG_MEM_SOFT_DIRTY",
-            ),
-        }),
-        Some(Detector::UffdWp) if pid == me && !armed() => Ok((Detector::UffdWp, Some(WpArm::arm(ranges)?))),
+        Some(Detector::SoftDirty) => Err(unavailable(
+            Detector::SoftDirty,
+            "this kernel keeps no soft-dirty bits (built without CONFIG_MEM_SOFT_DIRTY)".into(),
+        )),
+        Some(Detector::UffdWp) if pid == me && !armed() => match WpArm::arm(ranges) {
+            Ok(a) => Ok((Detector::UffdWp, Some(a))),
+            Err(e) => Err(unavailable(Detector::UffdWp, arm_failure(&e))),
+        },
         Some(Detector::UffdWp) if armed() => Ok((Detector::UffdWp, None)),
-        Some(Detector::UffdWp) => Err(TrackError::Sys {
-            pid,
-            call: "PAGEMAP_SCAN",
-            source: std::io::Error::new(
-                std::io::ErrorKind::Unsupported,
-                "the memory is not armed for async write-protection (the process must arm \
-                 it itself with atomik::track::scan::WpArm)",
-            ),
-        }),
+        Some(Detector::UffdWp) => Err(unavailable(Detector::UffdWp, scan_failure(pm, ranges))),
         None => {
             if armed() {
                 Ok((Detector::UffdWp, None))
@@ -710,5 +703,75 @@ fn choose_detector(
                 Ok((Detector::FullRescan, None))
             }
         }
+    }
+}
+
+/// Why arming async write-protection failed, named by what the kernel or the memory lacks.
+fn arm_failure(e: &TrackError) -> String {
+    let TrackError::Sys { call, source, .. } = e else { return e.to_string() };
+    match (*call, source.raw_os_error()) {
+        ("userfaultfd", Some(libc::ENOSYS)) => {
+            "this kernel has no userfaultfd (built without CONFIG_USERFAULTFD)".into()
+        }
+        ("userfaultfd", Some(libc::EPERM)) => {
+            format!("userfaultfd is not permitted here ({source}: seccomp or vm.unprivileged_userfaultfd)")
+        }
+        ("UFFDIO_API(WP_ASYNC)", Some(libc::EINVAL)) => {
+            "this kernel has no async userfaultfd write-protection (UFFD_FEATURE_WP_ASYNC, \
+             Linux >= 6.7, CONFIG_HAVE_ARCH_USERFAULTFD_WP)"
+                .into()
+        }
+        ("UFFDIO_REGISTER(WP)", Some(libc::EINVAL)) => {
+            "the memory cannot be write-protected by userfaultfd (only private anonymous and \
+             shmem memory can)"
+                .into()
+        }
+        _ => e.to_string(),
+    }
+}
+
+/// Why `PAGEMAP_SCAN` cannot report written pages of `ranges` (another process's memory
+/// that [`is_armed`] said no to): the kernel lacks the ioctl, or the memory is not armed.
+fn scan_failure(pm: &Pagemap, ranges: &[Range]) -> String {
+    let mut sink = Vec::new();
+    let errno = ranges.iter().find_map(|r| match scan_written(pm, *r, false, &mut sink) {
+        Err(TrackError::Sys { source, .. }) => Some(source.raw_os_error()),
+        _ => None,
+    });
+    scan_errno_reason(errno.flatten())
+}
+
+/// [`scan_failure`] by the errno of the failed `PAGEMAP_SCAN`.
+fn scan_errno_reason(errno: Option<i32>) -> String {
+    match errno {
+        Some(libc::ENOTTY) => "this kernel has no PAGEMAP_SCAN (Linux >= 6.7)".into(),
+        _ => "the memory is not armed for async write-protection (the process must arm it \
+              itself with atomik::track::scan::WpArm)"
+            .into(),
+    }
+}
+
+#[cfg(test)]
+mod detector_reason_tests {
+    use super::*;
+
+    fn sys(call: &'static str, errno: i32) -> TrackError {
+        TrackError::Sys { pid: 1, call, source: std::io::Error::from_raw_os_error(errno) }
+    }
+
+    #[test]
+    fn arm_failures_name_what_is_missing() {
+        assert!(arm_failure(&sys("userfaultfd", libc::ENOSYS)).contains("CONFIG_USERFAULTFD"));
+        assert!(arm_failure(&sys("UFFDIO_API(WP_ASYNC)", libc::EINVAL)).contains("UFFD_FEATURE_WP_ASYNC"));
+        assert!(arm_failure(&sys("UFFDIO_REGISTER(WP)", libc::EINVAL)).contains("private anonymous"));
+        // Anything else keeps the call and the system's words.
+        let other = arm_failure(&sys("UFFDIO_WRITEPROTECT", libc::ENOMEM));
+        assert!(other.contains("UFFDIO_WRITEPROTECT") && other.contains("memory"), "{other}");
+    }
+
+    #[test]
+    fn scan_failures_tell_an_old_kernel_from_unarmed_memory() {
+        assert!(scan_errno_reason(Some(libc::ENOTTY)).contains("no PAGEMAP_SCAN"));
+        assert!(scan_errno_reason(Some(libc::EPERM)).contains("not armed"));
     }
 }
