@@ -163,24 +163,28 @@ impl Source {
         match self {
             Source::Remote(r) => r.for_each_page_in(ranges, f),
             Source::InPlace => {
-                for r in ranges {
-                    for addr in (r.start..r.end).step_by(PAGE as usize) {
-                        // The hardware prefetcher stops at page boundaries: ask for the page
-                        // after next while this one is fingerprinted.
-                        if addr + 3 * PAGE <= r.end {
-                            prefetch_page(addr + 2 * PAGE);
-                        }
-                        // SAFETY: watch_own's contract: the ranges stay mapped and readable
-                        // while the tracker lives, and nothing writes them during check().
-                        let page = unsafe { std::slice::from_raw_parts(addr as *const u8, PAGE as usize) };
-                        f(addr, page);
+                // The hardware prefetcher stops at page boundaries, and written pages are
+                // mostly far apart: ask for the page after next in the list (whichever range
+                // it is in) while this one is fingerprinted.
+                let pages = || ranges.iter().flat_map(|r| (r.start..r.end).step_by(PAGE as usize));
+                let mut ahead = pages().skip(PREFETCH_AHEAD);
+                for addr in pages() {
+                    if let Some(next) = ahead.next() {
+                        prefetch_page(next);
                     }
+                    // SAFETY: watch_own's contract: the ranges stay mapped and readable
+                    // while the tracker lives, and nothing writes them during check().
+                    let page = unsafe { std::slice::from_raw_parts(addr as *const u8, PAGE as usize) };
+                    f(addr, page);
                 }
                 Ok(())
             }
         }
     }
 }
+
+/// How many pages ahead of the one being fingerprinted in place the next is prefetched.
+const PREFETCH_AHEAD: usize = 2;
 
 /// Below this many pages one thread fingerprints them: a second thread costs more than it
 /// saves.
