@@ -151,3 +151,87 @@ fn an_idle_process_is_not_reread_until_it_forks() {
         forked.rows
     );
 }
+
+/// `sample_anon` walks the page tables once from the first to the last private anonymous
+/// mapping and reads close spans together: the same sample as reading each mapping's
+/// populated spans on their own (the way it was done before).
+#[test]
+fn one_walk_over_all_mappings_gives_the_per_mapping_sample() {
+    use atomik::track::pagemap::Pagemap;
+    use atomik::track::ranges::PAGE;
+    use atomik::track::scan::{populated, scan_category, PAGE_IS_PFNZERO};
+    let _serial = track_support::serial();
+    let region = Region::new(300, 9);
+    // A file mapping between anonymous ones, and holes in the region.
+    let file = tempfile::tempfile().unwrap();
+    file.set_len(16 * PAGE).unwrap();
+    // SAFETY: a private read-only mapping of the temporary file; unmapped below.
+    let fm = unsafe {
+        use std::os::fd::AsRawFd;
+        libc::mmap(
+            std::ptr::null_mut(),
+            16 * PAGE as usize,
+            libc::PROT_READ,
+            libc::MAP_PRIVATE,
+            file.as_raw_fd(),
+            0,
+        )
+    };
+    assert_ne!(fm, libc::MAP_FAILED);
+    // SAFETY: touching the mapping just made, read only.
+    let _ = unsafe { std::ptr::read_volatile(fm as *const u8) };
+    for p in (0..300).step_by(7) {
+        // SAFETY: advice on pages of the region, which nothing else uses.
+        unsafe { libc::madvise(region.page_addr(p) as *mut _, PAGE as usize, libc::MADV_DONTNEED) };
+    }
+    let child = Child::fork(&region);
+    // The reference: each mapping's populated spans read on their own.
+    let reference = || {
+        let maps = atomik::track::maps::read_maps(proc_root(), child.pid).unwrap();
+        let pm = Pagemap::open(child.pid).unwrap();
+        let (mut present, mut exclusive, mut zero_pages, mut swapped, mut shared) = (0, 0, 0, 0, Vec::new());
+        for m in maps.iter().filter(|m| m.is_private_anon()) {
+            let (mut spans, mut zero, mut e) = (Vec::new(), Vec::new(), Vec::new());
+            populated(&pm, m.range, &mut spans).unwrap();
+            scan_category(&pm, m.range, PAGE_IS_PFNZERO, &mut zero).unwrap();
+            for s in spans {
+                pm.read(s, &mut e).unwrap();
+                for (i, e) in e.iter().enumerate() {
+                    let a = s.start + i as u64 * PAGE;
+                    swapped += e.swapped() as u64;
+                    if !e.anon_present() {
+                        continue;
+                    }
+                    if zero.iter().any(|z| z.start <= a && a < z.end) {
+                        zero_pages += 1;
+                    } else if e.exclusive() {
+                        (present, exclusive) = (present + 1, exclusive + 1);
+                    } else {
+                        present += 1;
+                        shared.push((a, e.pfn().unwrap_or(0)));
+                    }
+                }
+            }
+        }
+        ((present, exclusive, zero_pages, swapped), shared)
+    };
+    // The child settles after the fork (its stack pages become its own as it runs): compare
+    // with a reference that is the same before and after the sample.
+    let got = loop {
+        let before = reference();
+        let got = sample_anon(proc_root(), child.pid).unwrap();
+        if reference() == before {
+            break (got, before);
+        }
+    };
+    let (got, ((present, exclusive, zero_pages, swapped), shared)) = got;
+    // SAFETY: unmapping the file mapping made above.
+    unsafe { libc::munmap(fm, 16 * PAGE as usize) };
+    assert!(got.zero_page_known);
+    assert_eq!(
+        (got.present, got.exclusive, got.zero_pages, got.swapped),
+        (present, exclusive, zero_pages, swapped)
+    );
+    assert_eq!(got.shared, shared);
+    assert!(got.shared.len() >= 250, "the forked region is shared: {}", got.shared.len());
+}

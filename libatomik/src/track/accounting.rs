@@ -105,7 +105,7 @@ impl Accounting {
 /// mount `root`.
 pub fn read_accounting(root: &Path, cgroup: &str) -> Accounting {
     let dir = root.join(cgroup.trim_start_matches('/'));
-    let text = |f: &str| std::fs::read_to_string(dir.join(f)).ok();
+    let text = |f: &str| super::procfs::read_kernel_text(&dir.join(f)).ok();
     let num = |f: &str| text(f)?.trim().parse::<u64>().ok();
     // "max" means no limit.
     let limit = |f: &str| num(f);

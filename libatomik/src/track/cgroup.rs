@@ -30,7 +30,7 @@ pub fn read_membership_under(cgroup_root: &Path, subtree: &str) -> Result<BTreeM
     let mut stack = vec![cgroup_root.join(subtree.trim_start_matches('/'))];
     while let Some(dir) = stack.pop() {
         let procs = dir.join("cgroup.procs");
-        let text = match std::fs::read_to_string(&procs) {
+        let text = match super::procfs::read_kernel_text(&procs) {
             Ok(t) => t,
             // A cgroup removed while we walk is not an error.
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,

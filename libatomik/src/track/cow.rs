@@ -54,17 +54,28 @@ pub fn sample_anon(proc_root: &Path, pid: i32) -> Result<AnonSample> {
     let mut zero: Vec<Range> = Vec::new();
     let mut excl_addrs: Vec<u64> = Vec::new();
     let mut spans: Vec<Range> = Vec::new();
-    for m in maps.iter().filter(|m| m.is_private_anon()) {
-        // Only populated pages: a mapping may reserve terabytes and use megabytes. With
-        // PAGEMAP_SCAN one walk gives them and the zero-page mappings among them.
+    let anon: Vec<Range> = maps.iter().filter(|m| m.is_private_anon()).map(|m| m.range).collect();
+    // Only populated pages: a mapping may reserve terabytes and use megabytes. With
+    // PAGEMAP_SCAN one walk from the first to the last private anonymous mapping gives them
+    // and the zero-page mappings among them (one call per mapping cost more than walking
+    // what lies between), clipped to each mapping below.
+    let (mut all_spans, mut all_zero) = (Vec::new(), Vec::new());
+    if let (Some(first), Some(last)) = (anon.first(), anon.last()) {
+        let hull = Range::new(first.start, last.end);
+        s.zero_page_known = populated_and_zero(&pm, hull, &mut all_spans, &mut all_zero).is_ok();
+    }
+    for m in &anon {
         zero.clear();
         spans.clear();
-        if !(s.zero_page_known && populated_and_zero(&pm, m.range, &mut spans, &mut zero).is_ok()) {
-            s.zero_page_known = false;
-            zero.clear();
-            spans.clear();
-            populated(&pm, m.range, &mut spans)?;
+        if s.zero_page_known {
+            clip(&all_spans, *m, &mut spans);
+            clip(&all_zero, *m, &mut zero);
+        } else {
+            populated(&pm, *m, &mut spans)?;
         }
+        // One pagemap read for spans a few pages apart: the entries between are of
+        // unpopulated pages, which count for nothing below.
+        merge_close(&mut spans, PAGEMAP_GAP_PAGES * PAGE);
         let mut zi = 0;
         for span in &spans {
             pm.read(*span, &mut entries)?;
@@ -98,6 +109,29 @@ pub fn sample_anon(proc_root: &Path, pid: i32) -> Result<AnonSample> {
     Ok(s)
 }
 
+/// Spans of unpopulated pages up to this long are read with their neighbours in one
+/// pagemap read (8 bytes a page) rather than split into two reads.
+const PAGEMAP_GAP_PAGES: u64 = 64;
+
+/// The parts of sorted, disjoint `ranges` inside `within`, appended to `out`.
+fn clip(ranges: &[Range], within: Range, out: &mut Vec<Range>) {
+    let first = ranges.partition_point(|r| r.end <= within.start);
+    for r in ranges[first..].iter().take_while(|r| r.start < within.end) {
+        out.push(Range::new(r.start.max(within.start), r.end.min(within.end)));
+    }
+}
+
+/// Joins sorted ranges separated by at most `gap` bytes.
+fn merge_close(ranges: &mut Vec<Range>, gap: u64) {
+    ranges.dedup_by(|next, prev| {
+        let close = next.start - prev.end <= gap;
+        if close {
+            prev.end = next.end;
+        }
+        close
+    });
+}
+
 /// Reads the pagemap entries of `pid` at sorted `addrs`.
 fn entries_at(pm: &Pagemap, addrs: impl Iterator<Item = u64> + Clone) -> Result<Vec<PageEntry>> {
     let mut out = Vec::new();
@@ -122,9 +156,13 @@ pub struct CowBreaks {
 
 /// Compares `before` with the current pagemap of its process.
 pub fn cow_breaks(proc_root: &Path, before: &AnonSample) -> Result<CowBreaks> {
+    let mut b = CowBreaks { copied: before.pfn_visible.then_some(0), ..Default::default() };
+    if before.shared.is_empty() {
+        // Nothing was shared: nothing to break, and no pagemap to open.
+        return Ok(b);
+    }
     let pm = Pagemap::open_in(proc_root, before.pid)?;
     let now = entries_at(&pm, before.shared.iter().map(|&(a, _)| a))?;
-    let mut b = CowBreaks { copied: before.pfn_visible.then_some(0), ..Default::default() };
     for (&(addr, old_pfn), e) in before.shared.iter().zip(&now) {
         if !(e.anon_present() && e.exclusive()) {
             continue;

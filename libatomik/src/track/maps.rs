@@ -70,7 +70,7 @@ pub fn parse_maps(text: &str, path: &Path) -> Result<Vec<Mapping>> {
 /// Reads `<proc_root>/PID/maps`.
 pub fn read_maps(proc_root: &Path, pid: i32) -> Result<Vec<Mapping>> {
     let path = proc_root.join(pid.to_string()).join("maps");
-    let text = std::fs::read_to_string(&path)
+    let text = super::procfs::read_kernel_text(&path)
         .map_err(|e| TrackError::proc_io(pid, &path, e, "reading maps", RIGHT_PTRACE_READ))?;
     parse_maps(&text, &path)
 }

@@ -46,6 +46,26 @@ impl Want {
     pub const ALL: Want = Want { uid: true, ksm_stat: true };
 }
 
+/// Bytes read per `read` call at least when reading a kernel-generated file. `std::fs::read`
+/// knows no size for them (they stat as empty) and starts with a 32-byte probe, then
+/// doubles: 5-10 system calls for a /proc/PID/stat or maps where two do.
+const SMALL_FILE_BUF: usize = 16 << 10;
+
+/// The whole content of a file under /proc or /sys in as few `read` calls as its size
+/// allows (see [`SMALL_FILE_BUF`]).
+pub fn read_kernel_file(path: &Path) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    let mut buf = Vec::with_capacity(SMALL_FILE_BUF);
+    std::fs::File::open(path)?.read_to_end(&mut buf)?;
+    Ok(buf)
+}
+
+/// [`read_kernel_file`] as text.
+pub fn read_kernel_text(path: &Path) -> std::io::Result<String> {
+    String::from_utf8(read_kernel_file(path)?)
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
+}
+
 /// The numeric entries of the proc root: every process id.
 pub fn list_pids(proc_root: &Path) -> Result<Vec<i32>> {
     let rd = std::fs::read_dir(proc_root).map_err(|e| TrackError::io(proc_root, e))?;
@@ -57,7 +77,7 @@ pub fn list_pids(proc_root: &Path) -> Result<Vec<i32>> {
 /// Whether process `pid` has exited: no entry under the proc root, or a zombie (state `Z`
 /// or `X` in `stat`) whose memory is gone though its parent has not reaped it yet.
 pub fn has_exited(proc_root: &Path, pid: i32) -> bool {
-    match std::fs::read_to_string(proc_root.join(pid.to_string()).join("stat")) {
+    match read_kernel_text(&proc_root.join(pid.to_string()).join("stat")) {
         // The state follows the command name, which is in parentheses and may hold any byte.
         Ok(stat) => stat
             .rsplit_once(')')
@@ -90,7 +110,7 @@ pub fn read_proc_in(
 ) -> Result<Option<ProcInfo>> {
     use procfs::FromRead;
     let dir = proc_root.join(pid.to_string());
-    let read = |f: &str| std::fs::read(dir.join(f)).ok();
+    let read = |f: &str| read_kernel_file(&dir.join(f)).ok();
     // stat's RSS is the kernel's per-CPU estimate (off by up to a batch per CPU); statm's
     // is the exact sum, as status's VmRSS.
     let stat = read("stat")
@@ -109,14 +129,14 @@ pub fn read_proc_in(
     };
     let cgroup = match cgroup {
         Some(c) => c.to_owned(),
-        None => std::fs::read_to_string(dir.join("cgroup"))
+        None => read_kernel_text(&dir.join("cgroup"))
             .ok()
             .and_then(|t| parse_cgroup_file(&t))
             .unwrap_or_else(|| "/".to_owned()),
     };
     // ksm_stat: not covered by the procfs crate.
     let (ksm_merging_pages, ksm_profit) = if want.ksm_stat {
-        let ksm = std::fs::read_to_string(dir.join("ksm_stat")).ok();
+        let ksm = read_kernel_text(&dir.join("ksm_stat")).ok();
         let num = |k: &str| {
             ksm.as_deref()
                 .and_then(|t| t.lines().find_map(|l| l.strip_prefix(k)))
