@@ -195,6 +195,7 @@ fn several_fingerprint_threads_find_exactly_the_changed_pages() {
     let opts = |threads| TrackerOptions {
         detector: Some(Detector::FullRescan),
         threads: Some(threads),
+        parallel_min_pages: Some(1024),
         ..Default::default()
     };
     let mut one = Tracker::watch(child.pid, &[region.range()], opts(1)).unwrap();
