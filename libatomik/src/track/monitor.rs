@@ -13,7 +13,7 @@ use super::error::TrackError;
 use super::kernel_cow::{self, ProcessCow};
 use super::ksm::{ksm_pages, read_ksm, KsmGlobal, KsmPages};
 use super::maps::read_maps;
-use super::procfs::{list_pids, read_proc_in, ProcInfo, Want};
+use super::procfs::{list_pids, read_proc_kept, KeptFiles, ProcInfo, Want};
 use super::ranges::{Range, PAGE};
 use super::region::{Detector, Tracker, TrackerOptions};
 use super::runtime::{Names, RuntimeState};
@@ -199,6 +199,8 @@ pub struct Monitor {
     state: HashMap<i32, ProcState>,
     /// Whether `/dev/atomik` can give COW figures (looked up at the first need).
     kernel_cow: Option<bool>,
+    /// The processes' stat, statm and ksm_stat, open from one sample to the next.
+    kept: KeptFiles,
 }
 
 #[derive(Default, Clone)]
@@ -289,6 +291,7 @@ impl Monitor {
             last: None,
             state: HashMap::new(),
             kernel_cow: None,
+            kept: KeptFiles::default(),
         }
     }
 
@@ -478,6 +481,7 @@ impl Monitor {
             figures.push((info.pid, info.cgroup.clone(), f));
         }
         self.state.retain(|pid, _| alive.contains(pid));
+        self.kept.retain(|pid| alive.contains(&pid));
         snap.pagemaps_reused = reused;
         snap.rescans.sort_by(|a, b| b.2.cmp(&a.2).then(a.0.cmp(&b.0)));
 
@@ -593,7 +597,7 @@ impl Monitor {
         Ok(snap)
     }
 
-    fn processes(&self, snap: &mut Snapshot, want: Want) -> super::error::Result<Vec<ProcInfo>> {
+    fn processes(&mut self, snap: &mut Snapshot, want: Want) -> super::error::Result<Vec<ProcInfo>> {
         // Membership from the cgroupfs, of the subtree only: processes outside it are not
         // read at all.
         let mut cg_of: Option<BTreeMap<i32, String>> = None;
@@ -619,7 +623,7 @@ impl Monitor {
                 continue;
             }
             let cg = cg_of.as_ref().and_then(|m| m.get(&pid)).map(String::as_str);
-            let Some(info) = read_proc_in(&self.opts.proc_root, pid, cg, want)? else {
+            let Some(info) = read_proc_kept(&mut self.kept, &self.opts.proc_root, pid, cg, want)? else {
                 continue;
             };
             if self.opts.uid.is_some_and(|u| info.uid != Some(u)) {

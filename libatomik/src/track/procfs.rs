@@ -66,6 +66,91 @@ pub fn read_kernel_text(path: &Path) -> std::io::Result<String> {
         .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
 }
 
+/// Reads all of `f` from offset 0 into `buf` (replacing its content).
+fn read_from_start(f: &std::fs::File, buf: &mut Vec<u8>) -> std::io::Result<()> {
+    use std::os::unix::fs::FileExt;
+    buf.clear();
+    buf.resize(SMALL_FILE_BUF, 0);
+    let mut len = 0;
+    loop {
+        if len == buf.len() {
+            buf.resize(2 * len, 0);
+        }
+        match f.read_at(&mut buf[len..], len as u64) {
+            Ok(0) => break,
+            Ok(n) => len += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    buf.truncate(len);
+    Ok(())
+}
+
+/// Files of `/proc/PID` kept open from one sample to the next and read again from offset
+/// 0, where the kernel writes them anew: a sample of many processes then pays no open and
+/// close for them (path walk, file set-up and tear-down: most of the cost of reading
+/// `stat`). Only for files that describe the process's task as it is at each read (`stat`,
+/// `statm`, `ksm_stat`), never `maps` or `pagemap`, which stay bound to the address space
+/// they were opened on (the one before an exec, or a vfork parent's). A kept file of a
+/// process that ended fails to read (ESRCH), also when its pid was reused: the process's
+/// files are then dropped and opened again. At most a quarter of RLIMIT_NOFILE is kept.
+#[derive(Debug)]
+pub struct KeptFiles {
+    files: std::collections::HashMap<(i32, &'static str), std::fs::File>,
+    max: usize,
+}
+
+impl Default for KeptFiles {
+    fn default() -> Self {
+        let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+        // SAFETY: getrlimit writes one struct rlimit, which `lim` is.
+        let soft =
+            if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } == 0 { lim.rlim_cur } else { 0 };
+        KeptFiles::with_max((soft / 4).min(1 << 20) as usize)
+    }
+}
+
+impl KeptFiles {
+    /// Keeps at most `max` files open (0: none, every read opens and closes).
+    pub fn with_max(max: usize) -> KeptFiles {
+        KeptFiles { files: Default::default(), max }
+    }
+
+    /// Files kept open now.
+    pub fn len(&self) -> usize {
+        self.files.len()
+    }
+
+    /// Whether none is kept.
+    pub fn is_empty(&self) -> bool {
+        self.files.is_empty()
+    }
+
+    /// The content of `<proc_root>/PID/<name>` now.
+    pub fn read(&mut self, proc_root: &Path, pid: i32, name: &'static str) -> std::io::Result<Vec<u8>> {
+        let mut buf = Vec::new();
+        if let Some(f) = self.files.get(&(pid, name)) {
+            if read_from_start(f, &mut buf).is_ok() {
+                return Ok(buf);
+            }
+            // The process ended (its pid may be another's now): start over with a new open.
+            self.files.retain(|(p, _), _| *p != pid);
+        }
+        let f = std::fs::File::open(proc_root.join(pid.to_string()).join(name))?;
+        read_from_start(&f, &mut buf)?;
+        if self.files.len() < self.max {
+            self.files.insert((pid, name), f);
+        }
+        Ok(buf)
+    }
+
+    /// Closes the files of every process `keep` says no to.
+    pub fn retain(&mut self, keep: impl Fn(i32) -> bool) {
+        self.files.retain(|(p, _), _| keep(*p));
+    }
+}
+
 /// The numeric entries of the proc root: every process id.
 pub fn list_pids(proc_root: &Path) -> Result<Vec<i32>> {
     let rd = std::fs::read_dir(proc_root).map_err(|e| TrackError::io(proc_root, e))?;
@@ -108,9 +193,20 @@ pub fn read_proc_in(
     cgroup: Option<&str>,
     want: Want,
 ) -> Result<Option<ProcInfo>> {
+    read_proc_kept(&mut KeptFiles::with_max(0), proc_root, pid, cgroup, want)
+}
+
+/// [`read_proc_in`] reading `stat`, `statm` and `ksm_stat` through `kept`.
+pub fn read_proc_kept(
+    kept: &mut KeptFiles,
+    proc_root: &Path,
+    pid: i32,
+    cgroup: Option<&str>,
+    want: Want,
+) -> Result<Option<ProcInfo>> {
     use procfs::FromRead;
     let dir = proc_root.join(pid.to_string());
-    let read = |f: &str| read_kernel_file(&dir.join(f)).ok();
+    let mut read = |f: &'static str| kept.read(proc_root, pid, f).ok();
     // stat's RSS is the kernel's per-CPU estimate (off by up to a batch per CPU); statm's
     // is the exact sum, as status's VmRSS.
     let stat = read("stat")
@@ -136,7 +232,7 @@ pub fn read_proc_in(
     };
     // ksm_stat: not covered by the procfs crate.
     let (ksm_merging_pages, ksm_profit) = if want.ksm_stat {
-        let ksm = read_kernel_text(&dir.join("ksm_stat")).ok();
+        let ksm = read("ksm_stat").and_then(|b| String::from_utf8(b).ok());
         let num = |k: &str| {
             ksm.as_deref()
                 .and_then(|t| t.lines().find_map(|l| l.strip_prefix(k)))
@@ -214,6 +310,38 @@ mod tests {
         assert_eq!(i.cgroup, "/system.slice/pg.service");
         assert_eq!((i.ksm_merging_pages, i.ksm_profit), (Some(3), Some(8192)));
         assert_eq!(read_proc(d.path(), 43).unwrap(), None);
+    }
+
+    /// A kept file is written anew at every read, and a process's kept files go when it
+    /// has ended.
+    #[test]
+    fn kept_files_read_fresh_content_and_go_with_their_process() {
+        let root = Path::new("/proc");
+        let me = std::process::id() as i32;
+        let mut kept = KeptFiles::with_max(8);
+        let resident = |k: &mut KeptFiles| {
+            let t = String::from_utf8(k.read(root, me, "statm").unwrap()).unwrap();
+            t.split_whitespace().nth(1).unwrap().parse::<u64>().unwrap()
+        };
+        let before = resident(&mut kept);
+        assert_eq!(kept.len(), 1, "statm kept open");
+        let mem = vec![1u8; 64 << 20];
+        std::hint::black_box(&mem);
+        let after = resident(&mut kept);
+        assert_eq!(kept.len(), 1, "read again through the same file");
+        assert!(after >= before + (60 << 20) / PAGE, "{before} -> {after} pages resident");
+
+        let mut child = std::process::Command::new("sleep").arg("30").spawn().unwrap();
+        let pid = child.id() as i32;
+        assert!(kept.read(root, pid, "stat").is_ok());
+        assert_eq!(kept.len(), 2);
+        child.kill().unwrap();
+        child.wait().unwrap();
+        assert!(kept.read(root, pid, "stat").is_err(), "an ended process has no stat");
+        assert_eq!(kept.len(), 1, "its kept file is closed");
+        kept.retain(|p| p != me);
+        assert!(kept.is_empty());
+        assert!(KeptFiles::with_max(0).read(root, me, "stat").is_ok());
     }
 
     #[test]
