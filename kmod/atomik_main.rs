@@ -19,6 +19,13 @@ mod fp_core;
 #[allow(unreachable_pub)]
 #[path = "../libatomik/src/sdk_abi.rs"]
 mod sdk_abi;
+// The FPGA's register map, generated from hw/regs/atomik.rdl for libatomik, shared the same way.
+#[cfg(CONFIG_PCI)]
+#[allow(dead_code, unreachable_pub)]
+#[path = "../libatomik/src/backend/fpga/regs.rs"]
+mod regs;
+#[cfg(CONFIG_PCI)]
+mod pci;
 mod uapi;
 mod access;
 mod bank;
@@ -79,11 +86,27 @@ module! {
 struct AtomikModule {
     #[pin]
     _misc: kernel::miscdevice::MiscDeviceRegistration<device::AtomikFile>,
+    /// The PCI driver of the atomik FPGA (pci.rs); banks work without a device.
+    #[cfg(CONFIG_PCI)]
+    #[pin]
+    _pci: kernel::driver::Registration<kernel::pci::Adapter<pci::AtomikPci>>,
+}
+
+/// Whether an FPGA is bound (GET_INFO's FEATURE_FPGA).
+pub(crate) fn fpga_bound() -> bool {
+    #[cfg(CONFIG_PCI)]
+    return pci::bound().is_some();
+    #[cfg(not(CONFIG_PCI))]
+    return false;
 }
 
 impl kernel::InPlaceModule for AtomikModule {
-    fn init(_module: &'static ThisModule) -> impl PinInit<Self, Error> {
+    fn init(module: &'static ThisModule) -> impl PinInit<Self, Error> {
         registry::init();
+        #[cfg(CONFIG_PCI)]
+        pci::init();
+        #[cfg(not(CONFIG_PCI))]
+        let _ = module;
         let limits = limits::Limits::get();
         pr_info!(
             "atomik: abi {}, max_banks_per_user={} max_slots={} max_total_bytes={} max_user_bytes={}\n",
@@ -95,6 +118,8 @@ impl kernel::InPlaceModule for AtomikModule {
         );
         try_pin_init!(Self {
             _misc <- device::register(),
+            #[cfg(CONFIG_PCI)]
+            _pci <- kernel::driver::Registration::new(c"atomik", module),
         })
     }
 }

@@ -12,6 +12,8 @@
 //! ETIMEDOUT), and any value is a valid reference, accumulator or card.
 
 use crate::{abi, access::Owner, registry::Charge, stats::Stats};
+#[cfg(CONFIG_PCI)]
+use crate::pci::FpgaSlots;
 use core::sync::atomic::{fence, AtomicU64, Ordering};
 use kernel::{
     alloc::{flags::GFP_KERNEL_ACCOUNT, KVVec},
@@ -29,6 +31,28 @@ compile_error!("atomik keeps bank pages permanently addressed: HIGHMEM kernels a
 compile_error!("atomik keeps bank pages permanently addressed: DEBUG_KMAP_LOCAL_FORCE_MAP is unsupported");
 
 const PAGE: u64 = abi::PAGE_SIZE;
+
+/// What [`Bank::on_fpga`] returns: the FPGA storage, or (without CONFIG_PCI) a type with no
+/// value, so that callers need no cfg of their own.
+#[cfg(CONFIG_PCI)]
+pub(crate) type FpgaSlotsRef = FpgaSlots;
+#[cfg(not(CONFIG_PCI))]
+pub(crate) enum FpgaSlotsRef {}
+#[cfg(not(CONFIG_PCI))]
+impl FpgaSlotsRef {
+    pub(crate) fn map_bytes(&self) -> u64 {
+        match *self {}
+    }
+    pub(crate) fn apply(&self, _: u32, _: u64, _: u64) -> Result<u64> {
+        match *self {}
+    }
+    pub(crate) fn present(&self) -> bool {
+        match *self {}
+    }
+    pub(crate) fn accum_phys(&self) -> u64 {
+        match *self {}
+    }
+}
 
 /// Busy spins while a slot's seqlock is held, before the waiter starts sleeping: a writer's
 /// critical section is a handful of instructions, so a lock held longer than this is held by
@@ -88,8 +112,9 @@ fn resched() {
 ///
 /// # Invariants
 ///
-/// `pages.len() == addrs.len() == layout.total_size / PAGE_SIZE`, `addrs[k]` is the permanent
-/// kernel address of `pages[k]` (no HIGHMEM), and page 0 holds a header describing `layout`.
+/// In memory (`fpga` is `None`): `pages.len() == addrs.len() == layout.total_size / PAGE_SIZE`,
+/// `addrs[k]` is the permanent kernel address of `pages[k]` (no HIGHMEM), and page 0 holds a
+/// header describing `layout`. On the FPGA: no pages, and every op goes to `fpga`.
 pub(crate) struct Bank {
     pub(crate) name: [u8; abi::NAME_LEN],
     pub(crate) owner: Owner,
@@ -97,6 +122,9 @@ pub(crate) struct Bank {
     pub(crate) layout: abi::BankLayout,
     pages: KVVec<Page>,
     addrs: KVVec<usize>,
+    /// The bank's slots on the FPGA (BANK_CREATE_FPGA).
+    #[cfg(CONFIG_PCI)]
+    pub(crate) fpga: Option<FpgaSlots>,
     pub(crate) stats: Stats,
     /// The bank's share of the memory and bank-count limits, returned when the last reference
     /// to the bank (the registry's, an attached fd's, hence a mapping's) is dropped.
@@ -104,37 +132,28 @@ pub(crate) struct Bank {
 }
 
 impl Bank {
-    /// Allocates and zeroes the pages of a bank (charged to the caller's memory cgroup) and
-    /// writes its header. `charge` covers `layout.total_size` in the registry's limits.
+    /// A bank: in memory, its pages allocated and zeroed (charged to the caller's memory
+    /// cgroup) and its header written; with `on_fpga`, its slots on the bound FPGA (see
+    /// `pci.rs`: ENODEV without a device, ENOSPC when it has no free run of `layout.slots`).
+    /// `charge` covers the bank in the registry's limits.
     pub(crate) fn new(
         name: [u8; abi::NAME_LEN],
         owner: Owner,
         op: u32,
         layout: abi::BankLayout,
         charge: Charge,
+        on_fpga: bool,
     ) -> Result<Bank> {
-        let count = usize::try_from(layout.total_size / PAGE).map_err(|_| ENOMEM)?;
-        let mut pages = KVVec::with_capacity(count, GFP_KERNEL_ACCOUNT)?;
-        let mut addrs = KVVec::with_capacity(count, GFP_KERNEL_ACCOUNT)?;
-        for k in 0..count {
-            let page = Page::alloc_page(GFP_KERNEL_ACCOUNT | __GFP_ZERO)?;
-            // SAFETY: `page` is a valid page we own. Without HIGHMEM (and without
-            // DEBUG_KMAP_LOCAL_FORCE_MAP, both refused above), kmap_local_page() returns
-            // page_address(), the page's permanent direct-map address, and needs no unmap.
-            let addr = unsafe { bindings::kmap_local_page(page.as_ptr()) } as usize;
-            pages.push_within_capacity(page).map_err(|_| ENOMEM)?;
-            addrs.push_within_capacity(addr).map_err(|_| ENOMEM)?;
-            if k % 1024 == 1023 {
-                if kernel::current!().signal_pending() {
-                    return Err(EINTR);
-                }
-                resched();
-            }
-        }
-        // SAFETY: page 0 is a zeroed, page-aligned page that nobody else can see yet, and
-        // `BankHeader` is exactly one page (asserted in abi.rs).
-        unsafe { write_header(addrs[0] as *mut abi::BankHeader, &layout, op, &name) };
-        // INVARIANT: one page and its address per page of the layout, header written.
+        #[cfg(CONFIG_PCI)]
+        let (fpga, (pages, addrs)) = if on_fpga {
+            (Some(FpgaSlots::new(layout.slots, op)?), (KVVec::new(), KVVec::new()))
+        } else {
+            (None, alloc_pages(&layout, op, &name)?)
+        };
+        #[cfg(not(CONFIG_PCI))]
+        let (pages, addrs) = if on_fpga { return Err(ENODEV) } else { alloc_pages(&layout, op, &name)? };
+        // INVARIANT: one page and its address per page of the layout, header written; or on
+        // the FPGA with no pages.
         Ok(Bank {
             name,
             owner,
@@ -142,17 +161,32 @@ impl Bank {
             layout,
             pages,
             addrs,
+            #[cfg(CONFIG_PCI)]
+            fpga,
             stats: Stats::default(),
             _charge: charge,
         })
+    }
+
+    /// The bank's slots on the FPGA, if it lives there.
+    pub(crate) fn on_fpga(&self) -> Option<&FpgaSlotsRef> {
+        #[cfg(CONFIG_PCI)]
+        return self.fpga.as_ref();
+        #[cfg(not(CONFIG_PCI))]
+        return None;
     }
 
     pub(crate) fn pages(&self) -> &[Page] {
         &self.pages
     }
 
+    /// Bytes a process may map: the whole layout in memory, the bank's pages of the ACCUM
+    /// window on the FPGA.
     pub(crate) fn bytes(&self) -> u64 {
-        self.layout.total_size
+        match self.on_fpga() {
+            Some(f) => f.map_bytes(),
+            None => self.layout.total_size,
+        }
     }
 
     pub(crate) fn check_slot(&self, slot: u64) -> Result {
@@ -300,6 +334,11 @@ impl Bank {
     /// Applies one op of `kind` (`abi::KIND_*`) and counts it.
     pub(crate) fn apply(&self, kind: u32, slot: u64, value: u64) -> Result<u64> {
         self.check_slot(slot)?;
+        if let Some(f) = self.on_fpga() {
+            let out = f.apply(kind, slot, value)?;
+            self.stats.count(kind);
+            return Ok(out);
+        }
         let out = match kind {
             abi::KIND_LOAD => self.load(slot, value).map(|()| value)?,
             abi::KIND_ACCUM => {
@@ -314,6 +353,32 @@ impl Bank {
         self.stats.count(kind);
         Ok(out)
     }
+}
+
+/// The zeroed pages of a bank of `layout` and their permanent addresses, header written.
+fn alloc_pages(layout: &abi::BankLayout, op: u32, name: &[u8; abi::NAME_LEN]) -> Result<(KVVec<Page>, KVVec<usize>)> {
+    let count = usize::try_from(layout.total_size / PAGE).map_err(|_| ENOMEM)?;
+    let mut pages = KVVec::with_capacity(count, GFP_KERNEL_ACCOUNT)?;
+    let mut addrs = KVVec::with_capacity(count, GFP_KERNEL_ACCOUNT)?;
+    for k in 0..count {
+        let page = Page::alloc_page(GFP_KERNEL_ACCOUNT | __GFP_ZERO)?;
+        // SAFETY: `page` is a valid page we own. Without HIGHMEM (and without
+        // DEBUG_KMAP_LOCAL_FORCE_MAP, both refused above), kmap_local_page() returns
+        // page_address(), the page's permanent direct-map address, and needs no unmap.
+        let addr = unsafe { bindings::kmap_local_page(page.as_ptr()) } as usize;
+        pages.push_within_capacity(page).map_err(|_| ENOMEM)?;
+        addrs.push_within_capacity(addr).map_err(|_| ENOMEM)?;
+        if k % 1024 == 1023 {
+            if kernel::current!().signal_pending() {
+                return Err(EINTR);
+            }
+            resched();
+        }
+    }
+    // SAFETY: page 0 is a zeroed, page-aligned page that nobody else can see yet, and
+    // `BankHeader` is exactly one page (asserted in abi.rs).
+    unsafe { write_header(addrs[0] as *mut abi::BankHeader, layout, op, name) };
+    Ok((pages, addrs))
 }
 
 /// Writes the header of a bank of `layout` field by field into a zeroed page (the header is a

@@ -70,9 +70,10 @@ pub(crate) fn check_access(access: u32, kind: u32) -> Result {
 fn get_info(me: &AtomikFile, mut w: UserSliceWriter) -> Result<isize> {
     let limits = Limits::get();
     let (bank_count, used_bytes) = registry::usage(&me.ipc_ns);
+    let fpga = if crate::fpga_bound() { FEATURE_FPGA } else { 0 };
     let info = Info {
         abi_version: ABI_VERSION,
-        features: FEATURE_MMAP | FEATURE_BATCH | FEATURE_STATS | FEATURE_REGION,
+        features: FEATURE_MMAP | FEATURE_BATCH | FEATURE_STATS | FEATURE_REGION | fpga,
         bank_count,
         max_banks_per_user: limits.banks_per_user,
         max_slots: limits.slots,
@@ -90,7 +91,12 @@ fn create(me: &AtomikFile, file: &File, mut r: UserSliceReader) -> Result<isize>
     if req.op != OP_XOR && req.op != OP_ADD {
         return Err(EINVAL);
     }
-    if req.flags != 0 || req.mode & !0o777 != 0 || req.slots == 0 {
+    if req.flags & !BANK_CREATE_FPGA != 0 || req.mode & !0o777 != 0 || req.slots == 0 {
+        return Err(EINVAL);
+    }
+    let on_fpga = req.flags & BANK_CREATE_FPGA != 0;
+    if on_fpga && req.shards != 0 {
+        // Writer shards are memory; the device has none.
         return Err(EINVAL);
     }
     if req.shards as usize > MAX_SHARDS {
@@ -101,7 +107,7 @@ fn create(me: &AtomikFile, file: &File, mut r: UserSliceReader) -> Result<isize>
     }
     let layout = BankLayout::new(req.slots, req.shards).ok_or(EINVAL)?;
     let exempt = access::exempt_from_user_limit(file);
-    registry::create(&me.ipc_ns, req.name, Owner::of(file, req.mode), req.op, layout, exempt)?;
+    registry::create(&me.ipc_ns, req.name, Owner::of(file, req.mode), req.op, layout, exempt, on_fpga)?;
     Ok(0)
 }
 
@@ -116,9 +122,12 @@ fn open(me: &AtomikFile, file: &File, user: UserSlice) -> Result<isize> {
     req.op = bank.op;
     req.slots = bank.layout.slots;
     req.map_size = bank.bytes();
+    if bank.on_fpga().is_some() {
+        req.access |= BANK_OPEN_FPGA;
+    }
     // The reply first: a reply that cannot be written leaves the fd unattached.
     w.write(&req)?;
-    let access = req.access;
+    let access = req.access & !BANK_OPEN_FPGA;
     if !me.attached.populate(Attachment { bank, access }) {
         return Err(EBUSY);
     }

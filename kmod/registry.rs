@@ -138,6 +138,8 @@ fn same_name(a: &[u8; abi::NAME_LEN], b: &[u8]) -> bool {
 
 /// Creates a bank. EEXIST name taken, ENOSPC bank limit of the uid, ENOMEM slot or memory
 /// limit (in all, or the uid's unless `unlimited_user`), EINTR a signal while allocating.
+/// With `on_fpga`, the bank's slots are on the FPGA (ENODEV none bound, ENOSPC it has no room)
+/// and it takes no bank memory (it still counts as one of the uid's banks).
 pub(crate) fn create(
     ns: &IpcNs,
     raw_name: [u8; abi::NAME_LEN],
@@ -145,6 +147,7 @@ pub(crate) fn create(
     op: u32,
     layout: abi::BankLayout,
     unlimited_user: bool,
+    on_fpga: bool,
 ) -> Result {
     let (clean, len) = check_name(&raw_name)?;
     let name = &clean[..len];
@@ -152,7 +155,7 @@ pub(crate) fn create(
     if layout.slots > limits.slots {
         return Err(ENOMEM);
     }
-    let bytes = layout.total_size;
+    let bytes = if on_fpga { 0 } else { layout.total_size };
     reap_unused_namespaces();
     // Reserve the name and charge the limits first (the bookkeeping vectors grow under the
     // lock, a mutex; the bank's pages are allocated without it), then publish.
@@ -183,7 +186,7 @@ pub(crate) fn create(
     };
     // On any error below the charge (alone, or inside the bank) is returned when dropped,
     // after the lock is released.
-    let bank = Bank::new(clean, owner, op, layout, charge)
+    let bank = Bank::new(clean, owner, op, layout, charge, on_fpga)
         .and_then(|b| Ok(Named { ns: ns.clone_ref(), bank: Arc::new(b, GFP_KERNEL)? }));
     let mut banks = BANKS.lock();
     banks.forget_pending(ns, name);

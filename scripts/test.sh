@@ -30,5 +30,7 @@ if [ "${ATOMIK_SKIP_VM:-0}" = 1 ]; then
 fi
 echo "==> VM: /dev/atomik on a normal kernel (all suites, then the DKMS proof)"
 tests/vm/run.sh
+echo "==> VM: the module's PCI path against the RTL (QEMU 11 vfio-user-pci + atomikctl vfio-user)"
+tests/vm/run.sh --fpga
 echo "==> VM: the same suites on a KASAN + lockdep kernel"
 tests/vm/run.sh --debug --no-dkms

@@ -47,6 +47,10 @@
 
 #define ATOMIK_ACCESS_READ 1u
 #define ATOMIK_ACCESS_WRITE 2u
+/* BANK_OPEN reply: the bank is on the FPGA; its mapping is its part of the ACCUM window */
+#define ATOMIK_BANK_OPEN_FPGA (1u << 16)
+/* BANK_CREATE flags: create the bank on the FPGA */
+#define ATOMIK_BANK_CREATE_FPGA 1u
 
 /*
  * Every field below is marked "in" (read by the kernel), "out" (written by it; its input value is
@@ -76,7 +80,7 @@ struct atomik_bank_create {
 	uint32_t op;     /* in: ATOMIK_OP_XOR or ATOMIK_OP_ADD */
 	uint32_t mode;   /* in: permission bits, 0 .. 0777 (else EINVAL) */
 	uint32_t shards; /* in: writer-private shards, 0 .. ATOMIK_MAX_SHARDS */
-	uint32_t flags;  /* in: zero */
+	uint32_t flags;  /* in: ATOMIK_BANK_CREATE_FPGA or zero */
 };
 
 /* BANK_OPEN request and reply: attaches the fd (once: EBUSY) to a bank of its IPC namespace. */

@@ -172,6 +172,16 @@ pub const FEATURE_FPGA: u32 = 1 << 4;
 pub const ACCESS_READ: u32 = 1;
 /// Write access (LOAD/ACCUM/SWAP, writable mapping).
 pub const ACCESS_WRITE: u32 = 2;
+/// Set by BANK_OPEN in the reply's [`BankOpen::access`] when the bank's slots are on the FPGA
+/// (never in a request: EINVAL). Its mapping (`map_size` bytes from offset 0, `MAP_SHARED`,
+/// write access) is then the bank's part of the device's ACCUM window, not the bank layout: a
+/// 64-bit store at byte `8·i` accumulates into slot `i` (one posted write per ACCUM); LOAD,
+/// READ, SWAP and SWAP_SET go through their ioctls.
+pub const BANK_OPEN_FPGA: u32 = 1 << 16;
+
+/// Flag of [`BankCreate::flags`]: create the bank's slots on the bound FPGA (ENODEV when none
+/// is, ENOSPC when it has no room; no writer shards).
+pub const BANK_CREATE_FPGA: u32 = 1;
 
 // ---------------------------------------------------------------------------------------------
 // ioctl request structs
@@ -215,7 +225,7 @@ pub struct BankCreate {
     pub mode: u32,
     /// Writer-private shards, 0..=[`MAX_SHARDS`].
     pub shards: u32,
-    /// Reserved, zero.
+    /// [`BANK_CREATE_FPGA`] or zero.
     pub flags: u32,
 }
 

@@ -37,3 +37,29 @@ kernel_key() {
   { echo "$KPKG_VERSION"; cat "$VM_DIR/config.fragment" "$@"; "$RUSTC_BIN" --version; echo "bindgen $BINDGEN_VERSION"; } \
     | sha256sum | cut -c1-12
 }
+
+# Makes a minimal Debian trixie root at $1 with debootstrap (anew) and installs the packages
+# named after it from trixie-backports (debug-kernel.sh's build root, qemu-root.sh's QEMU).
+# Only /proc is mounted meanwhile: never bind the host's /dev into a root (debootstrap made the
+# few device nodes apt needs).
+trixie_root() {
+  local root=$1; shift
+  local security=${DEBIAN_SECURITY:-$(grep -hs '^URIs:' /etc/apt/sources.list.d/*.sources | awk '{print $2}' | grep security | head -1)}
+  security=${security:-http://deb.debian.org/debian-security}
+  command -v debootstrap >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends debootstrap >&2
+  rm -rf "$root"
+  debootstrap --variant=minbase trixie "$root" "$DEBIAN_MIRROR" >&2
+  cat >"$root/etc/apt/sources.list" <<L
+deb $DEBIAN_MIRROR trixie main
+deb $DEBIAN_MIRROR trixie-updates main
+deb $security trixie-security main
+deb $DEBIAN_MIRROR trixie-backports main
+L
+  mount -t proc proc "$root/proc"
+  # shellcheck disable=SC2064
+  trap "umount '$root/proc' 2>/dev/null || true" EXIT
+  chroot "$root" apt-get update -q >&2
+  DEBIAN_FRONTEND=noninteractive chroot "$root" apt-get install -y -q --no-install-recommends \
+    -t trixie-backports "$@" >&2
+  umount "$root/proc"; trap - EXIT
+}

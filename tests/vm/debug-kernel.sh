@@ -8,30 +8,13 @@
 set -euo pipefail
 source "$(dirname "$0")/common.sh"
 ROOT=$ATOMIK_CACHE/trixie-root
-DEBIAN_SECURITY=${DEBIAN_SECURITY:-$(grep -hs '^URIs:' /etc/apt/sources.list.d/*.sources | awk '{print $2}' | grep security | head -1)}
-DEBIAN_SECURITY=${DEBIAN_SECURITY:-http://deb.debian.org/debian-security}
 ROOT_PKGS="build-essential bc flex bison libelf-dev libssl-dev python3 cpio kmod clang-19 lld-19 llvm-19 libclang-19-dev rustc rust-src bindgen"
 
 make_root() {
   [ -f "$ROOT/.atomik-ready" ] && return 0
   log "debug: making the trixie build root in $ROOT (debootstrap, ~1 min; packages ~2 min)"
-  command -v debootstrap >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends debootstrap >&2
-  rm -rf "$ROOT"
-  debootstrap --variant=minbase trixie "$ROOT" "$DEBIAN_MIRROR" >&2
-  cat >"$ROOT/etc/apt/sources.list" <<L
-deb $DEBIAN_MIRROR trixie main
-deb $DEBIAN_MIRROR trixie-updates main
-deb $DEBIAN_SECURITY trixie-security main
-deb $DEBIAN_MIRROR trixie-backports main
-L
-  # Only /proc is mounted: never bind the host's /dev into the root (debootstrap made the few
-  # device nodes apt needs).
-  mount -t proc proc "$ROOT/proc"
-  trap 'umount "$ROOT/proc" 2>/dev/null || true' EXIT
-  chroot "$ROOT" apt-get update -q >&2
-  DEBIAN_FRONTEND=noninteractive chroot "$ROOT" apt-get install -y -q --no-install-recommends \
-    -t trixie-backports $ROOT_PKGS >&2
-  umount "$ROOT/proc"; trap - EXIT
+  # shellcheck disable=SC2086
+  trixie_root "$ROOT" $ROOT_PKGS
   touch "$ROOT/.atomik-ready"
 }
 
@@ -65,6 +48,7 @@ if [ "${1:-}" = --module ]; then
   rm -f "$OUT"/kmod/*.rs "$OUT"/kmod/*.c
   cp "$REPO"/kmod/Kbuild "$REPO"/kmod/Makefile "$REPO"/kmod/*.rs "$REPO"/kmod/*.c "$OUT/kmod/"
   cp "$REPO/libatomik/src/abi.rs" "$REPO/libatomik/src/fp_core.rs" "$REPO/libatomik/src/sdk_abi.rs" "$OUT/libatomik/src/"
+  mkdir -p "$OUT/libatomik/src/backend/fpga" && cp "$REPO/libatomik/src/backend/fpga/regs.rs" "$OUT/libatomik/src/backend/fpga/"
   in_root make -s -C "$KB" M="$OUT/kmod" "${LLVM[@]}" modules >&2
   echo "$OUT/kmod/atomik.ko"
   exit 0

@@ -10,6 +10,7 @@ mkdir -p "$OUT/kmod" "$OUT/libatomik/src"
 rm -f "$OUT"/kmod/*.rs "$OUT"/kmod/*.c   # a file removed from kmod/ must not linger
 cp "$REPO"/kmod/Kbuild "$REPO"/kmod/Makefile "$REPO"/kmod/*.rs "$REPO"/kmod/*.c "$OUT/kmod/"
 cp "$REPO/libatomik/src/abi.rs" "$REPO/libatomik/src/fp_core.rs" "$REPO/libatomik/src/sdk_abi.rs" "$OUT/libatomik/src/"
+mkdir -p "$OUT/libatomik/src/backend/fpga" && cp "$REPO/libatomik/src/backend/fpga/regs.rs" "$OUT/libatomik/src/backend/fpga/"
 make -s -C "$KB" M="$OUT/kmod" "$@" modules >&2
 [ -f "$OUT/kmod/atomik.ko" ] || die "no atomik.ko in $OUT/kmod"
 echo "$OUT/kmod/atomik.ko"

@@ -1,6 +1,6 @@
 #!/bin/bash
 # The VM test of /dev/atomik, in one command:
-#   tests/vm/run.sh [--debug] [--suites a,b,...] [--bench] [--no-dkms] [--param NAME=VALUE]...
+#   tests/vm/run.sh [--debug] [--suites a,b,...] [--bench] [--fpga] [--no-dkms] [--param NAME=VALUE]...
 # Installs the toolchain from the registries (tests/vm/toolchain.sh), builds and caches the
 # kernel under ~/.cache/atomik (tests/vm/kernel.sh; --debug: the KASAN + lockdep kernel built
 # with clang 19 in a Debian trixie build root, tests/vm/debug-kernel.sh), builds atomik.ko and
@@ -9,19 +9,22 @@
 # Without --no-dkms it also proves `dkms build` and `dkms install` against the built kernel
 # (tests/vm/dkms.sh). --bench runs only the in-VM benchmark and prints its ratios. --param
 # sets a module parameter (atomik.NAME=VALUE on the kernel command line, which the guest's
-# /init passes to finit_module), overriding the harness's small limits below.
+# /init passes to finit_module), overriding the harness's small limits below. --fpga boots
+# QEMU 11 (trixie-backports) with the RTL as a PCI device (tests/vm/fpga.sh) and runs the
+# suite `fpga`: libatomik and atomikctl on the device, and the module's PCI path.
 set -euo pipefail
 source "$(dirname "$0")/common.sh"
 
-DEBUG=0; SUITES=""; BENCH=0; DKMS=1; PARAMS=()
+DEBUG=0; SUITES=""; BENCH=0; DKMS=1; PARAMS=(); FPGA=0
 while [ $# -gt 0 ]; do
   case $1 in
     --debug) DEBUG=1 ;;
     --suites) SUITES=$2; shift ;;
     --bench) BENCH=1; SUITES=bench ;;
     --no-dkms) DKMS=0 ;;
+    --fpga) FPGA=1; SUITES=fpga; DKMS=0 ;;
     --param) [[ ${2:-} == [a-z_]*=* ]] || die "--param wants NAME=VALUE"; PARAMS+=("$2"); shift ;;
-    -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,18p' "$0"; exit 0 ;;
     *) die "unknown argument $1 (see --help)" ;;
   esac
   shift
@@ -38,6 +41,7 @@ else
   KBUILD=$KBUILD_HOST
   KO=$("$VM_DIR/module.sh" "$KBUILD" "$ATOMIK_CACHE/kmod-build/$CHECKOUT-$(basename "$KBUILD")" "${KMAKE_FLAGS[@]}")
   MEM=512M; TIMEOUT=900; FLAVOUR=normal
+  [ $FPGA = 1 ] && FLAVOUR=fpga
 fi
 log "module: $KO"
 
@@ -99,12 +103,21 @@ APPEND="$APPEND softlockup_panic=1 hung_task_panic=1"
 [ -n "$SUITES" ] && APPEND="$APPEND vmtest.suites=$SUITES"
 LOGF=$W/serial.log
 rm -f "$LOGF"
+QEMU_RUN=(qemu-system-x86_64); QEMU_DEVICE=()
+if [ $FPGA = 1 ]; then
+  source "$VM_DIR/fpga.sh"
+  fpga_start "$W"
+fi
 log "boot: QEMU TCG -smp 2 ($FLAVOUR kernel), serial log $LOGF"
 start=$SECONDS
-timeout "$TIMEOUT" qemu-system-x86_64 -accel tcg,thread=multi -cpu max -m "$MEM" -smp 2 \
+timeout "$TIMEOUT" "${QEMU_RUN[@]}" -accel tcg,thread=multi -cpu max -m "$MEM" -smp 2 \
   -nographic -no-reboot -kernel "$KBUILD/arch/x86/boot/bzImage" -initrd "$W/initramfs.cpio.gz" \
-  -append "$APPEND" -serial file:"$LOGF" -monitor none -display none || log "qemu exited with $?"
+  -append "$APPEND" -serial file:"$LOGF" -monitor none -display none "${QEMU_DEVICE[@]}" || log "qemu exited with $?"
 log "VM ran $((SECONDS - start)) s"
+if [ $FPGA = 1 ]; then
+  fpga_stop
+  cat "$W/vfio-user.log" >&2
+fi
 
 grep -aE '^(ok |FAIL|ATOMIK-|vmtest:|fuzz |bench)' "$LOGF" || true
 BAD='Oops|BUG:|WARNING:|KASAN|lockdep|Kernel panic|Call Trace|soft lockup|blocked for more than|detected stall|Initramfs unpacking failed'

@@ -202,6 +202,17 @@ impl Backend for DeviceBackend {
         unsafe { sys::bank_open(dev.as_raw_fd(), &mut req) }
             .map_err(|e| ioctl_error("BANK_OPEN", name.as_str(), e))?;
         let location = self.path.join(name.as_str());
+        if req.access & abi::BANK_OPEN_FPGA != 0 {
+            // Its mapping is the device's write-only ACCUM window, not the shared layout: reading
+            // a header there would only count device errors.
+            return Err(Error::io(
+                "BANK_OPEN",
+                &location,
+                std::io::Error::other(
+                    "the bank's slots are on the FPGA (BANK_OPEN_FPGA); this library maps only memory banks of /dev/atomik",
+                ),
+            ));
+        }
         let len = usize::try_from(req.map_size).map_err(|_| Error::Corrupt {
             path: location.clone(),
             reason: format!("size {}", req.map_size),

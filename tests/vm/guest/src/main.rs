@@ -14,6 +14,7 @@ mod c_example;
 mod cow;
 mod cow_tools;
 mod dev;
+mod fpga;
 mod fuzz;
 mod fuzz_buffers;
 mod fuzz_cow;
@@ -95,6 +96,8 @@ fn main() {
                 bench_region::run(&mut report);
             }
             "unload" => system::unload_suite(&mut report),
+            // Not in ALL: needs the RTL on the PCI bus (tests/vm/run.sh --fpga).
+            "fpga" => fpga::run(&mut report),
             other => report.fail(&format!("unknown suite {other}"), "not in the list".into()),
         }
     }
