@@ -53,14 +53,6 @@ fn field(word: u64, mask: u64, lsb: u32) -> u64 {
     (word & mask) >> lsb
 }
 
-/// The windows and operators the module uses.
-const NEEDED_FEATURES: u64 = regs::FEATURES_ACCUM_WINDOW_MASK
-    | regs::FEATURES_LOAD_WINDOW_MASK
-    | regs::FEATURES_READ_WINDOW_MASK
-    | regs::FEATURES_SWAP_WINDOW_MASK
-    | regs::FEATURES_SWAP_SET_WINDOW_MASK
-    | regs::FEATURES_OP_ADD_MASK
-    | regs::FEATURES_OP_XOR_MASK;
 
 impl Fpga {
     fn io<R>(&self, f: impl FnOnce(&pci::Bar<'_, BAR_SIZE>) -> Result<R>) -> Result<R> {
@@ -264,8 +256,11 @@ fn check_header(bar: &pci::Bar<'_, BAR_SIZE>) -> Result<u64> {
         pr_err!("atomik: PCI device geometry {:#x} does not fit the register map\n", geometry);
         return Err(ENODEV);
     }
-    if features & NEEDED_FEATURES != NEEDED_FEATURES {
-        pr_err!("atomik: PCI device lacks features {:#x}\n", NEEDED_FEATURES & !features);
+    // The bits a driver needs are marked in the RDL (`driver_needs`); the generator lists them.
+    if features & regs::FEATURES_NEEDED != regs::FEATURES_NEEDED {
+        for f in regs::FEATURE_BITS.iter().filter(|f| f.needed && features & (1 << f.bit) == 0) {
+            pr_err!("atomik: PCI device lacks feature {} ({})\n", f.name, f.desc);
+        }
         return Err(ENODEV);
     }
     Ok(slots)

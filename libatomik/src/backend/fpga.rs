@@ -52,8 +52,22 @@ fn read_hex(path: &Path) -> Option<u64> {
     u64::from_str_radix(s.trim().trim_start_matches("0x"), 16).ok()
 }
 
+/// The kernel driver of ours, whose slot allocator owns the device while it is bound.
+const KERNEL_DRIVER: &str = "atomik";
+
 fn pci_mmio(dev: &Path) -> Result<Box<dyn Mmio>> {
     let name = dev.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    // Two slot allocators on one device (the module's and this library's records) would hand
+    // out the same slots: while atomik.ko is bound, its banks are the only ones.
+    if let Ok(driver) = std::fs::read_link(dev.join("driver")) {
+        if driver.file_name().is_some_and(|d| d == KERNEL_DRIVER) {
+            return Err(unavailable(format!(
+                "PCI {name} is bound to {KERNEL_DRIVER}.ko, which owns its slots: use its banks through \
+                 /dev/atomik, or unbind it (echo {name} > /sys/bus/pci/drivers/{KERNEL_DRIVER}/unbind) to \
+                 drive the device from userspace"
+            )));
+        }
+    }
     let m = MappedMmio::open(
         PathBuf::from(format!("PCI {name} BAR 0")),
         &dev.join("resource0"),

@@ -8,9 +8,11 @@ use crate::system::{become_user, in_child};
 use atomik::abi::*;
 use std::process::{Command, Stdio};
 
-fn run_tests(bin: &std::path::Path, backend: &str) -> Result<(), String> {
+/// Runs one of libatomik's test binaries with `ATOMIK_BACKEND=backend` and `envs`.
+pub fn run_tests(bin: &std::path::Path, backend: &str, envs: &[(&str, &str)]) -> Result<(), String> {
     let out = Command::new(bin)
         .env("ATOMIK_BACKEND", backend)
+        .envs(envs.iter().copied())
         .env("RUST_BACKTRACE", "0")
         .arg("--test-threads=2")
         // The page tracker's and replication's unit tests need /proc features and networking
@@ -34,19 +36,27 @@ fn run_tests(bin: &std::path::Path, backend: &str) -> Result<(), String> {
     Ok(())
 }
 
-pub fn run_library(report: &mut Report) {
-    let mut bins: Vec<_> = match std::fs::read_dir("/libtests") {
-        Ok(d) => d.filter_map(|e| e.ok()).map(|e| e.path()).collect(),
-        Err(e) => return report.fail("library suite", format!("/libtests: {e}")),
-    };
+/// libatomik's test binaries in the image, sorted.
+pub fn library_tests() -> Result<Vec<std::path::PathBuf>, String> {
+    let mut bins: Vec<_> = std::fs::read_dir("/libtests")
+        .map_err(|e| format!("/libtests: {e}"))?
+        .filter_map(|e| e.ok())
+        .map(|e| e.path())
+        .collect();
     bins.sort();
-    if bins.is_empty() {
-        return report.fail("library suite", "no test binaries in the image".into());
-    }
+    ensure!(!bins.is_empty(), "no test binaries in /libtests");
+    Ok(bins)
+}
+
+pub fn run_library(report: &mut Report) {
+    let bins = match library_tests() {
+        Ok(b) => b,
+        Err(e) => return report.fail("library suite", e),
+    };
     for bin in bins {
         let name = bin.file_name().unwrap().to_string_lossy().into_owned();
         for backend in ["soft", "device"] {
-            report.run(&format!("libatomik tests `{name}` on {backend}"), || run_tests(&bin, backend));
+            report.run(&format!("libatomik tests `{name}` on {backend}"), || run_tests(&bin, backend, &[]));
         }
     }
 }
