@@ -315,7 +315,7 @@ impl Fuzzer {
             op: self.r.below(3) as u32,
             mode: self.r.pick(&[0o600, 0o644, 0o666, 0o1000]),
             shards: self.r.pick(&[0, 2, 17]),
-            flags: (self.r.below(8) == 0) as u32,
+            flags: self.r.pick(&[0, 0, 0, 0, 0, 0, BANK_CREATE_FPGA, 2]),
         };
         let at = self.s.place(&mut self.r, size_of::<BankCreate>());
         self.s.put(at, c);
@@ -326,13 +326,14 @@ impl Fuzzer {
             Ok(()) => {
                 ensure!(seen == Some(c), "CREATE succeeded on an unreadable request");
                 ensure!(
-                    present.is_none() && valid_name(&c.name),
-                    "CREATE {:?} succeeded: taken or bad",
-                    c.name
+                    present.is_none() && valid_name(&c.name) && c.flags == 0,
+                    "CREATE {c:?} succeeded: taken, bad, or flagged"
                 );
                 self.banks.push(entry(&c));
             }
             Err(libc::EEXIST) => ensure!(present.is_some(), "EEXIST for a name that is free"),
+            // This VM has no FPGA bound.
+            Err(libc::ENODEV) => ensure!(c.flags == BANK_CREATE_FPGA, "ENODEV for CREATE {c:?}"),
             Err(e) => self.allowed(e, "CREATE")?,
         }
         self.checked[0] += 1;

@@ -96,8 +96,11 @@ pub fn run(report: &mut Report) {
         fails_with!(d.create("sem-e2", 4, OP_XOR, 0o1777, 0), libc::EINVAL);
         fails_with!(d.create("sem-e3", 4, OP_XOR, 0o600, MAX_SHARDS as u32 + 1), libc::EINVAL);
         let mut flagged =
-            BankCreate { name: name("sem-e4"), slots: 1, op: 0, mode: 0o600, shards: 0, flags: 1 };
+            BankCreate { name: name("sem-e4"), slots: 1, op: 0, mode: 0o600, shards: 0, flags: 2 };
         fails_with!(d.raw(IOCTL_BANK_CREATE, &mut flagged as *mut _ as usize), libc::EINVAL);
+        // No FPGA is bound in this VM (run.sh --fpga has one).
+        flagged.flags = BANK_CREATE_FPGA;
+        fails_with!(d.raw(IOCTL_BANK_CREATE, &mut flagged as *mut _ as usize), libc::ENODEV);
         fails_with!(d.attach("sem-none", RW), libc::ENOENT);
         fails_with!(d.destroy("sem-none"), libc::ENOENT);
         fails_with!(d.read(0), libc::EBADFD);
