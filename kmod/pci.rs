@@ -53,7 +53,6 @@ fn field(word: u64, mask: u64, lsb: u32) -> u64 {
     (word & mask) >> lsb
 }
 
-
 impl Fpga {
     fn io<R>(&self, f: impl FnOnce(&pci::Bar<'_, BAR_SIZE>) -> Result<R>) -> Result<R> {
         let bar = self.bar.try_access().ok_or(ENODEV)?;

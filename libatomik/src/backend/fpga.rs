@@ -81,6 +81,15 @@ fn uio_mmio(node: &Path) -> Result<Box<dyn Mmio>> {
     Ok(Box::new(MappedMmio::open(node.to_owned(), node, None)?))
 }
 
+/// The sysfs directory of the first PCI function with our vendor:device, if any.
+pub fn pci_function() -> Option<PathBuf> {
+    let (vendor, device) = pci_id();
+    std::fs::read_dir("/sys/bus/pci/devices").ok()?.flatten().map(|e| e.path()).find(|p| {
+        read_hex(&p.join("vendor")) == Some(vendor as u64)
+            && read_hex(&p.join("device")) == Some(device as u64)
+    })
+}
+
 /// Finds the device: `ATOMIK_FPGA` when set, else a PCI function with our vendor:device, else
 /// a UIO device named `atomik`. The error says where it looked.
 pub fn find() -> Result<Box<dyn Mmio>> {
@@ -96,16 +105,8 @@ pub fn find() -> Result<Box<dyn Mmio>> {
             };
         }
     }
-    let (vendor, device) = pci_id();
-    if let Ok(entries) = std::fs::read_dir("/sys/bus/pci/devices") {
-        for e in entries.flatten() {
-            let p = e.path();
-            if read_hex(&p.join("vendor")) == Some(vendor as u64)
-                && read_hex(&p.join("device")) == Some(device as u64)
-            {
-                return pci_mmio(&p);
-            }
-        }
+    if let Some(p) = pci_function() {
+        return pci_mmio(&p);
     }
     if let Ok(entries) = std::fs::read_dir("/sys/class/uio") {
         for e in entries.flatten() {
@@ -115,6 +116,7 @@ pub fn find() -> Result<Box<dyn Mmio>> {
             }
         }
     }
+    let (vendor, device) = pci_id();
     Err(unavailable(format!(
         "no PCI device {vendor:04x}:{device:04x}, no UIO device named {UIO_NAME}, {ENV_FPGA} unset"
     )))

@@ -13,17 +13,11 @@ use std::process::{Command, Stdio};
 
 /// The PCI function with the register map's vendor:device, e.g. `0000:00:04.0`.
 fn find_function() -> Result<String, String> {
-    let (vendor, device) = atomik::backend::fpga::pci_id();
-    let dir = std::fs::read_dir("/sys/bus/pci/devices").map_err(|e| format!("/sys/bus/pci/devices: {e}"))?;
-    for e in dir.flatten() {
-        let read = |f: &str| std::fs::read_to_string(e.path().join(f)).unwrap_or_default();
-        if read("vendor").trim() == format!("{vendor:#06x}")
-            && read("device").trim() == format!("{device:#06x}")
-        {
-            return Ok(e.file_name().to_string_lossy().into_owned());
-        }
-    }
-    Err(format!("no PCI function {vendor:04x}:{device:04x} in /sys/bus/pci/devices"))
+    let dir = atomik::backend::fpga::pci_function().ok_or_else(|| {
+        let (vendor, device) = atomik::backend::fpga::pci_id();
+        format!("no PCI function {vendor:04x}:{device:04x} in /sys/bus/pci/devices")
+    })?;
+    Ok(dir.file_name().unwrap_or_default().to_string_lossy().into_owned())
 }
 
 fn create_fpga(d: &Dev, n: &str, slots: u64, op: u32, shards: u32) -> R<()> {
@@ -124,15 +118,19 @@ fn ctl_cmd(bdf: &str) -> Command {
     c
 }
 
+fn ctl_output(args: &[&str], bdf: &str) -> Result<std::process::Output, String> {
+    ctl_cmd(bdf).args(args).output().map_err(|e| format!("atomikctl {args:?}: {e}"))
+}
+
 /// atomikctl's exit status and its stdout and stderr together.
 fn ctl_any(args: &[&str], bdf: &str) -> Result<(bool, String), String> {
-    let out = ctl_cmd(bdf).args(args).output().map_err(|e| format!("atomikctl {args:?}: {e}"))?;
+    let out = ctl_output(args, bdf)?;
     let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     Ok((out.status.success(), text))
 }
 
 fn ctl(args: &[&str], bdf: &str) -> Result<String, String> {
-    let out = ctl_cmd(bdf).args(args).output().map_err(|e| format!("atomikctl {args:?}: {e}"))?;
+    let out = ctl_output(args, bdf)?;
     ensure!(
         out.status.success(),
         "atomikctl {args:?}: {:?} {}",
