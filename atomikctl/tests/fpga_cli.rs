@@ -157,3 +157,73 @@ fn without_a_matching_device_status_says_why_and_uses_shared_memory() {
         .assert()
         .code(1);
 }
+
+#[test]
+fn a_destroyed_bank_keeps_its_slots_until_its_last_holder_is_killed() {
+    if Path::new(atomik::abi::DEVICE_PATH).exists() {
+        eprintln!("skipped: /dev/atomik is loaded here and is chosen before an FPGA");
+        return;
+    }
+    let m = model();
+    let half: u64 = atomik::backend::fpga::rtl::MODEL_SLOTS.parse::<u64>().unwrap() / 2;
+    let half_s = half.to_string();
+    ctl(&m).args(["bank", "create", "old", "--slots", &half_s, "--op", "add"]).assert().success();
+    // A process with the bank open (this test binary again, as `holder`), which has ACCUMed.
+    let mut holder = Killed(
+        Std::new(std::env::current_exe().unwrap())
+            .args(["--exact", "holder", "--nocapture", "--test-threads", "1"])
+            .env(HOLD, "old")
+            .env_remove("ATOMIK_BACKEND")
+            .env("ATOMIK_FPGA", format!("unix:{}", m.socket.display()))
+            .env("ATOMIK_FPGA_DIR", m.dir.path().join("banks"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let start = Instant::now();
+    while stdout(ctl(&m).args(["read", "old", "0"])).trim() != "0x0000000000000005" {
+        assert!(start.elapsed() < Duration::from_secs(20), "the holder's ACCUM never arrived");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    ctl(&m).args(["bank", "rm", "old"]).assert().success();
+    ctl(&m).args(["read", "old", "0"]).assert().code(2);
+    // The name is free; the holder's slots are not.
+    ctl(&m).args(["bank", "create", "old", "--slots", &half_s, "--op", "add"]).assert().success();
+    ctl(&m).args(["bank", "create", "third", "--slots", &half_s]).assert().code(2);
+    let info = json(ctl(&m).args(["--json", "bank", "info", "old"]));
+    assert!(info["location"].as_str().unwrap().ends_with(&format!("slots {half}..{}", 2 * half)), "{info}");
+    holder.0.kill().unwrap(); // SIGKILL
+    holder.0.wait().unwrap();
+    // Its lock died with it: the next bank gets those slots, at identity.
+    ctl(&m).args(["bank", "create", "third", "--slots", &half_s, "--op", "add"]).assert().success();
+    let info = json(ctl(&m).args(["--json", "bank", "info", "third"]));
+    assert!(info["location"].as_str().unwrap().ends_with(&format!("slots 0..{half}")), "{info}");
+    assert_eq!(stdout(ctl(&m).args(["read", "third", "0"])).trim(), "0x0000000000000000");
+    assert_eq!(stdout(ctl(&m).args(["read", "old", "0"])).trim(), "0x0000000000000000");
+}
+
+/// A child killed when dropped, so a failing test leaves no process behind.
+struct Killed(Child);
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Names the bank `holder` opens when this binary runs as the holder process.
+const HOLD: &str = "ATOMIK_TEST_HOLD";
+
+/// Not a test of its own: run by `a_destroyed_bank_keeps_its_slots_until_its_last_holder_is_killed`
+/// as a separate process (with HOLD set) that opens the bank, ACCUMs 5 into slot 0 and sleeps
+/// until it is killed. Without HOLD it returns at once.
+#[test]
+fn holder() {
+    let Ok(name) = std::env::var(HOLD) else { return };
+    let bank = atomik::Bank::open(&name).unwrap();
+    bank.accum(0, 5).unwrap();
+    loop {
+        std::thread::sleep(Duration::from_secs(1));
+    }
+}

@@ -196,3 +196,101 @@ fn concurrent_accum_from_threads_counts_every_delta() {
     assert_eq!(total, 500 * (1 + 2 + 3 + 4));
     assert_eq!(rig.fpga.device().accums().unwrap(), 2000);
 }
+
+/// One RTL model seen through its own [`FpgaDevice`] by each opener, as separate processes
+/// see one device: nothing of a device object (its locks) is shared, only the device and the
+/// record directory. Each write gives other threads a turn, as a slow link does, so
+/// interleavings between one opener's accesses come up in every run.
+struct SharedModel(Arc<RtlModel>);
+impl Mmio for SharedModel {
+    fn location(&self) -> &Path {
+        self.0.location()
+    }
+    fn read_words(&self, offset: u64, out: &mut [u64]) -> atomik::Result<()> {
+        self.0.read_words(offset, out)
+    }
+    fn write_words(&self, offset: u64, words: &[u64]) -> atomik::Result<()> {
+        let r = self.0.write_words(offset, words);
+        std::thread::sleep(std::time::Duration::from_micros(20));
+        r
+    }
+}
+
+fn two_openers() -> (FpgaBackend, FpgaBackend, tempfile::TempDir) {
+    let model = Arc::new(RtlModel::new().unwrap());
+    let d = tempfile::tempdir().unwrap();
+    let opener = || {
+        let dev = FpgaDevice::probe(Box::new(SharedModel(model.clone()))).unwrap();
+        FpgaBackend::new(Arc::new(dev), d.path().join("fpga"))
+    };
+    (opener(), opener(), d)
+}
+
+#[test]
+fn a_destroyed_banks_slots_stay_its_own_until_its_last_handle_closes() {
+    use atomik::backend::Backend;
+    let (p, q, _d) = two_openers();
+    let half = p.device().slots() / 2;
+    let old = Bank::create_on(&p, "old", CreateOptions::new(half).op(Op::Add)).unwrap();
+    old.accum(0, 5).unwrap();
+    q.destroy(&atomik::BankName::new("old").unwrap()).unwrap();
+    assert!(matches!(Bank::open_on(&q, "old"), Err(Error::NotFound { .. })));
+    // The name is free at once; the slots are not while `old` is open.
+    let new = Bank::create_on(&q, "old", CreateOptions::new(half).op(Op::Add)).unwrap();
+    let e = Bank::create_on(&q, "third", CreateOptions::new(half)).unwrap_err();
+    assert!(e.to_string().contains("free"), "the open handle's slots were handed out again: {e}");
+    new.accum(0, 7).unwrap();
+    old.accum(0, 1).unwrap();
+    assert_eq!((old.read(0).unwrap(), new.read(0).unwrap()), (6, 7), "two banks share device slots");
+    drop(old);
+    // Its last handle closed, the destroyed bank's slots go to the next bank, at identity.
+    let third = Bank::create_on(&p, "third", CreateOptions::new(half)).unwrap();
+    assert_eq!(third.read(0).unwrap(), 0);
+    let mut names: Vec<String> = p.list().unwrap().into_iter().map(|i| i.unwrap().name).collect();
+    names.sort();
+    assert_eq!(names, ["old", "third"]);
+    assert_eq!(new.read(0).unwrap(), 7);
+}
+
+#[test]
+fn swap_set_from_separate_openers_installs_each_ones_reference() {
+    // SWAP_SET stages its reference in one device register: two openers that each serialised
+    // only their own SWAP_SETs would install each other's references.
+    let (p, q, _d) = two_openers();
+    let a = Bank::create_on(&p, "a", CreateOptions::new(1).op(Op::Add)).unwrap();
+    let b = Bank::create_on(&q, "b", CreateOptions::new(1).op(Op::Add)).unwrap();
+    std::thread::scope(|sc| {
+        for (bank, tag) in [(&a, 1u64 << 40), (&b, 2u64 << 40)] {
+            sc.spawn(move || {
+                for i in 0..2000u64 {
+                    bank.swap_set(0, tag + i).unwrap();
+                    assert_eq!(bank.read(0).unwrap(), tag + i, "SWAP_SET {i} of {}", bank.name());
+                }
+            });
+        }
+    });
+}
+
+#[test]
+fn what_a_killed_create_or_destroy_leaves_is_freed_by_the_next_allocation() {
+    let (p, _q, d) = two_openers();
+    let half = p.device().slots() / 2;
+    let dir = d.path().join("fpga");
+    drop(Bank::create_on(&p, "probe", CreateOptions::new(1)).unwrap()); // makes the directory
+    atomik::backend::Backend::destroy(&p, &atomik::BankName::new("probe").unwrap()).unwrap();
+    // A destroy killed after its rename: a dead record nobody holds, claiming the first half.
+    // A create killed before its link: a temporary record claiming the second.
+    let rec = |base: u64| format!(r#"{{"base":{base},"slots":{half},"op":"xor"}}"#);
+    std::fs::write(dir.join(".dead.gone.0"), rec(0)).unwrap();
+    std::fs::write(dir.join(".tmp.half"), rec(half)).unwrap();
+    let a = Bank::create_on(&p, "a", CreateOptions::new(half)).unwrap();
+    let b = Bank::create_on(&p, "b", CreateOptions::new(half)).unwrap();
+    assert!(a.info().location.to_string_lossy().ends_with(&format!("slots 0..{half}")), "{:?}", a.info());
+    assert!(b.info().location.to_string_lossy().ends_with(&format!("slots {half}..{}", 2 * half)));
+    let left: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with(".dead.") || n.starts_with(".tmp."))
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+}

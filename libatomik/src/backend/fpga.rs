@@ -5,6 +5,15 @@
 //!
 //! Which banks exist, and which slots each holds, is kept in one small file per bank in
 //! `ATOMIK_FPGA_DIR` (default `/dev/shm/atomik-fpga`), allocated first-fit under a lock.
+//! Every open handle holds a shared flock(2) on its bank's record, so a destroyed bank's
+//! record (renamed out of sight) keeps its slots until the last handle, or its process, is
+//! gone — as the other backends keep a destroyed bank's memory.
+//!
+//! Crash points, all under the directory's lock and each safe because locks die with their
+//! process: a create that dies before its record is linked in leaves its slots free and a
+//! `.tmp.` file that the next allocation removes; a destroy that dies after the rename leaves
+//! a `.dead.` record that the next allocation frees once no handle holds it; a SWAP_SET that
+//! dies between staging and reading leaves only a staged word the next SWAP_SET overwrites.
 //! Direct register access needs whoever can open the BAR or UIO node (root by default), so
 //! bank modes here are advisory among those; per-user permissions are the kernel path's.
 
@@ -18,7 +27,10 @@ use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+
+use nix::errno::Errno;
+use nix::fcntl::{Flock, FlockArg};
 
 pub use driver::FpgaDevice;
 pub use mmio::{MappedMmio, Mmio, SocketMmio};
@@ -122,10 +134,61 @@ pub fn find() -> Result<Box<dyn Mmio>> {
     )))
 }
 
+/// Records of destroyed banks start so: out of `list` and `open`, kept while a handle holds them.
+const DEAD_PREFIX: &str = ".dead.";
+/// Records being written start so: linked under the bank's name once complete.
+const TMP_PREFIX: &str = ".tmp.";
+
 /// Banks on one atomik device.
 pub struct FpgaBackend {
     dev: Arc<FpgaDevice>,
     dir: PathBuf,
+    swap_set: Arc<SwapSetLock>,
+}
+
+/// Serialises SWAP_SET's stage-then-read pair (one staging word for the whole device) across
+/// every user of the device: this backend's threads (the mutex) and other backends and
+/// processes (an exclusive flock(2) on one file of the record directory). Holding it across
+/// two register accesses is bounded; a holder that dies releases it.
+struct SwapSetLock {
+    path: PathBuf,
+    file: Mutex<Option<File>>,
+}
+
+impl SwapSetLock {
+    fn with<T>(&self, op: impl FnOnce() -> Result<T>) -> Result<T> {
+        let mut slot = self.file.lock().unwrap_or_else(|p| p.into_inner());
+        let file = match slot.take() {
+            Some(f) => f,
+            None => lock_file(&self.path)?,
+        };
+        let held = match Flock::lock(file, FlockArg::LockExclusive) {
+            Ok(h) => h,
+            Err((file, e)) => {
+                *slot = Some(file);
+                return Err(Error::io("flock", &self.path, e.into()));
+            }
+        };
+        let result = op();
+        // On an unlock error the file is dropped, which closes it and so releases the lock.
+        *slot = held.unlock().ok();
+        result
+    }
+}
+
+fn lock_file(path: &Path) -> Result<File> {
+    OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(|e| Error::io("open", path, e))
+}
+
+/// Whether `a` and `b` are the same file.
+fn same_file(a: &std::fs::Metadata, b: &std::fs::Metadata) -> bool {
+    a.dev() == b.dev() && a.ino() == b.ino()
 }
 
 /// A bank's record: which device slots it holds, with which operator.
@@ -163,7 +226,8 @@ impl FpgaBackend {
 
     /// Banks on `dev`, recorded in `dir`.
     pub fn new(dev: Arc<FpgaDevice>, dir: PathBuf) -> FpgaBackend {
-        FpgaBackend { dev, dir }
+        let swap_set = Arc::new(SwapSetLock { path: dir.join(".swap_set"), file: Mutex::new(None) });
+        FpgaBackend { dev, dir, swap_set }
     }
 
     /// The device.
@@ -190,17 +254,44 @@ impl FpgaBackend {
     }
 
     /// Holds the directory's lock for allocation and removal.
-    fn lock(&self) -> Result<nix::fcntl::Flock<File>> {
+    fn lock(&self) -> Result<Flock<File>> {
         let path = self.dir()?.join(".lock");
-        let f = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .mode(0o600)
-            .open(&path)
-            .map_err(|e| Error::io("open", &path, e))?;
-        nix::fcntl::Flock::lock(f, nix::fcntl::FlockArg::LockExclusive)
+        Flock::lock(lock_file(&path)?, FlockArg::LockExclusive)
             .map_err(|(_, e)| Error::io("flock", &path, std::io::Error::from(e)))
+    }
+
+    /// Slot ranges of destroyed banks that a handle still holds, with the directory's lock
+    /// held. A dead record nobody holds is removed (its slots are free), and so is any
+    /// `.tmp.` record: its create died, since creates hold the lock until they finish.
+    fn held_dead_ranges(&self) -> Result<Vec<(u64, u64)>> {
+        let dir = self.dir()?;
+        let mut out = Vec::new();
+        for e in std::fs::read_dir(dir).map_err(|e| Error::io("readdir", dir, e))? {
+            let e = e.map_err(|e| Error::io("readdir", dir, e))?;
+            let name = e.file_name().to_string_lossy().into_owned();
+            let path = e.path();
+            let remove = |path: &Path| match std::fs::remove_file(path) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(Error::io("unlink", path, e)),
+                _ => Ok(()),
+            };
+            if name.starts_with(TMP_PREFIX) {
+                remove(&path)?;
+                continue;
+            }
+            if !name.starts_with(DEAD_PREFIX) {
+                continue;
+            }
+            let f = File::open(&path).map_err(|err| Error::io("open", &path, err))?;
+            match Flock::lock(f, FlockArg::LockExclusiveNonblock) {
+                Ok(_unheld) => remove(&path)?,
+                Err((mut f, Errno::EWOULDBLOCK)) => {
+                    let r = self.read_record(&name, &path, &mut f)?;
+                    out.push((r.base, r.base + r.slots));
+                }
+                Err((_, e)) => return Err(Error::io("flock", &path, e.into())),
+            }
+        }
+        Ok(out)
     }
 
     fn record_path(&self, name: &BankName) -> PathBuf {
@@ -263,11 +354,19 @@ impl FpgaBackend {
         Ok(out)
     }
 
-    fn opened(&self, name: &str, rec: Record, meta: &std::fs::Metadata, writable: bool) -> OpenedSlots {
-        OpenedSlots::Device {
-            slots: Box::new(FpgaBank { dev: self.dev.clone(), rec, writable }),
-            info: self.info(name, rec, meta),
-        }
+    fn opened(&self, name: &str, rec: Record, hold: Flock<File>, writable: bool) -> Result<OpenedSlots> {
+        let path = self.dir.join(name);
+        let meta = hold.metadata().map_err(|e| Error::io("stat", &path, e))?;
+        Ok(OpenedSlots::Device {
+            info: self.info(name, rec, &meta),
+            slots: Box::new(FpgaBank {
+                dev: self.dev.clone(),
+                rec,
+                writable,
+                swap_set: self.swap_set.clone(),
+                _hold: hold,
+            }),
+        })
     }
 }
 
@@ -297,7 +396,7 @@ impl Backend for FpgaBackend {
             );
         }
         let _lock = self.lock()?;
-        let mut used: Vec<(u64, u64)> = Vec::new();
+        let mut used = self.held_dead_ranges()?;
         for (n, rec) in self.records()? {
             match rec {
                 Ok(r) => used.push((r.base, r.base + r.slots)),
@@ -327,25 +426,40 @@ impl Backend for FpgaBackend {
         }
         let rec = Record { base, slots: opts.slots, op: opts.op };
         let path = self.record_path(name);
-        let mut f = match OpenOptions::new().write(true).create_new(true).mode(opts.mode).open(&path) {
-            Ok(f) => f,
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                return Err(Error::Exists { name: name.to_string() })
-            }
-            Err(e) => return Err(Error::io("create", &path, e)),
-        };
+        if path.exists() {
+            return Err(Error::Exists { name: name.to_string() });
+        }
+        // Every slot of the range, free until the record is linked: reference 0, accumulator
+        // identity, the bank's operator.
+        self.dev.load(base, &vec![0; opts.slots as usize], opts.op)?;
+        // The record is written whole under a temporary name, then linked under the bank's.
+        let tmp = self.dir.join(format!("{TMP_PREFIX}{name}"));
+        let _ = std::fs::remove_file(&tmp);
         let undo = |e: Error| {
-            let _ = std::fs::remove_file(&path);
+            let _ = std::fs::remove_file(&tmp);
             e
         };
+        let mut f = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(opts.mode)
+            .open(&tmp)
+            .map_err(|e| undo(Error::io("create", &tmp, e)))?;
         // The mode is the caller's, whatever the umask.
         f.set_permissions(std::os::unix::fs::PermissionsExt::from_mode(opts.mode))
-            .map_err(|e| undo(Error::io("chmod", &path, e)))?;
-        f.write_all(rec.to_json().as_bytes()).map_err(|e| undo(Error::io("write", &path, e)))?;
-        // Every slot of the range: reference 0, accumulator identity, the bank's operator.
-        self.dev.load(base, &vec![0; opts.slots as usize], opts.op).map_err(undo)?;
-        let meta = f.metadata().map_err(|e| undo(Error::io("stat", &path, e)))?;
-        Ok(self.opened(name.as_str(), rec, &meta, true))
+            .map_err(|e| undo(Error::io("chmod", &tmp, e)))?;
+        f.write_all(rec.to_json().as_bytes()).map_err(|e| undo(Error::io("write", &tmp, e)))?;
+        let hold = Flock::lock(f, FlockArg::LockShared)
+            .map_err(|(_, e)| undo(Error::io("flock", &tmp, e.into())))?;
+        match std::fs::hard_link(&tmp, &path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                return Err(undo(Error::Exists { name: name.to_string() }))
+            }
+            Err(e) => return Err(undo(Error::io("link", &path, e))),
+        }
+        let _ = std::fs::remove_file(&tmp);
+        self.opened(name.as_str(), rec, hold, true)
     }
 
     fn open_slots(&self, name: &BankName, access: Access) -> Result<OpenedSlots> {
@@ -365,14 +479,32 @@ impl Backend for FpgaBackend {
             Err(e) => return Err(Error::io("open", &path, e)),
         };
         let rec = self.read_record(name.as_str(), &path, &mut f)?;
-        let meta = f.metadata().map_err(|e| Error::io("stat", &path, e))?;
-        Ok(self.opened(name.as_str(), rec, &meta, writable))
+        let hold =
+            Flock::lock(f, FlockArg::LockShared).map_err(|(_, e)| Error::io("flock", &path, e.into()))?;
+        // A destroy between the open and the lock renamed this record, and an allocation may
+        // have freed its slots since: the bank is gone. Once locked, a rename keeps the slots.
+        let held = hold.metadata().map_err(|e| Error::io("stat", &path, e))?;
+        match std::fs::metadata(&path) {
+            Ok(now) if same_file(&now, &held) => {}
+            Ok(_) => return Err(Error::NotFound { name: name.to_string() }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(Error::NotFound { name: name.to_string() })
+            }
+            Err(e) => return Err(Error::io("stat", &path, e)),
+        }
+        self.opened(name.as_str(), rec, hold, writable)
     }
 
     fn destroy(&self, name: &BankName) -> Result<()> {
         let _lock = self.lock()?;
         let path = self.record_path(name);
-        match std::fs::remove_file(&path) {
+        // Out of sight at once; its slots stay allocated until no handle holds the record
+        // (freed then by the next allocation, see held_dead_ranges).
+        let dead = (0u64..)
+            .map(|k| self.dir.join(format!("{DEAD_PREFIX}{name}.{k}")))
+            .find(|p| !p.exists())
+            .expect("an unused name");
+        match std::fs::rename(&path, &dead) {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 Err(Error::NotFound { name: name.to_string() })
@@ -402,6 +534,9 @@ struct FpgaBank {
     dev: Arc<FpgaDevice>,
     rec: Record,
     writable: bool,
+    swap_set: Arc<SwapSetLock>,
+    /// The shared lock on the bank's record that keeps its slots allocated.
+    _hold: Flock<File>,
 }
 
 impl DeviceSlots for FpgaBank {
@@ -433,6 +568,6 @@ impl DeviceSlots for FpgaBank {
         self.dev.swap(self.rec.base + slot)
     }
     fn swap_set(&self, slot: u64, reference: u64) -> Result<u64> {
-        self.dev.swap_set(self.rec.base + slot, reference)
+        self.swap_set.with(|| self.dev.swap_set(self.rec.base + slot, reference))
     }
 }
