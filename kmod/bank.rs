@@ -293,8 +293,9 @@ impl Bank {
         }
     }
 
-    /// READ: `ref ∘ acc ∘ shards`, retried until no writer ran in between.
-    pub(crate) fn read(&self, slot: u64) -> Result<u64> {
+    /// The state `ref ∘ acc ∘ shards` and whether `acc ∘ shards` is the identity (0 for both
+    /// operators), retried until no writer ran in between.
+    fn read_parts(&self, slot: u64) -> Result<(u64, bool)> {
         let seq = self.word(self.layout.seq_off, slot);
         let mut wait = Wait::new();
         loop {
@@ -302,14 +303,29 @@ impl Bank {
             if s1 & 1 == 0 {
                 let r = self.word(self.layout.ref_off, slot).load(Ordering::Relaxed);
                 let a = self.word(self.layout.acc_off, slot).load(Ordering::Acquire);
-                let f = self.fold_shards(slot, false);
+                let pending = self.combine(a, self.fold_shards(slot, false));
                 fence(Ordering::Acquire);
                 if seq.load(Ordering::Relaxed) == s1 {
-                    return Ok(self.combine(self.combine(r, a), f));
+                    return Ok((self.combine(r, pending), pending == 0));
                 }
             }
             wait.pause()?;
         }
+    }
+
+    /// READ: `ref ∘ acc ∘ shards`.
+    pub(crate) fn read(&self, slot: u64) -> Result<u64> {
+        self.read_parts(slot).map(|(state, _)| state)
+    }
+
+    /// IS_CLEAN: whether `acc ∘ shards` is the identity; on the FPGA, the slot's bit of the
+    /// IDENT bitmap.
+    pub(crate) fn is_clean(&self, slot: u64) -> Result<bool> {
+        self.check_slot(slot)?;
+        if let Some(f) = self.on_fpga() {
+            return f.is_clean(slot);
+        }
+        self.read_parts(slot).map(|(_, clean)| clean)
     }
 
     /// SWAP: the current state becomes the reference (returned), the accumulator is reset.

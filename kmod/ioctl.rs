@@ -31,6 +31,7 @@ pub(crate) fn dispatch(me: &AtomikFile, file: &File, cmd: u32, arg: usize) -> Re
         IOCTL_READ => slot_op(me, KIND_READ, user, arg),
         IOCTL_SWAP => slot_op(me, KIND_SWAP, user, arg),
         IOCTL_SWAP_SET => slot_op(me, KIND_SWAP_SET, user, arg),
+        IOCTL_IS_CLEAN => is_clean(attached(me)?, user),
         IOCTL_BATCH => batch::run(attached(me)?, user, arg),
         IOCTL_BANK_STATS => stats(attached(me)?, user.writer()),
         IOCTL_REGION_WATCH => region::watch(me, user, arg),
@@ -173,6 +174,15 @@ fn slot_op(me: &AtomikFile, kind: u32, user: UserSlice, arg: usize) -> Result<is
         req.value = out;
         w.write(&req)?;
     }
+    Ok(0)
+}
+
+fn is_clean(att: &Attachment, user: UserSlice) -> Result<isize> {
+    let (mut r, mut w) = user.reader_writer();
+    let mut req: SlotOp = r.read()?;
+    check_access(att.access, KIND_READ)?;
+    req.value = u64::from(att.bank.is_clean(req.slot)?);
+    w.write(&req)?;
     Ok(0)
 }
 

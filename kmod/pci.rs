@@ -164,6 +164,13 @@ impl FpgaSlots {
         }
     }
 
+    /// Whether slot `slot`'s accumulator is the identity: its bit of the IDENT bitmap.
+    pub(crate) fn is_clean(&self, slot: u64) -> Result<bool> {
+        self.at(0, slot)?;
+        let s = self.range.first + slot;
+        Ok(self.dev.read(regs::IDENT_BASE + 8 * (s / 64))? >> (s % 64) & 1 == 1)
+    }
+
     /// Bytes of the bank's part of the ACCUM window: what a process may map.
     pub(crate) fn map_bytes(&self) -> u64 {
         self.range.reserved.div_ceil(GRANULE) * abi::PAGE_SIZE

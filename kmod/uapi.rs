@@ -20,6 +20,7 @@ const _: () = assert!(IOCTL_SWAP == _IOWR::<SlotOp>(M, 0x13));
 const _: () = assert!(IOCTL_BATCH == _IOWR::<Batch>(M, 0x14));
 const _: () = assert!(IOCTL_BANK_STATS == _IOR::<BankStats>(M, 0x15));
 const _: () = assert!(IOCTL_SWAP_SET == _IOWR::<SlotOp>(M, 0x16));
+const _: () = assert!(IOCTL_IS_CLEAN == _IOWR::<SlotOp>(M, 0x17));
 // The bank pages are mapped to userspace with the same page size the layout assumes.
 const _: () = assert!(abi::PAGE_SIZE as usize == kernel::page::PAGE_SIZE);
 

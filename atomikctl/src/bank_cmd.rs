@@ -31,7 +31,8 @@ fn create(a: CreateArgs, json: bool) -> Result<()> {
     let mode = parse_mode(&a.mode)?;
     let shards = u32::try_from(parse_u64(&a.shards, "shard count")?)
         .map_err(|_| BadInput(format!("shard count {} is too large", a.shards)))?;
-    let bank = Bank::create(&a.name, CreateOptions::new(slots).op(op).mode(mode).shards(shards))?;
+    let bank =
+        Bank::create(&a.name, CreateOptions::new(slots).op(op).mode(mode).shards(shards).fpga(a.fpga))?;
     let i = bank.info();
     emit(json, info_json(i), || {
         format!(

@@ -108,4 +108,8 @@ pub struct CreateArgs {
     /// Writer-private shards for dense batches.
     #[arg(long, default_value = "0")]
     pub shards: String,
+    /// Put the slots on the FPGA: through /dev/atomik with the device bound (banks on the
+    /// FPGA backend always are).
+    #[arg(long)]
+    pub fpga: bool,
 }

@@ -156,6 +156,16 @@ fn without_a_matching_device_status_says_why_and_uses_shared_memory() {
         .args(["bank", "list"])
         .assert()
         .code(1);
+    // An FPGA bank asked of shared memory is bad input: exit 2, the reason, nothing created.
+    let soft = || {
+        let mut c = Command::cargo_bin("atomikctl").unwrap();
+        c.env("ATOMIK_BACKEND", "soft").env("ATOMIK_SHM_DIR", dir.path().join("shm"));
+        c
+    };
+    let out = soft().args(["bank", "create", "f", "--slots", "4", "--fpga"]).assert().code(2);
+    let err = String::from_utf8_lossy(&out.get_output().stderr).into_owned();
+    assert!(err.contains("memory banks only") && err.contains("/dev/atomik"), "{err}");
+    soft().args(["read", "f", "0"]).assert().code(2);
 }
 
 #[test]

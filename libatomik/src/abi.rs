@@ -518,6 +518,11 @@ pub const IOCTL_SWAP: u32 = ioc(IOC_READ | IOC_WRITE, 0x13, size_of::<SlotOp>())
 /// (in the returned state, or in the new accumulator on top of the new reference). EACCES
 /// without read and write access. Also a BATCH kind ([`KIND_SWAP_SET`]).
 pub const IOCTL_SWAP_SET: u32 = ioc(IOC_READ | IOC_WRITE, 0x16, size_of::<SlotOp>());
+/// IS_CLEAN: `value` (out) is 1 when slot `slot`'s accumulator, shards folded in, is the
+/// identity (nothing accumulated since the last LOAD or SWAP, or it cancelled out), else 0.
+/// The one query a bank on the FPGA, which is not memory-mapped, needs beyond READ. EACCES
+/// without read access.
+pub const IOCTL_IS_CLEAN: u32 = ioc(IOC_READ | IOC_WRITE, 0x17, size_of::<SlotOp>());
 /// BATCH. E2BIG above [`BATCH_MAX`]. EFAULT (nothing applied) when the entries or the
 /// request cannot be written back; once entries are applied, the reply is written and only a
 /// concurrent unmap of the buffer can still make it fail.

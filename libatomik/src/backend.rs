@@ -55,12 +55,15 @@ pub struct CreateOptions {
     pub mode: u32,
     /// Writer-private shards for dense batches (0 by default).
     pub shards: u32,
+    /// Slots on the FPGA instead of memory (false by default): `/dev/atomik` with the device
+    /// bound (`BANK_CREATE_FPGA`), or the FPGA backend, whose banks all are.
+    pub fpga: bool,
 }
 
 impl CreateOptions {
     /// `slots` slots, XOR, mode 0600, no shards.
     pub const fn new(slots: u64) -> CreateOptions {
-        CreateOptions { slots, op: Op::Xor, mode: 0o600, shards: 0 }
+        CreateOptions { slots, op: Op::Xor, mode: 0o600, shards: 0, fpga: false }
     }
 
     /// With operator `op`.
@@ -79,6 +82,26 @@ impl CreateOptions {
     pub const fn shards(mut self, shards: u32) -> CreateOptions {
         self.shards = shards;
         self
+    }
+
+    /// With the slots on the FPGA when `fpga`.
+    pub const fn fpga(mut self, fpga: bool) -> CreateOptions {
+        self.fpga = fpga;
+        self
+    }
+
+    /// BadParams when an FPGA bank is asked of a path that makes memory banks only.
+    pub(crate) fn refuse_fpga(&self, name: &BankName, path: &str) -> Result<()> {
+        if self.fpga {
+            return Err(Error::BadParams {
+                name: name.to_string(),
+                reason: format!(
+                    "{path} makes memory banks only: FPGA banks need /dev/atomik with the device bound, \
+                     or ATOMIK_BACKEND=fpga"
+                ),
+            });
+        }
+        Ok(())
     }
 
     /// Checks the parameters for bank `name` and gives the layout they make: every backend

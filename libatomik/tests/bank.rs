@@ -96,7 +96,7 @@ fn create_rejects_taken_names_and_bad_parameters() {
 #[test]
 fn destroy_removes_the_bank_and_list_shows_it_until_then() {
     let name = unique_name("list");
-    let b = Bank::create(&name, CreateOptions::new(3).op(Op::Add).mode(0o640)).unwrap();
+    let b = Bank::create(&name, common::test_options(CreateOptions::new(3).op(Op::Add).mode(0o640))).unwrap();
     let listed: Vec<_> = Bank::list().unwrap().into_iter().filter_map(|r| r.ok()).collect();
     let me = listed.iter().find(|i| i.name == name).expect("bank listed");
     assert_eq!((me.slots, me.op, me.mode), (3, Op::Add, 0o640));

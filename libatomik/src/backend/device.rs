@@ -2,7 +2,10 @@
 //!
 //! Create, open, destroy, list, LOAD and SWAP are ioctls; the opened bank's pages are mapped
 //! and ACCUM/READ run on them with the same [`BankMemory`] code as the userspace default, under
-//! the same protocol (the module's LOAD and SWAP follow it from the kernel side).
+//! the same protocol (the module's LOAD and SWAP follow it from the kernel side). Banks whose
+//! slots are on the FPGA are served by ioctls and the mapped ACCUM window ([`fpga_slots`]).
+
+mod fpga_slots;
 
 use std::fs::{File, OpenOptions};
 use std::os::fd::AsRawFd;
@@ -11,8 +14,8 @@ use std::path::{Path, PathBuf};
 
 use memmap2::MmapOptions;
 
-use crate::abi::{self, BankLayout};
-use crate::backend::{Access, Backend, BackendKind, BankInfo, Control, CreateOptions, Opened};
+use crate::abi;
+use crate::backend::{Access, Backend, BackendKind, BankInfo, Control, CreateOptions, Opened, OpenedSlots};
 use crate::bank::BankMemory;
 use crate::error::{Error, Result};
 use crate::name::BankName;
@@ -27,6 +30,8 @@ mod sys {
     nix::ioctl_write_ptr_bad!(bank_destroy, IOCTL_BANK_DESTROY, BankName);
     nix::ioctl_readwrite_bad!(bank_list, IOCTL_BANK_LIST, BankList);
     nix::ioctl_write_ptr_bad!(load, IOCTL_LOAD, SlotOp);
+    nix::ioctl_readwrite_bad!(read, IOCTL_READ, SlotOp);
+    nix::ioctl_readwrite_bad!(is_clean, IOCTL_IS_CLEAN, SlotOp);
     nix::ioctl_readwrite_bad!(swap, IOCTL_SWAP, SlotOp);
     nix::ioctl_readwrite_bad!(swap_set, IOCTL_SWAP_SET, SlotOp);
     nix::ioctl_read_bad!(bank_stats, IOCTL_BANK_STATS, BankStats);
@@ -106,20 +111,81 @@ impl DeviceBackend {
         Ok(info)
     }
 
-    fn bank_info(&self, dev: &File, name: &BankName, layout: BankLayout) -> Result<BankInfo> {
+    /// BANK_CREATE, on the FPGA when `opts.fpga`.
+    fn create_bank(&self, name: &BankName, opts: &CreateOptions) -> Result<()> {
+        let req = abi::BankCreate {
+            name: name.to_abi(),
+            slots: opts.slots,
+            op: opts.op.code(),
+            mode: opts.mode,
+            shards: opts.shards,
+            flags: if opts.fpga { abi::BANK_CREATE_FPGA } else { 0 },
+        };
+        let dev = self.open_device(true)?;
+        // SAFETY: `req` is a valid BankCreate; the fd is open.
+        unsafe { sys::bank_create(dev.as_raw_fd(), &req) }
+            .map_err(|e| ioctl_error("BANK_CREATE", name.as_str(), e))
+            .map(|_| ())
+    }
+
+    /// BANK_OPEN: the attached fd and the module's reply.
+    fn open_bank(&self, name: &BankName, access: Access) -> Result<(File, abi::BankOpen)> {
+        let writable = access == Access::ReadWrite;
+        let dev = self.open_device(writable)?;
+        let mut req = abi::BankOpen {
+            name: name.to_abi(),
+            access: if writable { abi::ACCESS_READ | abi::ACCESS_WRITE } else { abi::ACCESS_READ },
+            op: 0,
+            slots: 0,
+            map_size: 0,
+        };
+        // SAFETY: `req` is a valid, writable BankOpen; the fd is open.
+        unsafe { sys::bank_open(dev.as_raw_fd(), &mut req) }
+            .map_err(|e| ioctl_error("BANK_OPEN", name.as_str(), e))?;
+        Ok((dev, req))
+    }
+
+    /// Maps a memory bank attached to `dev`.
+    fn map_bank(&self, dev: File, name: &BankName, req: &abi::BankOpen, access: Access) -> Result<Opened> {
+        let writable = access == Access::ReadWrite;
+        let location = self.path.join(name.as_str());
+        let len = usize::try_from(req.map_size).map_err(|_| Error::Corrupt {
+            path: location.clone(),
+            reason: format!("size {}", req.map_size),
+        })?;
+        let mut opts = MmapOptions::new();
+        opts.len(len);
+        let map = if writable { opts.map_raw(&dev) } else { opts.map_raw_read_only(&dev) }
+            .map_err(|e| Error::io("mmap", &location, e))?;
+        let memory = BankMemory::from_map(map, &location, writable)?;
+        let l = memory.layout();
+        let info = self.bank_info(&dev, name, l.slots, l.shards, l.total_size)?;
+        Ok(Opened { memory, control: Some(Box::new(DeviceControl { dev, name: name.to_string() })), info })
+    }
+
+    /// The bank's info: `slots`, `shards` and `bytes` as the caller knows them, the rest from
+    /// BANK_STATS.
+    fn bank_info(
+        &self,
+        dev: &File,
+        name: &BankName,
+        slots: u64,
+        shards: u32,
+        bytes: u64,
+    ) -> Result<BankInfo> {
         let mut st = abi::BankStats::default();
         // SAFETY: `st` is a valid, writable BankStats; the fd is open.
         unsafe { sys::bank_stats(dev.as_raw_fd(), &mut st) }
             .map_err(|e| ioctl_error("BANK_STATS", name.as_str(), e))?;
         Ok(BankInfo {
             name: name.to_string(),
-            slots: layout.slots,
+            slots,
             op: Op::from_code(st.op).unwrap_or(Op::Xor),
-            shards: layout.shards,
+            shards,
             mode: st.mode,
             uid: st.uid,
             gid: st.gid,
-            bytes: layout.total_size,
+            bytes,
             location: self.path.clone(),
         })
     }
@@ -173,57 +239,42 @@ impl Backend for DeviceBackend {
 
     fn create(&self, name: &BankName, opts: &CreateOptions) -> Result<Opened> {
         opts.validate(name)?;
-        let req = abi::BankCreate {
-            name: name.to_abi(),
-            slots: opts.slots,
-            op: opts.op.code(),
-            mode: opts.mode,
-            shards: opts.shards,
-            flags: 0,
-        };
-        let dev = self.open_device(true)?;
-        // SAFETY: `req` is a valid BankCreate; the fd is open.
-        unsafe { sys::bank_create(dev.as_raw_fd(), &req) }
-            .map_err(|e| ioctl_error("BANK_CREATE", name.as_str(), e))?;
+        opts.refuse_fpga(name, "a mapped bank")?;
+        self.create_bank(name, opts)?;
         self.open(name, Access::ReadWrite)
     }
 
+    fn create_slots(&self, name: &BankName, opts: &CreateOptions) -> Result<OpenedSlots> {
+        opts.validate(name)?;
+        self.create_bank(name, opts)?;
+        self.open_slots(name, Access::ReadWrite)
+    }
+
     fn open(&self, name: &BankName, access: Access) -> Result<Opened> {
-        let writable = access == Access::ReadWrite;
-        let dev = self.open_device(writable)?;
-        let mut req = abi::BankOpen {
-            name: name.to_abi(),
-            access: if writable { abi::ACCESS_READ | abi::ACCESS_WRITE } else { abi::ACCESS_READ },
-            op: 0,
-            slots: 0,
-            map_size: 0,
-        };
-        // SAFETY: `req` is a valid, writable BankOpen; the fd is open.
-        unsafe { sys::bank_open(dev.as_raw_fd(), &mut req) }
-            .map_err(|e| ioctl_error("BANK_OPEN", name.as_str(), e))?;
-        let location = self.path.join(name.as_str());
+        let (dev, req) = self.open_bank(name, access)?;
         if req.access & abi::BANK_OPEN_FPGA != 0 {
-            // Its mapping is the device's write-only ACCUM window, not the shared layout: reading
-            // a header there would only count device errors.
+            // Its mapping is the device's write-only ACCUM window, not the shared layout.
             return Err(Error::io(
                 "BANK_OPEN",
-                &location,
+                self.path.join(name.as_str()),
                 std::io::Error::other(
-                    "the bank's slots are on the FPGA (BANK_OPEN_FPGA); this library maps only memory banks of /dev/atomik",
+                    "the bank's slots are on the FPGA (BANK_OPEN_FPGA), not memory: open it through Bank",
                 ),
             ));
         }
-        let len = usize::try_from(req.map_size).map_err(|_| Error::Corrupt {
-            path: location.clone(),
-            reason: format!("size {}", req.map_size),
-        })?;
-        let mut opts = MmapOptions::new();
-        opts.len(len);
-        let map = if writable { opts.map_raw(&dev) } else { opts.map_raw_read_only(&dev) }
-            .map_err(|e| Error::io("mmap", &location, e))?;
-        let memory = BankMemory::from_map(map, &location, writable)?;
-        let info = self.bank_info(&dev, name, memory.layout())?;
-        Ok(Opened { memory, control: Some(Box::new(DeviceControl { dev, name: name.to_string() })), info })
+        self.map_bank(dev, name, &req, access)
+    }
+
+    fn open_slots(&self, name: &BankName, access: Access) -> Result<OpenedSlots> {
+        let (dev, req) = self.open_bank(name, access)?;
+        if req.access & abi::BANK_OPEN_FPGA == 0 {
+            return self.map_bank(dev, name, &req, access).map(OpenedSlots::Mapped);
+        }
+        let location = self.path.join(name.as_str());
+        let mut info = self.bank_info(&dev, name, req.slots, 0, req.slots * 16)?;
+        info.location = PathBuf::from(format!("{} (slots on the FPGA)", location.display()));
+        let slots = fpga_slots::FpgaSlots::new(dev, name.as_str(), &req, &location)?;
+        Ok(OpenedSlots::Device { slots: Box::new(slots), info })
     }
 
     fn destroy(&self, name: &BankName) -> Result<()> {

@@ -194,6 +194,7 @@ impl Backend for SoftBackend {
 
     fn create(&self, name: &BankName, opts: &CreateOptions) -> Result<Opened> {
         let layout = opts.validate(name)?;
+        opts.refuse_fpga(name, "the shared-memory backend")?;
         let dir = BankDir::open_or_create(&self.dir)?;
         let path = dir.entry(name.as_str());
         match dir.lstat(name.as_str()) {

@@ -11,6 +11,12 @@ pub fn unique_name(tag: &str) -> String {
     format!("test-{tag}-{}-{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed))
 }
 
+/// `opts`, with the slots on the FPGA when `ATOMIK_TEST_FPGA=1` (the VM's fpga suite runs the
+/// tests so against `/dev/atomik`'s banks on the device).
+pub fn test_options(opts: CreateOptions) -> CreateOptions {
+    opts.fpga(std::env::var("ATOMIK_TEST_FPGA").is_ok_and(|v| v == "1"))
+}
+
 /// A bank destroyed when the guard drops.
 pub struct TempBank {
     pub bank: Bank,
@@ -19,7 +25,7 @@ pub struct TempBank {
 impl TempBank {
     pub fn new(tag: &str, opts: CreateOptions) -> TempBank {
         let name = unique_name(tag);
-        let bank = Bank::create(&name, opts).unwrap_or_else(|e| panic!("create {name}: {e}"));
+        let bank = Bank::create(&name, test_options(opts)).unwrap_or_else(|e| panic!("create {name}: {e}"));
         TempBank { bank }
     }
 }

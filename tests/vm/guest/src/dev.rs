@@ -103,6 +103,10 @@ impl Dev {
     pub fn swap(&self, slot: u64) -> R<u64> {
         self.slot(IOCTL_SWAP, slot, 0)
     }
+    /// IS_CLEAN: whether the accumulator (shards folded in) is the identity.
+    pub fn is_clean(&self, slot: u64) -> R<bool> {
+        Ok(self.slot(IOCTL_IS_CLEAN, slot, 0)? == 1)
+    }
     /// SWAP_SET: the state before, the reference set to `reference`.
     pub fn swap_set(&self, slot: u64, reference: u64) -> R<u64> {
         self.slot(IOCTL_SWAP_SET, slot, reference)

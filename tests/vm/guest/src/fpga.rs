@@ -46,7 +46,7 @@ fn random_ops(d: &Dev, op: u32, model: &mut Model, n: u32, seed: u64) -> Result<
         let v = rng.next();
         let (r, a) = model[slot as usize];
         let state = combine(op, r, a);
-        match rng.next() % 6 {
+        match rng.next() % 7 {
             0 => {
                 ok!(d.load(slot, v));
                 model[slot as usize] = (v, id);
@@ -58,6 +58,10 @@ fn random_ops(d: &Dev, op: u32, model: &mut Model, n: u32, seed: u64) -> Result<
             3 => {
                 let got = ok!(d.read(slot));
                 ensure!(got == state, "op {k}: READ slot {slot} = {got:#x}, model {state:#x}");
+            }
+            6 => {
+                let got = ok!(d.is_clean(slot));
+                ensure!(got == (a == id), "op {k}: IS_CLEAN slot {slot} = {got}, accumulator {a:#x}");
             }
             4 => {
                 let got = ok!(d.swap(slot));
@@ -103,28 +107,40 @@ const FPGA_DIR: &str = "/tmp/atomik-fpga";
 const USERSPACE_LIBTESTS: &[&str] = &["algebra", "bank", "swap_set"];
 const RUNS: usize = 3;
 
-fn ctl_cmd(bdf: &str) -> Command {
+/// How atomikctl reaches the device: the userspace backend through sysfs `resource0` of the
+/// PCI function, or the module (`/dev/atomik`, the default backend while it is loaded).
+#[derive(Clone, Copy)]
+enum Via<'a> {
+    Sysfs(&'a str),
+    Module,
+}
+
+fn ctl_cmd(via: Via) -> Command {
     let mut c = Command::new("/bin/atomikctl");
-    c.env("ATOMIK_BACKEND", "fpga")
-        .env("ATOMIK_FPGA", format!("pci:{bdf}"))
-        .env("ATOMIK_FPGA_DIR", FPGA_DIR)
-        .stdin(Stdio::null());
+    match via {
+        Via::Sysfs(bdf) => c
+            .env("ATOMIK_BACKEND", "fpga")
+            .env("ATOMIK_FPGA", format!("pci:{bdf}"))
+            .env("ATOMIK_FPGA_DIR", FPGA_DIR),
+        Via::Module => c.env_remove("ATOMIK_BACKEND").env_remove("ATOMIK_FPGA"),
+    };
+    c.stdin(Stdio::null());
     c
 }
 
-fn ctl_output(args: &[&str], bdf: &str) -> Result<std::process::Output, String> {
-    ctl_cmd(bdf).args(args).output().map_err(|e| format!("atomikctl {args:?}: {e}"))
+fn ctl_output(args: &[&str], via: Via) -> Result<std::process::Output, String> {
+    ctl_cmd(via).args(args).output().map_err(|e| format!("atomikctl {args:?}: {e}"))
 }
 
 /// atomikctl's exit status and its stdout and stderr together.
-fn ctl_any(args: &[&str], bdf: &str) -> Result<(bool, String), String> {
-    let out = ctl_output(args, bdf)?;
+fn ctl_any(args: &[&str], via: Via) -> Result<(bool, String), String> {
+    let out = ctl_output(args, via)?;
     let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     Ok((out.status.success(), text))
 }
 
-fn ctl(args: &[&str], bdf: &str) -> Result<String, String> {
-    let out = ctl_output(args, bdf)?;
+fn ctl(args: &[&str], via: Via) -> Result<String, String> {
+    let out = ctl_output(args, via)?;
     ensure!(
         out.status.success(),
         "atomikctl {args:?}: {:?} {}",
@@ -134,13 +150,31 @@ fn ctl(args: &[&str], bdf: &str) -> Result<String, String> {
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
+/// Four atomikctl processes at once ACCUM 1, 2, 3 and 4 into slot 7 of bank `hits`.
+fn accum_from_4_processes(via: Via) -> Result<(), String> {
+    let children: Vec<_> = (1..=4u64)
+        .map(|k| {
+            ctl_cmd(via)
+                .args(["accum", "hits", "7", &k.to_string()])
+                .spawn()
+                .map_err(|e| format!("atomikctl accum: {e}"))
+        })
+        .collect::<Result<_, _>>()?;
+    for mut c in children {
+        let st = c.wait().map_err(|e| e.to_string())?;
+        ensure!(st.success(), "atomikctl accum: {st:?}");
+    }
+    Ok(())
+}
+
 fn sysfs_write(path: &str, value: &str) -> Result<(), String> {
     std::fs::write(path, value).map_err(|e| format!("writing {value} to {path}: {e}"))
 }
 
 /// With the device unbound from atomik.ko: libatomik's userspace backend and atomikctl on it.
 fn userspace_backend(bdf: &str) -> Result<(), String> {
-    let status = ctl(&["status"], bdf)?;
+    let via = Via::Sysfs(bdf);
+    let status = ctl(&["status"], via)?;
     ensure!(status.contains("fpga") && status.contains("ID matches"), "status: {status}");
     ensure!(status.contains("1024 slots"), "status does not show the model's geometry: {status}");
     let pci = format!("pci:{bdf}");
@@ -154,33 +188,22 @@ fn userspace_backend(bdf: &str) -> Result<(), String> {
         }
     }
     // atomikctl end to end: 4 processes ACCUM into one bank on the device.
-    let _ = ctl_any(&["bank", "rm", "hits"], bdf);
-    ctl(&["bank", "create", "hits", "--slots", "64", "--op", "add"], bdf)?;
-    let children: Vec<_> = (1..=4u64)
-        .map(|k| {
-            ctl_cmd(bdf)
-                .args(["accum", "hits", "7", &k.to_string()])
-                .spawn()
-                .map_err(|e| format!("atomikctl accum: {e}"))
-        })
-        .collect::<Result<_, _>>()?;
-    for mut c in children {
-        let st = c.wait().map_err(|e| e.to_string())?;
-        ensure!(st.success(), "atomikctl accum: {st:?}");
-    }
-    let read = ctl(&["read", "hits", "7"], bdf)?;
+    let _ = ctl_any(&["bank", "rm", "hits"], via);
+    ctl(&["bank", "create", "hits", "--slots", "64", "--op", "add"], via)?;
+    accum_from_4_processes(via)?;
+    let read = ctl(&["read", "hits", "7"], via)?;
     ensure!(
         read.trim() == "0x000000000000000a",
         "read hits 7 after ACCUM 1+2+3+4 from 4 processes: {read:?}"
     );
-    let swapped = ctl(&["swap", "hits", "7"], bdf)?;
+    let swapped = ctl(&["swap", "hits", "7"], via)?;
     ensure!(swapped.trim() == "0x000000000000000a", "swap returns the state: {swapped:?}");
-    ctl(&["accum", "hits", "7", "5"], bdf)?;
+    ctl(&["accum", "hits", "7", "5"], via)?;
     ensure!(
-        ctl(&["read", "hits", "7"], bdf)?.trim() == "0x000000000000000f",
+        ctl(&["read", "hits", "7"], via)?.trim() == "0x000000000000000f",
         "ACCUM after SWAP builds on the new reference"
     );
-    ctl(&["bank", "rm", "hits"], bdf)?;
+    ctl(&["bank", "rm", "hits"], via)?;
     Ok(())
 }
 
@@ -197,7 +220,7 @@ pub fn run(report: &mut Report) {
     report.run(
         "fpga: while atomik.ko is bound, the userspace backend refuses the device and says why",
         || {
-            let (ok, text) = ctl_any(&["status"], &bdf)?;
+            let (ok, text) = ctl_any(&["status"], Via::Sysfs(&bdf))?;
             ensure!(!text.contains("ID matches"), "status used the bound device: {text}");
             ensure!(text.contains("bound to atomik.ko") && text.contains(&bdf), "status (ok: {ok}): {text}");
             Ok(())
@@ -310,6 +333,11 @@ pub fn run(report: &mut Report) {
         Ok(())
     });
 
+    report.run(
+        "fpga: libatomik and atomikctl use the module's banks on the device (libatomik's tests, atomikctl end to end)",
+        module_banks_through_libatomik,
+    );
+
     report.run("fpga: refusals (flags, shards, no room, request bits) change nothing", || {
         let c = ok!(Dev::open());
         for n in ["f-a", "f-b", "f-d", "f-big"] {
@@ -358,4 +386,53 @@ pub fn run(report: &mut Report) {
         }
         Ok(())
     });
+}
+
+/// libatomik's device backend serves banks whose slots are on the FPGA: ioctls, and ACCUM
+/// through the mapped window.
+fn module_banks_through_libatomik() -> Result<(), String> {
+    // libatomik's tests with every bank they make on the FPGA; one test at a time, since the
+    // 1,024-slot device holds two banks (the module hands out whole pages of the windows).
+    let envs = [("ATOMIK_TEST_FPGA", "1"), ("RUST_TEST_THREADS", "1")];
+    for bin in crate::lib_suites::library_tests()? {
+        let name = bin.file_name().unwrap().to_string_lossy().into_owned();
+        if name == "bank" || name == "swap_set" {
+            crate::lib_suites::run_tests(&bin, "device", &envs, &[])?;
+        }
+    }
+    let via = Via::Module;
+    let _ = ctl_any(&["bank", "rm", "hits"], via);
+    ctl(&["bank", "create", "hits", "--slots", "64", "--op", "add", "--fpga"], via)?;
+    accum_from_4_processes(via)?;
+    let read = ctl(&["read", "hits", "7"], via)?;
+    ensure!(
+        read.trim() == "0x000000000000000a",
+        "read hits 7 after ACCUM 1+2+3+4 from 4 processes: {read:?}"
+    );
+    let info: serde_json::Value = serde_json::from_str(&ctl(&["--json", "bank", "info", "hits"], via)?)
+        .map_err(|e| format!("bank info --json: {e}"))?;
+    ensure!(
+        info["location"].as_str().is_some_and(|l| l.contains("slots on the FPGA"))
+            && info["dirty_slots"] == 1,
+        "bank info of an FPGA bank with one slot accumulated: {info}"
+    );
+    ensure!(
+        ctl(&["swap", "hits", "7", "--set", "5"], via)?.trim() == "0x000000000000000a",
+        "SWAP_SET returns the state"
+    );
+    ctl(&["accum", "hits", "7", "2"], via)?;
+    ensure!(
+        ctl(&["read", "hits", "7"], via)?.trim() == "0x0000000000000007",
+        "ACCUM builds on the new reference"
+    );
+    let all: serde_json::Value = serde_json::from_str(&ctl(&["--json", "read", "hits", "--all"], via)?)
+        .map_err(|e| format!("read --all --json: {e}"))?;
+    let values = all["values"].as_array().map(|v| v.iter().map(|x| x.as_u64()).collect::<Vec<_>>());
+    ensure!(
+        values.as_ref().is_some_and(|v| v.len() == 64 && v[7] == Some(7) && v[8] == Some(0)),
+        "read --all: {all}"
+    );
+    ctl(&["bank", "rm", "hits"], via)?;
+    ensure!(ctl(&["read", "hits", "7"], via).is_err(), "read after rm");
+    Ok(())
 }

@@ -40,6 +40,7 @@ const CMDS: &[u32] = &[
     IOCTL_READ,
     IOCTL_SWAP,
     IOCTL_SWAP_SET,
+    IOCTL_IS_CLEAN,
     IOCTL_BATCH,
     IOCTL_BANK_STATS,
 ];
@@ -288,6 +289,11 @@ fn fuzz(seed: u64, calls: u32) -> Result<(), String> {
                 IOCTL_SWAP_SET => Some(KIND_SWAP_SET),
                 _ => None,
             };
+            if cmd == IOCTL_IS_CLEAN {
+                let op = op_in.ok_or_else(|| "IS_CLEAN succeeded on an unreadable request".to_owned())?;
+                let out: SlotOp = peek(arg, scratch.0, scratch.1).unwrap_or(op);
+                ensure!(out.value <= 1, "IS_CLEAN answered {}", out.value);
+            }
             if let Some(kind) = kind {
                 let op = op_in.ok_or_else(|| format!("ioctl {cmd:#x} succeeded on an unreadable request"))?;
                 let out: SlotOp = peek(arg, scratch.0, scratch.1).unwrap_or(op);

@@ -16,11 +16,13 @@ pub fn run_tests(
     envs: &[(&str, &str)],
     skip: &[&str],
 ) -> Result<(), String> {
+    // Two test threads unless the caller's RUST_TEST_THREADS says otherwise.
+    let threads = envs.iter().find(|(k, _)| *k == "RUST_TEST_THREADS").map_or("2", |(_, v)| *v);
     let out = Command::new(bin)
         .env("ATOMIK_BACKEND", backend)
         .envs(envs.iter().copied())
         .env("RUST_BACKTRACE", "0")
-        .arg("--test-threads=2")
+        .arg(format!("--test-threads={threads}"))
         // The page tracker's and replication's unit tests need /proc features and networking
         // this kernel leaves out (see extras.sh).
         .args(["--skip", "track::", "--skip", "replica::"])

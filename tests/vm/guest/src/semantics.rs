@@ -51,10 +51,16 @@ pub fn run(report: &mut Report) {
         ensure!(ok!(d.read(3)) == 0xCA0145BE, "read after two accums");
         ensure!(ok!(d.swap(3)) == 0xCA0145BE, "swap returns state");
         ensure!(ok!(d.read(3)) == 0xCA0145BE, "state unchanged by swap");
+        ensure!(ok!(d.is_clean(3)), "IS_CLEAN after SWAP");
         ok!(d.accum(3, 0xCA0145BE));
         ensure!(ok!(d.read(3)) == 0, "xor with itself is identity");
+        ensure!(!ok!(d.is_clean(3)), "IS_CLEAN after an ACCUM");
+        ok!(d.accum(3, 0xCA0145BE));
+        ensure!(ok!(d.is_clean(3)), "IS_CLEAN once the ACCUMs cancel out");
+        fails_with!(d.is_clean(8), libc::EINVAL);
         ok!(d.accum(3, 5));
         ok!(d.load(3, 9));
+        ensure!(ok!(d.is_clean(3)), "IS_CLEAN after LOAD");
         ensure!(ok!(d.read(3)) == 9, "load discards the accumulator");
         ensure!(ok!(d.read(0)) == 0 && ok!(d.read(7)) == 0, "other slots untouched");
         Ok(())
@@ -189,9 +195,11 @@ pub fn run(report: &mut Report) {
         let shard = |k: u64, i: u64| m.word(l.shard_off + k * l.shard_stride + i * 8);
         shard(0, 5).store(10, SeqCst);
         shard(1, 5).store(7, SeqCst);
+        ensure!(!ok!(d.is_clean(5)), "IS_CLEAN sees the shards' deltas");
         ok!(d.accum(5, 1));
         ensure!(ok!(d.read(5)) == 18, "read folds shards");
         ensure!(ok!(d.swap(5)) == 18, "swap folds shards");
+        ensure!(ok!(d.is_clean(5)), "IS_CLEAN after SWAP rebased the shards");
         ensure!(m.word(l.base_off + 5 * 8).load(SeqCst) == 10, "base rebased");
         shard(0, 5).store(15, SeqCst);
         ensure!(ok!(d.read(5)) == 23, "only the new part counts");
