@@ -338,6 +338,8 @@ pub fn run(report: &mut Report) {
         module_banks_through_libatomik,
     );
 
+    crate::fuzz::run_on_fpga(report);
+
     report.run("fpga: refusals (flags, shards, no room, request bits) change nothing", || {
         let c = ok!(Dev::open());
         for n in ["f-a", "f-b", "f-d", "f-big"] {

@@ -211,13 +211,16 @@ impl Model {
     }
 }
 
-fn fuzz(seed: u64, calls: u32) -> Result<(), String> {
+/// `calls` random ioctls from `seed` against "fuzz-bank" (made by the caller), then, when the
+/// bank is `mapped` (in memory), 2,000 random mmaps of it.
+fn fuzz(seed: u64, calls: u32, mapped: bool) -> Result<(), String> {
     let mut r = Rng(seed);
     let mut s = Scratch::new();
     let attached = ok!(Dev::open());
     ok!(attached.attach("fuzz-bank", ACCESS_READ | ACCESS_WRITE));
     let loose = ok!(Dev::open());
     let mut loose_on_fuzz_bank = false;
+    let fpga_bound = ok!(attached.info()).features & FEATURE_FPGA != 0;
     // 64 random entries, then 16 zeroed ones (valid LOADs of slot 0 to 0) that a count one
     // past the 64 reads: all of it is readable and modeled.
     let mut entries = vec![BatchEntry::default(); 80];
@@ -265,6 +268,7 @@ fn fuzz(seed: u64, calls: u32) -> Result<(), String> {
         }
         // What the request says, read before the call (the kernel may write results into it).
         let op_in: Option<SlotOp> = peek(arg, scratch.0, scratch.1);
+        let create_in: Option<BankCreate> = peek(arg, scratch.0, scratch.1);
         let batch_in: Option<(Batch, Vec<BatchEntry>)> =
             peek::<Batch>(arg, scratch.0, scratch.1).and_then(|b| {
                 let (p, n) = (b.entries as usize, b.count as usize);
@@ -325,6 +329,14 @@ fn fuzz(seed: u64, calls: u32) -> Result<(), String> {
         match result {
             Ok(_) => outcomes[0] += 1,
             Err(_) if !typed => outcomes[1] += 1,
+            // ENODEV: a create on the FPGA with none bound, and only that.
+            Err(libc::ENODEV) if cmd == IOCTL_BANK_CREATE => {
+                ensure!(
+                    !fpga_bound && create_in.is_some_and(|c| c.flags == BANK_CREATE_FPGA),
+                    "BANK_CREATE {create_in:?}: ENODEV (an FPGA is bound: {fpga_bound})"
+                );
+                outcomes[2] += 1;
+            }
             Err(e) => {
                 ensure!(
                     ALLOWED.contains(&e),
@@ -336,6 +348,13 @@ fn fuzz(seed: u64, calls: u32) -> Result<(), String> {
         }
     }
     model.check(&attached)?;
+    if !mapped {
+        println!(
+            "fuzz seed {seed:#x}: {calls} ioctls: {} ok ({modeled} checked against the model)",
+            outcomes[0]
+        );
+        return Ok(());
+    }
     // Random mmaps of the attached bank.
     let size = ok!(attached.stats()).slots;
     let pages = BankLayout::new(size, 0).unwrap().total_size / 4096;
@@ -385,8 +404,8 @@ pub fn run(report: &mut Report) {
         let _ = d.destroy("fuzz-bank");
         ok!(d.create("fuzz-bank", 32, OP_ADD, 0o666, 0));
         let before = ok!(d.info()).bank_count;
-        in_child(|| Ok(()), || fuzz(0x1234_5678_9abc_def1, 60_000))?;
-        in_child(become_user, || fuzz(0x0fed_cba9_8765_4321, 50_000))?;
+        in_child(|| Ok(()), || fuzz(0x1234_5678_9abc_def1, 60_000, true))?;
+        in_child(become_user, || fuzz(0x0fed_cba9_8765_4321, 50_000, true))?;
         // The device still works.
         for n in NAMES {
             let _ = d.destroy(n);
@@ -401,4 +420,42 @@ pub fn run(report: &mut Report) {
         ok!(d.destroy("fuzz-after"));
         Ok(())
     });
+}
+
+/// The same ioctl fuzz with "fuzz-bank" on the FPGA (suite fpga, the device bound): every
+/// successful slot op and batch on it is checked against the model, and random creates with
+/// `BANK_CREATE_FPGA` compete for the device's slots. The mmap half checks the memory layout
+/// and stays with the memory banks; the fpga suite tests the window's mmap refusals itself.
+pub fn run_on_fpga(report: &mut Report) {
+    report.run(
+        "fuzz: 20,000 random ioctls as root + 10,000 as uid 1000 on a bank on the FPGA, then it works",
+        || {
+            let d = ok!(Dev::open());
+            let _ = d.destroy("fuzz-bank");
+            let mut c = BankCreate {
+                name: crate::dev::name("fuzz-bank"),
+                slots: 32,
+                op: OP_ADD,
+                mode: 0o666,
+                shards: 0,
+                flags: BANK_CREATE_FPGA,
+            };
+            ok!(d.raw(IOCTL_BANK_CREATE, &mut c as *mut BankCreate as usize));
+            let before = ok!(d.info()).bank_count;
+            in_child(|| Ok(()), || fuzz(0x5eed_f00d_0bad_cafe, 20_000, false))?;
+            in_child(become_user, || fuzz(0x7357_7357_1234_4321, 10_000, false))?;
+            let a = ok!(Dev::open());
+            let o = ok!(a.attach("fuzz-bank", ACCESS_READ | ACCESS_WRITE));
+            ensure!(o.access & BANK_OPEN_FPGA != 0, "fuzz-bank is on the FPGA: {o:?}");
+            ok!(a.load(3, 40));
+            ok!(a.accum(3, 2));
+            ensure!(ok!(a.read(3)) == 42, "the FPGA bank works after fuzzing");
+            drop(a);
+            for n in NAMES {
+                let _ = d.destroy(n);
+            }
+            ensure!(ok!(d.info()).bank_count == before - 1, "leftover banks");
+            Ok(())
+        },
+    );
 }
