@@ -55,7 +55,7 @@ fn exit_code(e: &anyhow::Error) -> u8 {
             | E::ReadOnly { .. }
             | E::Replicated { .. },
         ) => 2,
-        Some(E::PermissionDenied { .. }) => 3,
+        Some(E::PermissionDenied { .. } | E::DeviceDenied { .. }) => 3,
         _ => 1,
     }
 }

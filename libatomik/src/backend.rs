@@ -253,7 +253,7 @@ pub fn select() -> Result<Selection> {
                 backend: Box::new(soft::SoftBackend::from_env()),
                 reason: format!("{ENV_BACKEND}=soft"),
             }),
-            "device" => Ok(Selection { backend: device(true)?, reason: format!("{ENV_BACKEND}=device") }),
+            "device" => Ok(Selection { backend: device()?, reason: format!("{ENV_BACKEND}=device") }),
             "fpga" => {
                 let b = fpga::FpgaBackend::locate()?;
                 let reason = format!("{ENV_BACKEND}=fpga: {}", b.describe());
@@ -263,12 +263,12 @@ pub fn select() -> Result<Selection> {
         },
         _ => {
             if std::path::Path::new(crate::abi::DEVICE_PATH).exists() {
-                if let Ok(b) = device(false) {
-                    return Ok(Selection {
-                        backend: b,
-                        reason: format!("{} is present", crate::abi::DEVICE_PATH),
-                    });
-                }
+                // Present but unusable is an error, not a fall-back: the banks of this process
+                // would silently be other ones than those of its peers on the device.
+                return Ok(Selection {
+                    backend: device()?,
+                    reason: format!("{} is present", crate::abi::DEVICE_PATH),
+                });
             }
             let no_fpga = match fpga::FpgaBackend::locate() {
                 Ok(b) => {
@@ -288,11 +288,17 @@ pub fn select() -> Result<Selection> {
     }
 }
 
-/// The `/dev/atomik` backend; when forced, an unusable device is an error that says why.
-fn device(forced: bool) -> Result<Box<dyn Backend>> {
+/// The `/dev/atomik` backend, or an error that says why it cannot be used and how to choose
+/// another: [`Error::DeviceDenied`] when it may not be opened.
+fn device() -> Result<Box<dyn Backend>> {
     match device::DeviceBackend::open_default() {
         Ok(b) => Ok(Box::new(b)),
-        Err(e) if forced => Err(Error::BackendUnavailable { backend: "device", reason: e.to_string() }),
-        Err(e) => Err(e),
+        Err(Error::Io { path, source, .. }) if source.kind() == std::io::ErrorKind::PermissionDenied => {
+            Err(Error::DeviceDenied { path, source })
+        }
+        Err(e) => Err(Error::BackendUnavailable {
+            backend: "device",
+            reason: format!("{e}; set {ENV_BACKEND}=soft to use shared memory instead"),
+        }),
     }
 }

@@ -111,6 +111,19 @@ pub enum Error {
         /// The errno.
         source: std::io::Error,
     },
+    /// `/dev/atomik` is there but this process may not open it. Not a reason to use another
+    /// backend unasked: this process's banks would not be the ones its peers use.
+    #[error(
+        "{} is present but this process may not open it ({source}): ask for access to it (its \
+         group or mode), or set ATOMIK_BACKEND=soft to use shared memory instead",
+        path.display()
+    )]
+    DeviceDenied {
+        /// The device node.
+        path: PathBuf,
+        /// The errno.
+        source: std::io::Error,
+    },
     /// The asked-for backend is not available.
     #[error("backend {backend} is not available: {reason}")]
     BackendUnavailable {

@@ -253,4 +253,58 @@ pub fn run(report: &mut Report) {
         ok!(root.destroy("perm-user-bank"));
         Ok(())
     });
+
+    report.run(
+        "a /dev/atomik the user may not open: atomikctl exits 3 naming it, no fall-back to shared memory",
+        device_denied,
+    );
+}
+
+/// `/bin/atomikctl ARGS` as uid 1000 with `env`: exit code and stderr.
+fn ctl_as_user(args: &[&str], env: &[(&str, &str)]) -> Result<(Option<i32>, String), String> {
+    use std::os::unix::process::CommandExt;
+    let out = std::process::Command::new("/bin/atomikctl")
+        .args(args)
+        .env_remove("ATOMIK_BACKEND")
+        .envs(env.iter().copied())
+        .uid(1000)
+        .gid(1000)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .map_err(|e| format!("atomikctl {args:?} as uid 1000: {e}"))?;
+    Ok((out.status.code(), String::from_utf8_lossy(&out.stderr).into_owned()))
+}
+
+fn device_denied() -> Result<(), String> {
+    use std::os::unix::fs::PermissionsExt;
+    let set = |mode| {
+        std::fs::set_permissions("/dev/atomik", std::fs::Permissions::from_mode(mode))
+            .map_err(|e| format!("chmod /dev/atomik {mode:o}: {e}"))
+    };
+    set(0o600)?;
+    let shm = [("ATOMIK_SHM_DIR", "/tmp/perm-denied-shm")];
+    let checks = (|| {
+        for env in [&shm[..], &[("ATOMIK_BACKEND", "device")]] {
+            let (code, err) = ctl_as_user(&["bank", "create", "denied", "--slots", "4"], env)?;
+            ensure!(
+                code == Some(3) && err.contains("/dev/atomik") && err.contains("ATOMIK_BACKEND=soft"),
+                "bank create with {env:?}: exit {code:?}: {err}"
+            );
+        }
+        ensure!(
+            !std::path::Path::new("/tmp/perm-denied-shm/denied").exists(),
+            "the bank was made in shared memory instead"
+        );
+        let (code, err) = ctl_as_user(&["status"], &shm)?;
+        ensure!(code == Some(3), "status: exit {code:?}: {err}");
+        // Asked for, shared memory is used.
+        let soft = [("ATOMIK_BACKEND", "soft"), shm[0]];
+        let (code, err) = ctl_as_user(&["bank", "create", "denied", "--slots", "4"], &soft)?;
+        ensure!(code == Some(0), "bank create with ATOMIK_BACKEND=soft: exit {code:?}: {err}");
+        let (code, err) = ctl_as_user(&["bank", "rm", "denied"], &soft)?;
+        ensure!(code == Some(0), "bank rm: exit {code:?}: {err}");
+        Ok(())
+    })();
+    set(0o666)?;
+    checks
 }
