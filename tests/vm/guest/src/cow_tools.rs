@@ -4,7 +4,7 @@
 
 use crate::check::Report;
 use crate::cow::{Family, N, NEW, SAME};
-use crate::system::{become_user, in_child};
+use crate::system::{become_user, in_child, reap, spawn_ctl};
 use atomik::track::kernel_cow::{caller_engine, CowEngine, KernelCow};
 use atomik::track::monitor::{default_ranges, COW_ENGINE_KERNEL, COW_ENGINE_PFN};
 use atomik::track::ranges::Range;
@@ -34,64 +34,13 @@ fn library_as_user() -> Result<(), String> {
     })
 }
 
-/// Starts `/bin/atomikctl ARGS` as `uid` (root when None): the credentials are dropped in the
-/// forked child with plain syscalls before `execv`; returns its pid and the read end of its
-/// stdout.
-fn spawn_ctl(uid: Option<u32>, args: &[&str]) -> Result<(i32, std::fs::File), String> {
-    use std::ffi::CString;
-    use std::os::fd::FromRawFd;
-    let path = CString::new("/bin/atomikctl").map_err(|e| e.to_string())?;
-    let mut argv: Vec<CString> = vec![path.clone()];
-    for a in args {
-        argv.push(CString::new(*a).map_err(|e| e.to_string())?);
-    }
-    let mut ptrs: Vec<*const libc::c_char> = argv.iter().map(|a| a.as_ptr()).collect();
-    ptrs.push(std::ptr::null());
-    let mut p = [0i32; 2];
-    // SAFETY: pipe(2) into a two-int array.
-    if unsafe { libc::pipe(p.as_mut_ptr()) } != 0 {
-        return Err("pipe failed".into());
-    }
-    // SAFETY: fork(2); the child only makes syscalls (dup2, credentials, execv) and _exit()s.
-    let pid = unsafe { libc::fork() };
-    if pid == 0 {
-        // SAFETY: see above; `ptrs` is a NULL-terminated array of C strings that outlive execv.
-        unsafe {
-            libc::dup2(p[1], 1);
-            libc::close(p[0]);
-            if let Some(uid) = uid {
-                if libc::setgroups(0, std::ptr::null()) != 0
-                    || libc::setgid(uid) != 0
-                    || libc::setuid(uid) != 0
-                {
-                    libc::_exit(126);
-                }
-            }
-            libc::execv(path.as_ptr(), ptrs.as_ptr());
-            libc::_exit(127);
-        }
-    }
-    // SAFETY: closes the write end in the parent; the read end becomes an owned File.
-    unsafe { libc::close(p[1]) };
-    if pid < 0 {
-        return Err("fork failed".into());
-    }
-    // SAFETY: `p[0]` is an open fd owned by nothing else.
-    Ok((pid, unsafe { std::fs::File::from_raw_fd(p[0]) }))
-}
-
-fn reap(pid: i32) {
-    // SAFETY: waits for our own child.
-    unsafe { libc::waitpid(pid, std::ptr::null_mut(), 0) };
-}
-
 /// `atomikctl status --json`, then `atomikctl top --json` as `uid` (root when None): two
 /// refreshes 3 s apart with the child's writes between them; returns (status, second refresh).
 fn top_around_writes(uid: Option<u32>, f: &Family) -> Result<(Value, Value), String> {
-    let (pid, out) = spawn_ctl(uid, &["status", "--json"])?;
+    let (pid, out) = spawn_ctl(uid, &["status", "--json"], &[], 1)?;
     let status: Value = serde_json::from_reader(out).map_err(|e| format!("status JSON: {e}"))?;
     reap(pid);
-    let (pid, out) = spawn_ctl(uid, &["top", "--json", "--interval", "3", "--count", "2"])?;
+    let (pid, out) = spawn_ctl(uid, &["top", "--json", "--interval", "3", "--count", "2"], &[], 1)?;
     let mut lines = BufReader::new(out).lines();
     let first = lines.next().ok_or("top printed nothing")?.map_err(|e| e.to_string());
     // Written while top sleeps before its next sample.

@@ -262,17 +262,11 @@ pub fn run(report: &mut Report) {
 
 /// `/bin/atomikctl ARGS` as uid 1000 with `env`: exit code and stderr.
 fn ctl_as_user(args: &[&str], env: &[(&str, &str)]) -> Result<(Option<i32>, String), String> {
-    use std::os::unix::process::CommandExt;
-    let out = std::process::Command::new("/bin/atomikctl")
-        .args(args)
-        .env_remove("ATOMIK_BACKEND")
-        .envs(env.iter().copied())
-        .uid(1000)
-        .gid(1000)
-        .stdin(std::process::Stdio::null())
-        .output()
-        .map_err(|e| format!("atomikctl {args:?} as uid 1000: {e}"))?;
-    Ok((out.status.code(), String::from_utf8_lossy(&out.stderr).into_owned()))
+    use std::io::Read;
+    let (pid, mut err) = crate::system::spawn_ctl(Some(1000), args, env, 2)?;
+    let mut text = String::new();
+    let _ = err.read_to_string(&mut text);
+    Ok((crate::system::reap(pid), text))
 }
 
 fn device_denied() -> Result<(), String> {

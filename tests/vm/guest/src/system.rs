@@ -168,3 +168,72 @@ pub fn become_user() -> Result<(), String> {
     }
     Ok(())
 }
+
+/// Starts `/bin/atomikctl ARGS` as `uid` (root when None), with `env` added to this process's
+/// environment less `ATOMIK_BACKEND`: the credentials are dropped in the forked child with
+/// plain syscalls before `execve`; returns its pid and the read end of its stdout (`stream`
+/// 1) or stderr (2).
+pub fn spawn_ctl(
+    uid: Option<u32>,
+    args: &[&str],
+    env: &[(&str, &str)],
+    stream: i32,
+) -> Result<(i32, std::fs::File), String> {
+    use std::ffi::CString;
+    use std::os::fd::FromRawFd;
+    let path = CString::new("/bin/atomikctl").map_err(|e| e.to_string())?;
+    let mut argv: Vec<CString> = vec![path.clone()];
+    for a in args {
+        argv.push(CString::new(*a).map_err(|e| e.to_string())?);
+    }
+    let mut ptrs: Vec<*const libc::c_char> = argv.iter().map(|a| a.as_ptr()).collect();
+    ptrs.push(std::ptr::null());
+    let vars = std::env::vars()
+        .filter(|(k, _)| k != "ATOMIK_BACKEND" && !env.iter().any(|(e, _)| e == k))
+        .chain(env.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+    let envs: Vec<CString> = vars
+        .map(|(k, v)| CString::new(format!("{k}={v}")).map_err(|e| e.to_string()))
+        .collect::<Result<_, _>>()?;
+    let mut envp: Vec<*const libc::c_char> = envs.iter().map(|a| a.as_ptr()).collect();
+    envp.push(std::ptr::null());
+    let mut p = [0i32; 2];
+    // SAFETY: pipe(2) into a two-int array.
+    if unsafe { libc::pipe(p.as_mut_ptr()) } != 0 {
+        return Err("pipe failed".into());
+    }
+    // SAFETY: fork(2); the child only makes syscalls (dup2, credentials, execve) and _exit()s.
+    let pid = unsafe { libc::fork() };
+    if pid == 0 {
+        // SAFETY: see above; `ptrs` and `envp` are NULL-terminated arrays of C strings that
+        // outlive execve.
+        unsafe {
+            libc::dup2(p[1], stream);
+            libc::close(p[0]);
+            if let Some(uid) = uid {
+                if libc::setgroups(0, std::ptr::null()) != 0
+                    || libc::setgid(uid) != 0
+                    || libc::setuid(uid) != 0
+                {
+                    libc::_exit(126);
+                }
+            }
+            libc::execve(path.as_ptr(), ptrs.as_ptr(), envp.as_ptr());
+            libc::_exit(127);
+        }
+    }
+    // SAFETY: closes the write end in the parent; the read end becomes an owned File.
+    unsafe { libc::close(p[1]) };
+    if pid < 0 {
+        return Err("fork failed".into());
+    }
+    // SAFETY: `p[0]` is an open fd owned by nothing else.
+    Ok((pid, unsafe { std::fs::File::from_raw_fd(p[0]) }))
+}
+
+/// Waits for our child `pid`: its exit code, or None when a signal ended it.
+pub fn reap(pid: i32) -> Option<i32> {
+    let mut status = 0;
+    // SAFETY: waits for our own child into a local int.
+    unsafe { libc::waitpid(pid, &mut status, 0) };
+    libc::WIFEXITED(status).then(|| libc::WEXITSTATUS(status))
+}
