@@ -12,11 +12,19 @@
 //! process tracking itself) against the in-place baselines, and reading them through
 //! /proc/PID/mem (how it reads another process) against an xxh3 rescan that reads the
 //! same way.
+//!
+//! A second table gives the floor of any tracker built on `PAGEMAP_SCAN`: the walk alone
+//! (the same ioctl with re-protection, no fingerprint) plus a plain read of just the k
+//! written pages (the same scattered list, in place and through /proc/PID/mem). Both are
+//! timed after the k pages were written again with the words already there, so the walk
+//! finds the same k pages and the pages' cache state is the tracker's.
 
 use atomik::track::fingerprint::Kernel;
 use atomik::track::memread::MemReader;
-use atomik::track::ranges::{Range, PAGE};
+use atomik::track::pagemap::Pagemap;
+use atomik::track::ranges::{coalesce, total_pages, Range, PAGE};
 use atomik::track::region::{Tracker, TrackerOptions};
+use atomik::track::scan::scan_written;
 use std::time::{Duration, Instant};
 use xxhash_rust::xxh3::xxh3_64;
 
@@ -39,6 +47,11 @@ fn env(name: &str, default: u64) -> u64 {
 fn median(mut v: Vec<Duration>) -> Duration {
     v.sort();
     v[v.len() / 2]
+}
+
+/// The wrapping sum of the words of `bytes`: a plain read of every byte.
+fn sum_words(bytes: &[u8]) -> u64 {
+    bytes.chunks_exact(8).fold(0u64, |s, w| s.wrapping_add(u64::from_ne_bytes(w.try_into().unwrap())))
 }
 
 fn ms(d: Duration) -> String {
@@ -92,8 +105,13 @@ fn main() {
     // own memory), then reading through /proc/PID/mem (how it reads another process).
     // The baselines run in both; each is compared with the matching tracker.
     let mut results: Vec<[Duration; 7]> = vec![[Duration::ZERO; 7]; FRACTIONS.len()];
+    // The floor: [walk alone, read of the k pages in place, the same through /proc/PID/mem].
+    let mut floor: Vec<[Duration; 3]> = vec![[Duration::ZERO; 3]; FRACTIONS.len()];
+    let pagemap = Pagemap::open(me).expect("/proc/self/pagemap");
     let mut detector = "";
     let mut order: Vec<usize> = (0..pages).collect();
+    let mut offs: Vec<usize> = Vec::new();
+    let mut found: Vec<Range> = Vec::new();
     for in_place in [true, false] {
         let mut tracker = if in_place {
             // SAFETY: the region stays mapped until after the tracker is dropped, and this
@@ -107,16 +125,19 @@ fn main() {
         for (fi, f) in FRACTIONS.iter().enumerate() {
             let k = ((pages as f64 * f).round() as usize).max(1);
             let (mut tt, mut tm, mut tx, mut tr) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+            let (mut tw, mut tk) = (Vec::new(), Vec::new());
             for _ in 0..reps {
                 // k distinct random pages, one word changed in each.
                 for i in 0..k {
                     let j = i + (rng.next() as usize) % (pages - i);
                     order.swap(i, j);
                 }
+                offs.clear();
                 for &pg in &order[..k] {
                     let off = pg * PAGE as usize + (rng.next() as usize % 512) * 8;
                     let old = u64::from_le_bytes(region[off..off + 8].try_into().unwrap());
                     region[off..off + 8].copy_from_slice(&(old ^ (rng.next() | 1)).to_le_bytes());
+                    offs.push(off);
                 }
 
                 let t0 = Instant::now();
@@ -163,20 +184,51 @@ fn main() {
                 let t0 = Instant::now();
                 let mut sum = 0u64;
                 if in_place {
-                    for w in region.chunks_exact(8) {
-                        sum = sum.wrapping_add(u64::from_ne_bytes(w.try_into().unwrap()));
-                    }
+                    sum = sum_words(region);
                 } else {
                     reader
-                        .for_each_page(range, |_, pg| {
-                            for w in pg.chunks_exact(8) {
-                                sum = sum.wrapping_add(u64::from_ne_bytes(w.try_into().unwrap()));
-                            }
-                        })
+                        .for_each_page(range, |_, pg| sum = sum.wrapping_add(sum_words(pg)))
                         .expect("/proc/PID/mem");
                 }
                 std::hint::black_box(sum);
                 tr.push(t0.elapsed());
+
+                // The floor of a PAGEMAP_SCAN tracker: write the k words again with the
+                // values they hold (the kernel marks the pages written, the content stays),
+                // then time the same walk with re-protection alone, and a plain read of the
+                // k pages alone.
+                for &off in &offs {
+                    // SAFETY: `off` is a word of the region; a volatile store of its own
+                    // value makes the write happen.
+                    unsafe {
+                        let w = region.as_mut_ptr().add(off) as *mut u64;
+                        std::ptr::write_volatile(w, std::ptr::read_volatile(w));
+                    }
+                }
+                found.clear();
+                let t0 = Instant::now();
+                scan_written(&pagemap, range, true, &mut found).expect("PAGEMAP_SCAN");
+                tw.push(t0.elapsed());
+                assert_eq!(total_pages(&found), k as u64, "walk alone: written pages");
+                let written = coalesce({
+                    let mut a: Vec<u64> = order[..k].iter().map(|&pg| base + (pg as u64) * PAGE).collect();
+                    a.sort_unstable();
+                    a
+                });
+                let t0 = Instant::now();
+                let mut sum = 0u64;
+                if in_place {
+                    for r in &written {
+                        let at = (r.start - base) as usize..(r.end - base) as usize;
+                        sum = sum.wrapping_add(sum_words(&region[at]));
+                    }
+                } else {
+                    reader
+                        .for_each_page_in(&written, |_, pg| sum = sum.wrapping_add(sum_words(pg)))
+                        .expect("/proc/PID/mem");
+                }
+                std::hint::black_box(sum);
+                tk.push(t0.elapsed());
 
                 // Untimed: every method takes the new content as its baseline.
                 tracker.checkpoint().expect("checkpoint");
@@ -188,8 +240,10 @@ fn main() {
             let cell = &mut results[fi];
             if in_place {
                 (cell[0], cell[2], cell[3], cell[5]) = (median(tt), median(tm), median(tx), median(tr));
+                (floor[fi][0], floor[fi][1]) = (median(tw), median(tk));
             } else {
                 (cell[1], cell[4], cell[6]) = (median(tt), median(tx), median(tr));
+                floor[fi][2] = median(tk);
             }
         }
     }
@@ -223,6 +277,36 @@ fn main() {
             x(c[1], c[4]),
             ms(c[6]),
             x(c[6], c[1]),
+        );
+    }
+    println!();
+    println!(
+        "floor of a PAGEMAP_SCAN tracker: the walk with re-protection alone, plus a plain read \
+         of only the k written pages (same run, median of {reps})"
+    );
+    println!();
+    println!(
+        "| written | pages | walk alone | read of k pages, in place | floor, in place | tracker / floor \
+         | xxh3 rescan / floor (best speed-up) | read of k pages, /proc/PID/mem | floor, /proc/PID/mem \
+         | tracker / floor | xxh3 rescan / floor (best speed-up) |"
+    );
+    println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    for ((f, c), fl) in FRACTIONS.iter().zip(&results).zip(&floor) {
+        let k = ((pages as f64 * f).round() as usize).max(1);
+        let x = |a: Duration, b: Duration| b.as_secs_f64() / a.as_secs_f64();
+        let (own, remote) = (fl[0] + fl[1], fl[0] + fl[2]);
+        println!(
+            "| {:.1} % | {k} | {} | {} | {} | {:.2}× | {:.1}× | {} | {} | {:.2}× | {:.1}× |",
+            f * 100.0,
+            ms(fl[0]),
+            ms(fl[1]),
+            ms(own),
+            x(own, c[0]),
+            x(own, c[3]),
+            ms(fl[2]),
+            ms(remote),
+            x(remote, c[1]),
+            x(remote, c[4]),
         );
     }
     // SAFETY: unmapping the region created above; `region` is not used after this.
