@@ -285,4 +285,63 @@ proptest::proptest! {
         proptest::prop_assert_eq!(&a.changed, &want);
         proptest::prop_assert_eq!(own.bank().read_all(), remote.bank().read_all());
     }
+
+    /// A `PAGEMAP_SCAN` check split into chunks over two threads (the second starts once a
+    /// chunk is dense) finds exactly the written, changed and silent pages, reading in place
+    /// or through /proc/PID/mem, with the fingerprints of a one-thread full rescan; and so
+    /// again after a checkpoint. (One write-protecting tracker at a time: two would take
+    /// each other's written pages.)
+    #[test]
+    fn a_check_in_chunks_on_two_threads_is_exact(
+        new in proptest::collection::btree_set(0usize..600, 0..300),
+        same in proptest::collection::btree_set(0usize..600, 0..100),
+        in_place in proptest::bool::ANY,
+    ) {
+        let _serial = track_support::serial();
+        let region = Region::new(600, 11);
+        let at = |p: usize| region.page_addr(p);
+        let ranges = [Range::new(at(0), at(100)), Range::new(at(150), at(400)), Range::new(at(420), at(600))];
+        let watched = |p: usize| !(100..150).contains(&p) && !(400..420).contains(&p);
+        let chunked = TrackerOptions { threads: Some(2), check_chunk_pages: Some(16), ..Default::default() };
+        let me = std::process::id() as i32;
+        let mut t = if in_place {
+            // SAFETY: `region` outlives the tracker; this thread does not write it while the
+            // tracker runs.
+            unsafe { Tracker::watch_own(&ranges, chunked) }.unwrap()
+        } else {
+            Tracker::watch(me, &ranges, chunked).unwrap()
+        };
+        if t.detector() != Detector::UffdWp {
+            println!("SKIP: no userfaultfd async write-protection here ({:?})", t.detector());
+            return Ok(());
+        }
+        let reference =
+            TrackerOptions { detector: Some(Detector::FullRescan), threads: Some(1), ..Default::default() };
+        let mut rescan = Tracker::watch(me, &ranges, reference).unwrap();
+        let same: Vec<usize> = same.iter().copied().filter(|p| !new.contains(p)).collect();
+        let pages = |ps: &mut dyn Iterator<Item = usize>| {
+            let mut v: Vec<usize> = ps.filter(|&p| watched(p)).collect();
+            v.sort_unstable();
+            atomik::track::ranges::coalesce(v.into_iter().map(at))
+        };
+        let written = pages(&mut new.iter().chain(&same).copied());
+        let (changed, silent) = (pages(&mut new.iter().copied()), pages(&mut same.iter().copied()));
+        for round in 0..2u64 {
+            for &p in &new {
+                region.fill(p, 0xfeed_0000 + p as u64 + (round << 32));
+            }
+            for &p in &same {
+                region.fill(p, 11 + p as u64); // what it holds: written, not changed
+            }
+            let (a, r) = (t.check().unwrap(), rescan.check().unwrap());
+            proptest::prop_assert_eq!(&a.written, &written, "written, round {}", round);
+            proptest::prop_assert_eq!(&a.changed, &changed, "changed, round {}", round);
+            proptest::prop_assert_eq!(&a.silent, &silent, "silent, round {}", round);
+            proptest::prop_assert_eq!(a.pages_read, atomik::track::ranges::total_pages(&written));
+            proptest::prop_assert_eq!(&r.changed, &changed, "full rescan, round {}", round);
+            proptest::prop_assert_eq!(t.bank().read_all(), rescan.bank().read_all());
+            t.checkpoint().unwrap();
+            rescan.checkpoint().unwrap();
+        }
+    }
 }
