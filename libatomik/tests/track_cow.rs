@@ -74,10 +74,11 @@ fn reading_a_process_does_not_unshare_its_pages() {
     assert_eq!(shared(), 16, "reading must not copy the target's shared pages");
 }
 
-/// The idle process of the next test (this test binary run again with
-/// `ATOMIK_IDLE_FORKER` set): 256 touched pages, `READY` on stdout, then at the first byte
-/// on stdin it forks a child that stays (no exec), so the pages are shared copy-on-write,
-/// says `FORKED`, and both wait for the end of stdin.
+/// The idle process of the next tests (this test binary run again with
+/// `ATOMIK_IDLE_FORKER` set): 256 touched pages, `READY` on stdout; at each `t` on stdin it
+/// writes 64 new pages and reads 8 others (zero-page mappings) of a reserved region and
+/// says `TOUCHED`; at `f` it forks a child that stays (no exec), so the pages are shared
+/// copy-on-write, says `FORKED`, and both wait for the end of stdin.
 #[test]
 fn idle_forker() {
     if std::env::var_os("ATOMIK_IDLE_FORKER").is_none() {
@@ -88,10 +89,22 @@ fn idle_forker() {
         // SAFETY: writes m.len() bytes from a live buffer to stdout.
         unsafe { libc::write(1, m.as_ptr().cast(), m.len()) };
     };
+    let more = Region::reserved(4096);
+    let mut touched = 0;
     say(b"\nREADY\n");
     let mut line = [0u8; 1];
     // SAFETY: reads into a live one-byte buffer.
-    unsafe { libc::read(0, line.as_mut_ptr().cast(), 1) };
+    while unsafe { libc::read(0, line.as_mut_ptr().cast(), 1) } == 1 && line[0] == b't' {
+        for i in touched..touched + 64 {
+            more.fill(i, 0x7000 + i as u64);
+        }
+        for i in 2048 + touched / 8..2048 + touched / 8 + 8 {
+            // SAFETY: a page of the reserved region; reading it maps the zero page.
+            unsafe { std::ptr::read_volatile(more.page_addr(i) as *const u8) };
+        }
+        touched += 64;
+        say(b"\nTOUCHED\n");
+    }
     // SAFETY: the child only blocks in read and leaves with _exit.
     if unsafe { libc::fork() } == 0 {
         // SAFETY: as above; _exit runs no destructor of the parent's state.
@@ -103,7 +116,54 @@ fn idle_forker() {
     say(b"\nFORKED\n");
     // SAFETY: as above.
     while unsafe { libc::read(0, line.as_mut_ptr().cast(), 1) } > 0 {}
-    drop(region);
+    drop((region, more));
+}
+
+/// A running [`idle_forker`], ended (end of its stdin, then reaped) when dropped.
+struct Forker {
+    child: std::process::Child,
+    out: std::io::Lines<std::io::BufReader<std::process::ChildStdout>>,
+}
+
+impl Forker {
+    /// Starts one and waits until it holds its pages.
+    fn spawn() -> Forker {
+        use std::io::BufRead;
+        use std::process::{Command, Stdio};
+        let mut child = Command::new(std::env::current_exe().unwrap())
+            .args(["--exact", "idle_forker", "--nocapture", "--test-threads=1"])
+            .env("ATOMIK_IDLE_FORKER", "1")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let out = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+        let mut f = Forker { child, out };
+        f.wait_for("READY");
+        f
+    }
+
+    fn pid(&self) -> i32 {
+        self.child.id() as i32
+    }
+
+    fn wait_for(&mut self, word: &str) {
+        assert!(self.out.any(|l| l.unwrap() == word), "the helper did not say {word}");
+    }
+
+    /// Sends a command and waits for its answer.
+    fn ask(&mut self, cmd: &[u8], answer: &str) {
+        use std::io::Write;
+        self.child.stdin.as_mut().unwrap().write_all(cmd).unwrap();
+        self.wait_for(answer);
+    }
+}
+
+impl Drop for Forker {
+    fn drop(&mut self) {
+        drop(self.child.stdin.take());
+        let _ = self.child.wait();
+    }
 }
 
 /// A sample keeps an idle process's pagemap figures without reading its pagemap again, and
@@ -112,19 +172,8 @@ fn idle_forker() {
 #[test]
 fn an_idle_process_is_not_reread_until_it_forks() {
     use atomik::track::monitor::{Monitor, MonitorOptions, Snapshot};
-    use std::io::{BufRead, Write};
-    use std::process::{Command, Stdio};
-    let mut p = Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "idle_forker", "--nocapture", "--test-threads=1"])
-        .env("ATOMIK_IDLE_FORKER", "1")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let pid = p.id() as i32;
-    let mut out = std::io::BufReader::new(p.stdout.take().unwrap()).lines();
-    let mut wait_for = |word: &str| assert!(out.any(|l| l.unwrap() == word), "the helper did not say {word}");
-    wait_for("READY");
+    let mut p = Forker::spawn();
+    let pid = p.pid();
     let mut m = Monitor::new(MonitorOptions { pids: Some(vec![pid]), ..MonitorOptions::default() });
     let shared = |s: &Snapshot| s.rows.iter().find(|r| r.cgroup == "/").and_then(|r| r.cow_shared_pages);
     let first = m.sample().unwrap();
@@ -139,15 +188,61 @@ fn an_idle_process_is_not_reread_until_it_forks() {
         (1, shared(&first)),
         "idle: its pagemap is not read again"
     );
-    p.stdin.as_mut().unwrap().write_all(b"f").unwrap();
-    wait_for("FORKED");
+    p.ask(b"f", "FORKED");
     let forked = m.sample().unwrap();
-    drop(p.stdin.take());
-    let _ = p.wait();
+    drop(p);
     assert_eq!(forked.pagemaps_reused, 0, "a process that forked is read again");
     assert!(
         shared(&forked).is_some_and(|n| n >= 256),
         "its 256 pages are shared with its child: {:?}",
+        forked.rows
+    );
+}
+
+/// A process that shared nothing at the previous sample and changed since is walked with
+/// `PAGEMAP_SCAN` alone when nothing forked anywhere meanwhile (its pagemap is not read):
+/// the walk gives the figures a pagemap read gives, zero-page mappings apart; and once it
+/// forks, its pages are seen shared.
+#[test]
+fn a_process_that_shares_nothing_is_walked_not_read_until_it_forks() {
+    use atomik::track::cow::{forks, sample_anon_known_exclusive};
+    use atomik::track::monitor::{Monitor, MonitorOptions, Snapshot};
+    let mut p = Forker::spawn();
+    let pid = p.pid();
+    let mut m = Monitor::new(MonitorOptions { pids: Some(vec![pid]), ..MonitorOptions::default() });
+    let shared = |s: &Snapshot| s.rows.iter().find(|r| r.cgroup == "/").and_then(|r| r.cow_shared_pages);
+    let f0 = forks(proc_root());
+    assert!(f0.is_some(), "/proc/stat gives the fork count");
+    let first = m.sample().unwrap();
+    p.ask(b"t", "TOUCHED");
+    let touched = m.sample().unwrap();
+    if forks(proc_root()) == f0 {
+        assert_eq!(touched.pagemaps_known_exclusive, 1, "nothing forked: the walk alone");
+    } else {
+        println!("something forked on this machine meanwhile: the pagemap was read (not checked)");
+    }
+    assert_eq!(shared(&touched), shared(&first), "an exec'd process still shares nothing");
+    // The walk gives exactly what the pagemap gives, the 8 zero-page mappings apart.
+    p.ask(b"t", "TOUCHED");
+    let (walked, read) = (
+        sample_anon_known_exclusive(proc_root(), pid, false).unwrap(),
+        sample_anon(proc_root(), pid).unwrap(),
+    );
+    assert!(read.shared.is_empty(), "{:?}", read.shared);
+    assert!(read.zero_pages >= 16, "the helper's zero-page reads: {}", read.zero_pages);
+    assert_eq!(
+        (walked.present, walked.exclusive, walked.zero_pages, walked.swapped),
+        (read.present, read.exclusive, read.zero_pages, read.swapped)
+    );
+    assert_eq!(walked.exclusive_ranges, read.exclusive_ranges);
+    assert!(walked.shared.is_empty());
+    p.ask(b"f", "FORKED");
+    let forked = m.sample().unwrap();
+    drop(p);
+    assert_eq!(forked.pagemaps_known_exclusive, 0, "a fork: no process is known to share nothing");
+    assert!(
+        shared(&forked).is_some_and(|n| n >= 256 + 128),
+        "its 256 + 2 x 64 written pages are shared with its child: {:?}",
         forked.rows
     );
 }

@@ -4,9 +4,11 @@
 //! said so), then times, on this thread's CPU clock, one monitor sample (what the exporter
 //! does every --interval: the /proc, pagemap and cgroupfs reads) and one scrape (rendering
 //! /metrics), median of `--rounds`, without `--writes`/`--dups` as the exporter defaults.
-//! Samples are timed twice per round: with the processes idle since the previous sample
-//! (their pagemaps are not read again), and after every process touched a new page (each
-//! pagemap is read); against a baseline of the same run: reading the bytes of the
+//! Samples are timed three times per round: with the processes idle since the previous
+//! sample (their pagemaps are not read again), after every process touched a new page (with
+//! no fork anywhere since the previous sample, a process that shared nothing is walked with
+//! `PAGEMAP_SCAN` and its pagemap not read), and the same after a fork elsewhere (`true`:
+//! every pagemap is read); against a baseline of the same run: reading the bytes of the
 //! per-process files a sample cannot skip.
 
 use std::io::Write;
@@ -114,12 +116,15 @@ struct Timings {
     idle: Vec<f64>,
     idle_wall: Vec<f64>,
     busy: Vec<f64>,
+    forked: Vec<f64>,
     lean: Vec<f64>,
     scrape: Vec<f64>,
     rows: usize,
     bytes: usize,
     reused_idle: u64,
     reused_busy: u64,
+    exclusive_busy: u64,
+    exclusive_forked: u64,
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -202,6 +207,15 @@ pub fn run(args: &ExporterBenchArgs, json_out: bool) -> Result<()> {
         let snap = m.sample()?;
         t.busy.push((thread_cpu_seconds() - c) * 1e3);
         t.reused_busy = snap.pagemaps_reused;
+        t.exclusive_busy = snap.pagemaps_known_exclusive;
+        // The same after some process forked (here `true`): no process is known to share
+        // nothing any more, every pagemap is read.
+        touch_all(&mut held)?;
+        Command::new("true").status().context("running true")?;
+        let c = thread_cpu_seconds();
+        let snap = m.sample()?;
+        t.forked.push((thread_cpu_seconds() - c) * 1e3);
+        t.exclusive_forked = snap.pagemaps_known_exclusive;
     }
     // The same without the pagemap columns (--no-cow).
     let mut m = Monitor::new(MonitorOptions { cow: false, ..opts });
@@ -221,6 +235,7 @@ pub fn run(args: &ExporterBenchArgs, json_out: bool) -> Result<()> {
     };
     let (bare, idle, busy, lean, scrape) =
         (median(t.bare), median(t.idle), median(t.busy), median(t.lean), median(t.scrape));
+    let forked = median(t.forked);
     let (idle_wall, n) = (median(t.idle_wall), args.procs as u64);
     if json_out {
         println!(
@@ -229,6 +244,8 @@ pub fn run(args: &ExporterBenchArgs, json_out: bool) -> Result<()> {
                    "rows": t.rows, "bare_read_cpu_ms": bare, "ksm_stat_read": ksm_stat,
                    "sample_idle_cpu_ms": idle, "sample_idle_wall_ms": idle_wall, "pagemaps_reused_idle": t.reused_idle,
                    "sample_busy_cpu_ms": busy, "pagemaps_reused_busy": t.reused_busy,
+                   "pagemaps_known_exclusive_busy": t.exclusive_busy,
+                   "sample_busy_after_fork_cpu_ms": forked, "pagemaps_known_exclusive_after_fork": t.exclusive_forked,
                    "sample_no_cow_cpu_ms": lean, "scrape_cpu_ms": scrape, "scrape_bytes": t.bytes,
                    "loadavg_before": load_before, "loadavg_after": load_after})
         );
@@ -260,9 +277,17 @@ pub fn run(args: &ExporterBenchArgs, json_out: bool) -> Result<()> {
     )?;
     writeln!(
         o,
-        "| one sample, every process touched a page (pagemaps reused: {}/{n}) | {busy:.1} | {} |",
+        "| one sample, every process touched a page (pagemaps reused: {}/{n}; known to share nothing, \
+         pagemap not read: {}/{n}) | {busy:.1} | {} |",
         t.reused_busy,
+        t.exclusive_busy,
         x(busy)
+    )?;
+    writeln!(
+        o,
+        "| the same after a fork elsewhere (known to share nothing: {}/{n}) | {forked:.1} | {} |",
+        t.exclusive_forked,
+        x(forked)
     )?;
     writeln!(o, "| one sample with --no-cow (no pagemap reads) | {lean:.1} | {} |", x(lean))?;
     writeln!(o, "| one scrape (render /metrics, {} bytes) | {scrape:.2} | |", t.bytes)?;

@@ -7,7 +7,9 @@
 use super::accounting::{read_accounting, Accounting};
 use super::cgroup::{ancestors, in_subtree, read_membership_under};
 use super::container::{identify, Identity};
-use super::cow::{cow_breaks, identical_copies, sample_anon, AnonSample, CowBreaks};
+use super::cow::{
+    cow_breaks, forks, identical_copies, sample_anon, sample_anon_known_exclusive, AnonSample, CowBreaks,
+};
 use super::dups::{add_shared_candidates, find_duplicates, DupProcess, DupReport};
 use super::error::TrackError;
 use super::kernel_cow::{self, ProcessCow};
@@ -159,6 +161,10 @@ pub struct Snapshot {
     /// Processes whose pagemap was not read again: unchanged since the previous sample
     /// (same fault counts, RSS and KSM pages, no page shared copy-on-write).
     pub pagemaps_reused: u64,
+    /// Processes whose pagemap was not read because none of their pages can be shared (no
+    /// shared or swapped page at the previous sample, no fork anywhere since; see
+    /// [`sample_anon_known_exclusive`]): one `PAGEMAP_SCAN` walk gave their figures.
+    pub pagemaps_known_exclusive: u64,
 }
 
 /// [`Snapshot::cow_engines`]: copies told apart by page frame numbers from pagemap.
@@ -201,6 +207,8 @@ pub struct Monitor {
     kernel_cow: Option<bool>,
     /// The processes' stat, statm and ksm_stat, open from one sample to the next.
     kept: KeptFiles,
+    /// The system's fork count when the previous sample began.
+    forks: Option<u64>,
 }
 
 #[derive(Default, Clone)]
@@ -292,6 +300,7 @@ impl Monitor {
             state: HashMap::new(),
             kernel_cow: None,
             kept: KeptFiles::default(),
+            forks: None,
         }
     }
 
@@ -313,6 +322,11 @@ impl Monitor {
         self.last = Some(now);
         let mut snap = Snapshot { interval_s: dt, ksm: read_ksm(&self.opts.ksm_dir), ..Default::default() };
         let want = Want { uid: self.opts.uid.is_some(), ksm_stat: !snap.ksm.nothing_merged() };
+        // Read before any pagemap: a fork during this sample shows at the next one.
+        let forks_now = if self.opts.cow { forks(&self.opts.proc_root) } else { None };
+        let no_fork = forks_now.is_some() && forks_now == self.forks;
+        self.forks = forks_now;
+        let mut known_exclusive = 0u64;
         let procs = self.processes(&mut snap, want)?;
         let mut no_pagemap = 0u64;
         let mut pagemap_error: Option<String> = None;
@@ -355,7 +369,20 @@ impl Monitor {
                     let b = CowBreaks { copied: a.pfn_visible.then_some(0), ..Default::default() };
                     Ok((a, Some(b)))
                 } else {
-                    sample_anon(&self.opts.proc_root, info.pid).map(|a| {
+                    // Changed, but sharing nothing before and nothing forked since: none of
+                    // its pages can be shared now, and the walk alone gives its figures.
+                    let exclusive = !self.opts.dups
+                        && no_fork
+                        && sig.zip(st.anon_sig).is_some_and(|(s, p)| s.ksm_merging == p.ksm_merging)
+                        && st.anon.as_ref().is_some_and(|a| a.shared.is_empty() && a.swapped == 0);
+                    let a = match st.anon.as_ref().filter(|_| exclusive) {
+                        Some(prev) => {
+                            known_exclusive += 1;
+                            sample_anon_known_exclusive(&self.opts.proc_root, info.pid, prev.pfn_visible)
+                        }
+                        None => sample_anon(&self.opts.proc_root, info.pid),
+                    };
+                    a.map(|a| {
                         let b = st.anon.as_ref().and_then(|prev| cow_breaks(&self.opts.proc_root, prev).ok());
                         (a, b)
                     })
@@ -483,6 +510,7 @@ impl Monitor {
         self.state.retain(|pid, _| alive.contains(pid));
         self.kept.retain(|pid| alive.contains(&pid));
         snap.pagemaps_reused = reused;
+        snap.pagemaps_known_exclusive = known_exclusive;
         snap.rescans.sort_by(|a, b| b.2.cmp(&a.2).then(a.0.cmp(&b.0)));
 
         if self.opts.dups {

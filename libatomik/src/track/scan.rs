@@ -234,14 +234,16 @@ pub fn scan_category(pm: &Pagemap, range: Range, categories: u64, out: &mut Vec<
     scan(pm, range, query, out)
 }
 
-/// [`populated`] and the pages mapping the zero page (as [`scan_category`] with
-/// [`PAGE_IS_PFNZERO`]) in one walk of the page tables, appended to `spans` and `zero`.
-/// Fails with ENOTTY (as [`TrackError::Sys`]) on kernels before 6.7.
+/// [`populated`], the pages mapping the zero page (as [`scan_category`] with
+/// [`PAGE_IS_PFNZERO`]) and the swapped-out pages among them, in one walk of the page
+/// tables, appended to `spans`, `zero` and `swapped`. Fails with ENOTTY (as
+/// [`TrackError::Sys`]) on kernels before 6.7.
 pub fn populated_and_zero(
     pm: &Pagemap,
     range: Range,
     spans: &mut Vec<Range>,
     zero: &mut Vec<Range>,
+    swapped: &mut Vec<Range>,
 ) -> Result<()> {
     let query = PmScanArg {
         category_anyof_mask: PAGE_IS_PRESENT | PAGE_IS_SWAPPED,
@@ -251,6 +253,9 @@ pub fn populated_and_zero(
     scan_regions(pm, range, query, |r, cats| {
         if cats & PAGE_IS_PFNZERO != 0 {
             zero.push(r);
+        }
+        if cats & PAGE_IS_SWAPPED != 0 {
+            swapped.push(r);
         }
         match spans.last_mut() {
             Some(last) if last.end == r.start => last.end = r.end,
@@ -345,12 +350,13 @@ mod tests {
         }
         let pm = Pagemap::open(std::process::id() as i32).unwrap();
         let whole = Range::new(base, base + len as u64);
-        let (mut spans, mut zero) = (Vec::new(), Vec::new());
-        match populated_and_zero(&pm, whole, &mut spans, &mut zero) {
+        let (mut spans, mut zero, mut swapped) = (Vec::new(), Vec::new(), Vec::new());
+        match populated_and_zero(&pm, whole, &mut spans, &mut zero, &mut swapped) {
             Ok(()) => {
                 let pages = |a: u64, b: u64| Range::new(base + a * PAGE, base + b * PAGE);
                 assert_eq!(spans, vec![pages(0, 4), pages(6, 8)]);
                 assert_eq!(zero, vec![pages(6, 8)]);
+                assert_eq!(swapped, vec![], "no swap here");
                 let mut alone = Vec::new();
                 populated(&pm, whole, &mut alone).unwrap();
                 assert_eq!(alone, spans, "the same populated pages as the separate scan");
