@@ -49,6 +49,9 @@ impl FpgaSlotsRef {
     pub(crate) fn present(&self) -> bool {
         match *self {}
     }
+    pub(crate) fn is_clean(&self, _: u64) -> Result<bool> {
+        match *self {}
+    }
     pub(crate) fn accum_phys(&self) -> u64 {
         match *self {}
     }
