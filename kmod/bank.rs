@@ -52,7 +52,7 @@ impl FpgaSlotsRef {
     pub(crate) fn is_clean(&self, _: u64) -> Result<bool> {
         match *self {}
     }
-    pub(crate) fn accum_phys(&self) -> u64 {
+    pub(crate) fn map_window(&self, _: &kernel::mm::virt::VmaNew, _: u64, _: u64) -> Result {
         match *self {}
     }
 }

@@ -50,18 +50,12 @@ pub(crate) fn map_bank(att: &Attachment, vma: &VmaNew) -> Result {
     Ok(())
 }
 
-extern "C" {
-    // The vma is only passed through to C (io_map.c); bindgen's opaque type for one of its
-    // fields makes rustc doubt the pointee, not the pointer.
-    #[allow(improper_ctypes)]
-    fn atomik_io_map(vma: *mut kernel::bindings::vm_area_struct, start: u64, len: core::ffi::c_ulong) -> core::ffi::c_int;
-}
-
 /// Maps bytes `[first, first + len)` of an FPGA bank's part of the ACCUM window (checked by
 /// the caller against [`crate::bank::Bank::bytes`]), uncached: each 64-bit store is one
 /// ACCUM. Only a writable shared mapping makes sense (the window is write-only: reads of it are
 /// refused by the device and read as its error value): EACCES without write access, EINVAL
-/// when private. ENODEV once the device is gone.
+/// when private. ENODEV once the device is gone; unbinding it takes the mapping down (SIGBUS on
+/// the next store, see io_map.c).
 fn map_fpga(att: &Attachment, f: &crate::bank::FpgaSlotsRef, vma: &VmaNew, first: u64, len: u64) -> Result {
     if att.access & abi::ACCESS_WRITE == 0 {
         return Err(EACCES);
@@ -73,12 +67,7 @@ fn map_fpga(att: &Attachment, f: &crate::bank::FpgaSlotsRef, vma: &VmaNew, first
         return Err(ENODEV);
     }
     vma.try_clear_mayexec().map_err(|_| EACCES)?;
-    let start = f.accum_phys().checked_add(first).ok_or(EINVAL)?;
-    let len = core::ffi::c_ulong::try_from(len).map_err(|_| EINVAL)?;
-    // SAFETY: the vma is being set up by this mmap call and is valid for it; `start..start +
-    // len` lies inside BAR 0 of the bound device (the bank's pages of the ACCUM window, within
-    // the register map the probe checked against the BAR's length), page-aligned.
-    kernel::error::to_result(unsafe { atomik_io_map(vma.as_ptr(), start, len) })?;
+    f.map_window(vma, first, len)?;
     att.bank.stats.count_mmap();
     Ok(())
 }

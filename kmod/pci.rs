@@ -10,7 +10,8 @@
 //! advertised; afterwards a slot index is always checked against the bank's range before it
 //! becomes a register offset, so a device that changes its mind can return wrong values but
 //! cannot make the module access outside BAR 0. When the device goes away (unbind, removal),
-//! the BAR mapping is revoked (`Devres`) and ops on its banks fail with ENODEV.
+//! the BAR mapping is revoked (`Devres`), ops on its banks fail with ENODEV, and processes'
+//! mappings of its window are taken down ([`IoWindow::revoke`]).
 //!
 //! Device slots are handed out in runs of [`GRANULE`] slots (one page of each window), so that
 //! mapping a bank's pages of the ACCUM window into a process never reaches another bank's
@@ -33,12 +34,59 @@ pub(crate) const GRANULE: u64 = abi::PAGE_SIZE / 8;
 
 type Bar0 = pci::DevresBar<BAR_SIZE>;
 
+extern "C" {
+    // The vma is only passed through to C (io_map.c); bindgen's opaque type for one of its
+    // fields makes rustc doubt the pointee, not the pointer.
+    #[allow(improper_ctypes)]
+    fn atomik_io_map(
+        vma: *mut kernel::bindings::vm_area_struct,
+        w: *mut core::ffi::c_void,
+        first_page: core::ffi::c_ulong,
+        len: core::ffi::c_ulong,
+    ) -> core::ffi::c_int;
+    fn atomik_io_window_new(bar: u64, len: core::ffi::c_ulong) -> *mut core::ffi::c_void;
+    fn atomik_io_window_revoke(w: *mut core::ffi::c_void);
+    fn atomik_io_window_put(w: *mut core::ffi::c_void);
+}
+
+/// The device's BAR 0 as processes map it (io_map.c): pages faulted in while the device is
+/// bound, every mapping taken down by [`IoWindow::revoke`] on unbind.
+pub(crate) struct IoWindow(core::ptr::NonNull<core::ffi::c_void>);
+
+// SAFETY: the C object is reference-counted and locks its own state; any thread may use it.
+unsafe impl Send for IoWindow {}
+// SAFETY: as above.
+unsafe impl Sync for IoWindow {}
+
+impl IoWindow {
+    fn new(bar: u64, len: u64) -> Result<IoWindow> {
+        let len = core::ffi::c_ulong::try_from(len).map_err(|_| EINVAL)?;
+        // SAFETY: allocates a fresh object (or returns NULL); no preconditions.
+        let p = unsafe { atomik_io_window_new(bar, len) };
+        core::ptr::NonNull::new(p).map(IoWindow).ok_or(ENOMEM)
+    }
+
+    /// Takes every process mapping of the window down; later faults get SIGBUS, later mmaps
+    /// ENODEV.
+    fn revoke(&self) {
+        // SAFETY: the object is alive while we hold our reference.
+        unsafe { atomik_io_window_revoke(self.0.as_ptr()) }
+    }
+}
+
+impl Drop for IoWindow {
+    fn drop(&mut self) {
+        // SAFETY: drops our reference; mappings keep their own.
+        unsafe { atomik_io_window_put(self.0.as_ptr()) }
+    }
+}
+
 /// A bound device.
 #[pin_data]
 pub(crate) struct Fpga {
     bar: Bar0,
-    /// Bus address of BAR 0, for mapping its ACCUM window into processes.
-    phys: u64,
+    /// BAR 0 as processes map it (the ACCUM window of their banks).
+    window: IoWindow,
     /// Slots of the device (GEOMETRY, checked against the windows' size).
     pub(crate) slots: u64,
     /// Runs of slots in use, `(first, count)`, unordered.
@@ -176,9 +224,16 @@ impl FpgaSlots {
         self.range.reserved.div_ceil(GRANULE) * abi::PAGE_SIZE
     }
 
-    /// Bus address of the bank's first page of the ACCUM window.
-    pub(crate) fn accum_phys(&self) -> u64 {
-        self.dev.phys + regs::ACCUM_BASE + 8 * self.range.first
+    /// Sets up `vma` (being made by mmap) to map bytes `[first, first + len)` of the bank's
+    /// pages of the ACCUM window (checked by the caller against [`Self::map_bytes`]).
+    pub(crate) fn map_window(&self, vma: &kernel::mm::virt::VmaNew, first: u64, len: u64) -> Result {
+        let byte = regs::ACCUM_BASE + 8 * self.range.first + first;
+        let page = core::ffi::c_ulong::try_from(byte / abi::PAGE_SIZE).map_err(|_| EINVAL)?;
+        let len = core::ffi::c_ulong::try_from(len).map_err(|_| EINVAL)?;
+        // SAFETY: the vma is being set up by this mmap call and is valid for it; the window
+        // lives as long as the device (`self.dev`); io_map.c checks the range against BAR 0
+        // and refuses once the device is gone.
+        kernel::error::to_result(unsafe { atomik_io_map(vma.as_ptr(), self.dev.window.0.as_ptr(), page, len) })
     }
 
     /// Whether the device this bank lives on is still bound (a mapping of an unbound BAR
@@ -220,6 +275,10 @@ impl Drop for Bound {
         if b.as_ref().is_some_and(|d| core::ptr::eq(&**d, &*self.dev)) {
             *b = None;
         }
+        drop(b);
+        // Banks on the device outlive it (their ops fail with ENODEV); processes' mappings of
+        // its window must not, since the PCI core may give its BAR to another device.
+        self.dev.window.revoke();
     }
 }
 
@@ -289,11 +348,11 @@ impl pci::Driver for AtomikPci {
         pdev.enable_device_mem()?;
         let bar = pdev.iomap_region_sized::<BAR_SIZE>(0, c"atomik")?;
         let slots = check_header(&bar)?;
-        let phys = pdev.resource_start(0)?;
+        let window = IoWindow::new(pdev.resource_start(0)?, regs::SIZE)?;
         let dev = Arc::pin_init(
             try_pin_init!(Fpga {
                 bar: bar.into_devres()?,
-                phys,
+                window,
                 slots,
                 used <- new_mutex!(KVec::new()),
                 swap_set <- new_mutex!(()),

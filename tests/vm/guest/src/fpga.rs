@@ -388,6 +388,84 @@ pub fn run(report: &mut Report) {
         }
         Ok(())
     });
+
+    report.run(
+        "fpga: unbinding the device takes processes' window mappings down (SIGBUS, no stale store), rebinding serves again",
+        || unbind_with_live_mappings(&bdf),
+    );
+}
+
+/// A parent and a forked child map a bank's ACCUM window and store through it; the device is
+/// unbound; a store by either must then kill it with SIGBUS (the PTEs both had are gone, and
+/// no fault maps the BAR again), where without the zap it would reach whatever the BAR address
+/// is given to next. Bound again, the device serves new banks and mappings.
+fn unbind_with_live_mappings(bdf: &str) -> Result<(), String> {
+    let c = ok!(Dev::open());
+    let _ = c.destroy("f-gone");
+    ok!(create_fpga(&c, "f-gone", 8, OP_ADD, 0));
+    let d = ok!(Dev::open());
+    let o = ok!(d.attach("f-gone", ACCESS_READ | ACCESS_WRITE));
+    let map = ok!(d.map(o.map_size as usize, 0, libc::PROT_WRITE, libc::MAP_SHARED));
+    store(&map, 1, 5);
+    ensure!(ok!(d.read(1)) == 5, "mapped ACCUM before unbind");
+    // A child with the mapping (its PTE copied at fork) that stores when told to.
+    let mut go = [0i32; 2];
+    // SAFETY: pipe(2) into a two-int array.
+    ensure!(unsafe { libc::pipe(go.as_mut_ptr()) } == 0, "pipe");
+    // SAFETY: fork(2); the child only reads the pipe, stores to its mapping and _exit()s.
+    let child = unsafe { libc::fork() };
+    if child == 0 {
+        let mut b = 0u8;
+        // SAFETY: reads one byte into a local.
+        unsafe { libc::read(go[0], &mut b as *mut u8 as *mut libc::c_void, 1) };
+        store(&map, 2, 7);
+        // SAFETY: ends the child without running the parent's destructors.
+        unsafe { libc::_exit(0) };
+    }
+    ensure!(child > 0, "fork failed");
+    let unbound = sysfs_write("/sys/bus/pci/drivers/atomik/unbind", bdf);
+    // SAFETY: writes one byte to our pipe.
+    unsafe { libc::write(go[1], b"g".as_ptr() as *const libc::c_void, 1) };
+    let mut status = 0;
+    // SAFETY: waits for our own child into a local int.
+    unsafe { libc::waitpid(child, &mut status, 0) };
+    // The parent's own store, in a child of its own so that SIGBUS ends only that one.
+    // SAFETY: fork(2); the child stores and _exit()s.
+    let own = unsafe { libc::fork() };
+    if own == 0 {
+        store(&map, 3, 9);
+        // SAFETY: as above.
+        unsafe { libc::_exit(0) };
+    }
+    let mut own_status = 0;
+    // SAFETY: as above.
+    unsafe { libc::waitpid(own, &mut own_status, 0) };
+    let after = d.read(1);
+    let mmap_after = d.map(o.map_size as usize, 0, libc::PROT_WRITE, libc::MAP_SHARED).err();
+    drop(map);
+    let bound = sysfs_write("/sys/bus/pci/drivers/atomik/bind", bdf);
+    unbound?;
+    bound?;
+    let sigbus = |st: i32| libc::WIFSIGNALED(st) && libc::WTERMSIG(st) == libc::SIGBUS;
+    ensure!(sigbus(status), "the forked mapping's store after unbind: wait status {status:#x}, not SIGBUS");
+    ensure!(
+        sigbus(own_status),
+        "the mapping's own store after unbind: wait status {own_status:#x}, not SIGBUS"
+    );
+    ensure!(after == Err(libc::ENODEV), "READ on the unbound device's bank: {after:?}");
+    ensure!(mmap_after == Some(libc::ENODEV), "mmap after unbind: {mmap_after:?}");
+    drop(d);
+    ok!(c.destroy("f-gone"));
+    // Bound again: a new bank and mapping work.
+    ok!(create_fpga(&c, "f-again", 8, OP_ADD, 0));
+    let e = ok!(Dev::open());
+    let o = ok!(e.attach("f-again", ACCESS_READ | ACCESS_WRITE));
+    let map = ok!(e.map(o.map_size as usize, 0, libc::PROT_WRITE, libc::MAP_SHARED));
+    store(&map, 4, 11);
+    ensure!(ok!(e.read(4)) == 11, "mapped ACCUM after rebind");
+    drop((map, e));
+    ok!(c.destroy("f-again"));
+    Ok(())
 }
 
 /// libatomik's device backend serves banks whose slots are on the FPGA: ioctls, and ACCUM
