@@ -247,9 +247,9 @@ fn a_process_that_shares_nothing_is_walked_not_read_until_it_forks() {
     );
 }
 
-/// `sample_anon` walks the page tables once from the first to the last private anonymous
-/// mapping and reads close spans together: the same sample as reading each mapping's
-/// populated spans on their own (the way it was done before).
+/// `sample_anon` walks the page tables once per run of adjacent private anonymous mappings
+/// and reads close spans together: the same sample as reading each mapping's populated
+/// spans on their own (the way it was done first).
 #[test]
 fn one_walk_over_all_mappings_gives_the_per_mapping_sample() {
     use atomik::track::pagemap::Pagemap;

@@ -84,14 +84,22 @@ fn sample(proc_root: &Path, pid: i32, known_exclusive: Option<bool>) -> Result<A
     let mut spans: Vec<Range> = Vec::new();
     let anon: Vec<Range> = maps.iter().filter(|m| m.is_private_anon()).map(|m| m.range).collect();
     // Only populated pages: a mapping may reserve terabytes and use megabytes. With
-    // PAGEMAP_SCAN one walk from the first to the last private anonymous mapping gives them
-    // and the zero-page mappings among them (one call per mapping cost more than walking
-    // what lies between), clipped to each mapping below.
+    // PAGEMAP_SCAN one walk over each run of adjacent private anonymous mappings (a thread's
+    // stack and its guard page are one run) gives them and the zero-page mappings among
+    // them, clipped to each mapping below. Not one walk from the first to the last: that
+    // also walks the page tables of the libraries mapped between (`bench exporter`, every
+    // process changed: 43.0–44.0 ms a sample against 46.8–49.3 ms, same minute, idle).
     let (mut all_spans, mut all_zero, mut all_swapped) = (Vec::new(), Vec::new(), Vec::new());
-    if let (Some(first), Some(last)) = (anon.first(), anon.last()) {
-        let hull = Range::new(first.start, last.end);
-        s.zero_page_known =
-            populated_and_zero(&pm, hull, &mut all_spans, &mut all_zero, &mut all_swapped).is_ok();
+    let mut runs: Vec<Range> = Vec::new();
+    for m in &anon {
+        match runs.last_mut() {
+            Some(r) if r.end == m.start => r.end = m.end,
+            _ => runs.push(*m),
+        }
+    }
+    for run in runs {
+        s.zero_page_known &=
+            populated_and_zero(&pm, run, &mut all_spans, &mut all_zero, &mut all_swapped).is_ok();
     }
     let known_exclusive = known_exclusive.filter(|_| s.zero_page_known);
     let mut swapped = Vec::new();
