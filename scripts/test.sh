@@ -34,3 +34,5 @@ echo "==> VM: the module's PCI path against the RTL (QEMU 11 vfio-user-pci + ato
 tests/vm/run.sh --fpga
 echo "==> VM: the same suites on a KASAN + lockdep kernel"
 tests/vm/run.sh --debug --no-dkms
+echo "==> VM: the PCI path on the KASAN + lockdep kernel (about 1.5 min warm)"
+tests/vm/run.sh --debug --fpga
