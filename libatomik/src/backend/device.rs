@@ -203,6 +203,48 @@ pub fn swap_set(dev: &File, slot: u64, reference: u64) -> std::io::Result<u64> {
     Ok(op.value)
 }
 
+/// The slot ioctls of a bank's fd that this library makes.
+#[derive(Clone, Copy)]
+enum SlotIoctl {
+    Load,
+    Read,
+    Swap,
+    SwapSet,
+    IsClean,
+}
+
+impl SlotIoctl {
+    fn name(self) -> &'static str {
+        match self {
+            SlotIoctl::Load => "LOAD",
+            SlotIoctl::Read => "READ",
+            SlotIoctl::Swap => "SWAP",
+            SlotIoctl::SwapSet => "SWAP_SET",
+            SlotIoctl::IsClean => "IS_CLEAN",
+        }
+    }
+}
+
+/// One slot ioctl on `dev`, attached to bank `bank`: the reply's value (the input `value` for
+/// LOAD, which has no reply).
+fn slot_ioctl(dev: &File, bank: &str, ioctl: SlotIoctl, slot: u64, value: u64) -> Result<u64> {
+    let mut op = abi::SlotOp { slot, value };
+    let fd = dev.as_raw_fd();
+    // SAFETY: `op` is a valid, writable SlotOp that outlives the call; the fd is open (a bad or
+    // unattached fd is an error, not UB).
+    let r = unsafe {
+        match ioctl {
+            SlotIoctl::Load => sys::load(fd, &op),
+            SlotIoctl::Read => sys::read(fd, &mut op),
+            SlotIoctl::Swap => sys::swap(fd, &mut op),
+            SlotIoctl::SwapSet => sys::swap_set(fd, &mut op),
+            SlotIoctl::IsClean => sys::is_clean(fd, &mut op),
+        }
+    };
+    r.map_err(|e| ioctl_error(ioctl.name(), bank, e))?;
+    Ok(op.value)
+}
+
 /// LOAD and SWAP through ioctls on the fd attached to the bank.
 struct DeviceControl {
     dev: File,
@@ -211,24 +253,15 @@ struct DeviceControl {
 
 impl Control for DeviceControl {
     fn load(&self, slot: u64, v: u64) -> Result<()> {
-        let op = abi::SlotOp { slot, value: v };
-        // SAFETY: `op` is a valid SlotOp; the fd is attached to the bank and open.
-        unsafe { sys::load(self.dev.as_raw_fd(), &op) }.map_err(|e| ioctl_error("LOAD", &self.name, e))?;
-        Ok(())
+        slot_ioctl(&self.dev, &self.name, SlotIoctl::Load, slot, v).map(|_| ())
     }
 
     fn swap(&self, slot: u64) -> Result<u64> {
-        let mut op = abi::SlotOp { slot, value: 0 };
-        // SAFETY: `op` is a valid, writable SlotOp; the fd is attached to the bank and open.
-        unsafe { sys::swap(self.dev.as_raw_fd(), &mut op) }
-            .map_err(|e| ioctl_error("SWAP", &self.name, e))?;
-        Ok(op.value)
+        slot_ioctl(&self.dev, &self.name, SlotIoctl::Swap, slot, 0)
     }
 
     fn swap_set(&self, slot: u64, reference: u64) -> Result<u64> {
-        swap_set(&self.dev, slot, reference).map_err(|e| {
-            ioctl_error("SWAP_SET", &self.name, nix::errno::Errno::from_raw(e.raw_os_error().unwrap_or(0)))
-        })
+        slot_ioctl(&self.dev, &self.name, SlotIoctl::SwapSet, slot, reference)
     }
 }
 

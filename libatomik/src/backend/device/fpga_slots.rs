@@ -4,21 +4,20 @@
 //! device's ACCUM window, mapped from the same fd: one posted write per op, no system call.
 
 use std::fs::File;
-use std::os::fd::AsRawFd;
 use std::path::Path;
 
 use memmap2::{MmapOptions, MmapRaw};
 
-use super::{ioctl_error, sys};
+use super::{slot_ioctl, DeviceControl, SlotIoctl};
 use crate::abi;
-use crate::backend::DeviceSlots;
+use crate::backend::{Control, DeviceSlots};
 use crate::error::{Error, Result};
 use crate::Op;
 
 /// One opened FPGA bank of the module.
 pub(super) struct FpgaSlots {
-    dev: File,
-    name: String,
+    /// The bank's fd: LOAD, SWAP and SWAP_SET as for memory banks.
+    control: DeviceControl,
     slots: u64,
     op: Op,
     writable: bool,
@@ -44,47 +43,12 @@ impl FpgaSlots {
         } else {
             None
         };
-        Ok(FpgaSlots { dev, name: name.to_owned(), slots: req.slots, op, writable, window })
+        let control = DeviceControl { dev, name: name.to_owned() };
+        Ok(FpgaSlots { control, slots: req.slots, op, writable, window })
     }
 
-    fn slot_op(&self, ioctl: SlotIoctl, slot: u64, value: u64) -> Result<u64> {
-        let mut op = abi::SlotOp { slot, value };
-        let fd = self.dev.as_raw_fd();
-        // SAFETY: `op` is a valid, writable SlotOp that outlives the call; the fd is attached
-        // to the bank and open.
-        let r = unsafe {
-            match ioctl {
-                SlotIoctl::Load => sys::load(fd, &op),
-                SlotIoctl::Read => sys::read(fd, &mut op),
-                SlotIoctl::Swap => sys::swap(fd, &mut op),
-                SlotIoctl::SwapSet => sys::swap_set(fd, &mut op),
-                SlotIoctl::IsClean => sys::is_clean(fd, &mut op),
-            }
-        };
-        r.map_err(|e| ioctl_error(ioctl.name(), &self.name, e))?;
-        Ok(op.value)
-    }
-}
-
-/// The slot ioctls an FPGA bank is served by.
-#[derive(Clone, Copy)]
-enum SlotIoctl {
-    Load,
-    Read,
-    Swap,
-    SwapSet,
-    IsClean,
-}
-
-impl SlotIoctl {
-    fn name(self) -> &'static str {
-        match self {
-            SlotIoctl::Load => "LOAD",
-            SlotIoctl::Read => "READ",
-            SlotIoctl::Swap => "SWAP",
-            SlotIoctl::SwapSet => "SWAP_SET",
-            SlotIoctl::IsClean => "IS_CLEAN",
-        }
+    fn slot_op(&self, ioctl: SlotIoctl, slot: u64) -> Result<u64> {
+        slot_ioctl(&self.control.dev, &self.control.name, ioctl, slot, 0)
     }
 }
 
@@ -102,10 +66,14 @@ impl DeviceSlots for FpgaSlots {
         self.accum_dense(slot, &[d])
     }
     fn accum_dense(&self, start: u64, deltas: &[u64]) -> Result<()> {
-        let Some(w) = &self.window else { return Err(Error::ReadOnly { name: self.name.clone() }) };
+        let Some(w) = &self.window else { return Err(Error::ReadOnly { name: self.control.name.clone() }) };
         let end = start.checked_add(deltas.len() as u64).filter(|&e| e <= self.slots);
         if end.is_none() {
-            return Err(Error::SlotOutOfRange { bank: self.name.clone(), slot: start, slots: self.slots });
+            return Err(Error::SlotOutOfRange {
+                bank: self.control.name.clone(),
+                slot: start,
+                slots: self.slots,
+            });
         }
         for (i, &d) in deltas.iter().enumerate() {
             // SAFETY: slot start + i < self.slots, and the mapping holds at least 8 bytes per
@@ -116,21 +84,21 @@ impl DeviceSlots for FpgaSlots {
         Ok(())
     }
     fn load(&self, slot: u64, v: u64) -> Result<()> {
-        self.slot_op(SlotIoctl::Load, slot, v).map(|_| ())
+        self.control.load(slot, v)
     }
     fn read_range(&self, start: u64, out: &mut [u64]) -> Result<()> {
         for (i, o) in out.iter_mut().enumerate() {
-            *o = self.slot_op(SlotIoctl::Read, start + i as u64, 0)?;
+            *o = self.slot_op(SlotIoctl::Read, start + i as u64)?;
         }
         Ok(())
     }
     fn is_clean(&self, slot: u64) -> Result<bool> {
-        Ok(self.slot_op(SlotIoctl::IsClean, slot, 0)? == 1)
+        Ok(self.slot_op(SlotIoctl::IsClean, slot)? == 1)
     }
     fn swap(&self, slot: u64) -> Result<u64> {
-        self.slot_op(SlotIoctl::Swap, slot, 0)
+        self.control.swap(slot)
     }
     fn swap_set(&self, slot: u64, reference: u64) -> Result<u64> {
-        self.slot_op(SlotIoctl::SwapSet, slot, reference)
+        self.control.swap_set(slot, reference)
     }
 }
