@@ -39,13 +39,28 @@ fn model() -> Model {
     Model { child, socket, dir }
 }
 
+/// The environment that sends a process to the model: its socket and its bank records
+/// (callers remove ATOMIK_BACKEND, so the device is found by its ID register).
+fn model_env(m: &Model) -> [(&'static str, std::ffi::OsString); 2] {
+    [
+        ("ATOMIK_FPGA", format!("unix:{}", m.socket.display()).into()),
+        ("ATOMIK_FPGA_DIR", m.dir.path().join("banks").into()),
+    ]
+}
+
 fn ctl(m: &Model) -> Command {
     let mut c = Command::cargo_bin("atomikctl").unwrap();
-    c.env_remove("ATOMIK_BACKEND")
-        .env("ATOMIK_FPGA", format!("unix:{}", m.socket.display()))
-        .env("ATOMIK_FPGA_DIR", m.dir.path().join("banks"))
-        .env("ATOMIK_SHM_DIR", m.dir.path().join("shm"));
+    c.env_remove("ATOMIK_BACKEND").envs(model_env(m)).env("ATOMIK_SHM_DIR", m.dir.path().join("shm"));
     c
+}
+
+/// Whether /dev/atomik is loaded here: it is chosen before an FPGA, so the test is skipped.
+fn device_loaded() -> bool {
+    let loaded = Path::new(atomik::abi::DEVICE_PATH).exists();
+    if loaded {
+        eprintln!("skipped: /dev/atomik is loaded here and is chosen before an FPGA");
+    }
+    loaded
 }
 
 fn json(c: &mut Command) -> Value {
@@ -59,8 +74,7 @@ fn stdout(c: &mut Command) -> String {
 
 #[test]
 fn atomikctl_uses_the_fpga_when_its_id_matches() {
-    if Path::new(atomik::abi::DEVICE_PATH).exists() {
-        eprintln!("skipped: /dev/atomik is loaded here and is chosen before an FPGA");
+    if device_loaded() {
         return;
     }
     let m = model();
@@ -74,8 +88,7 @@ fn atomikctl_uses_the_fpga_when_its_id_matches() {
         .map(|_| {
             let mut c = Std::new(env!("CARGO_BIN_EXE_atomikctl"));
             c.env_remove("ATOMIK_BACKEND")
-                .env("ATOMIK_FPGA", format!("unix:{}", m.socket.display()))
-                .env("ATOMIK_FPGA_DIR", m.dir.path().join("banks"))
+                .envs(model_env(&m))
                 .args(["accum", "hits", "-"])
                 .stdin(Stdio::piped())
                 .stdout(Stdio::null());
@@ -170,8 +183,7 @@ fn without_a_matching_device_status_says_why_and_uses_shared_memory() {
 
 #[test]
 fn a_destroyed_bank_keeps_its_slots_until_its_last_holder_is_killed() {
-    if Path::new(atomik::abi::DEVICE_PATH).exists() {
-        eprintln!("skipped: /dev/atomik is loaded here and is chosen before an FPGA");
+    if device_loaded() {
         return;
     }
     let m = model();
@@ -184,8 +196,7 @@ fn a_destroyed_bank_keeps_its_slots_until_its_last_holder_is_killed() {
             .args(["--exact", "holder", "--nocapture", "--test-threads", "1"])
             .env(HOLD, "old")
             .env_remove("ATOMIK_BACKEND")
-            .env("ATOMIK_FPGA", format!("unix:{}", m.socket.display()))
-            .env("ATOMIK_FPGA_DIR", m.dir.path().join("banks"))
+            .envs(model_env(&m))
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()

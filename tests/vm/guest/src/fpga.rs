@@ -93,6 +93,10 @@ fn store(map: &Map, slot: u64, v: u64) {
     unsafe { std::ptr::write_volatile(map.ptr.add(slot as usize * 8) as *mut u64, v) };
 }
 
+/// atomik.ko's sysfs files that unbind and bind a PCI function.
+const UNBIND: &str = "/sys/bus/pci/drivers/atomik/unbind";
+const BIND: &str = "/sys/bus/pci/drivers/atomik/bind";
+
 /// Where the userspace backend keeps its bank records in the guest.
 const FPGA_DIR: &str = "/tmp/atomik-fpga";
 
@@ -229,12 +233,12 @@ pub fn run(report: &mut Report) {
     report.run(
         "fpga: unbound from atomik.ko, the userspace backend drives the device: status, libatomik's tests, atomikctl",
         || {
-            sysfs_write("/sys/bus/pci/drivers/atomik/unbind", &bdf)?;
+            sysfs_write(UNBIND, &bdf)?;
             let driver = format!("/sys/bus/pci/devices/{bdf}/driver");
             ensure!(std::fs::read_link(&driver).is_err(), "still bound after unbind");
             let used = userspace_backend(&bdf);
             // Bound again whatever happened above: the suite's module tests follow.
-            let bound = sysfs_write("/sys/bus/pci/drivers/atomik/bind", &bdf).and_then(|()| {
+            let bound = sysfs_write(BIND, &bdf).and_then(|()| {
                 let link = std::fs::read_link(&driver).map_err(|e| format!("driver link after bind: {e}"))?;
                 ensure!(link.ends_with("atomik"), "bound to {}", link.display());
                 Ok(())
@@ -395,6 +399,16 @@ pub fn run(report: &mut Report) {
     );
 }
 
+/// A new 8-slot ADD bank `n` on the device, attached read-write on a fd of its own, and its
+/// ACCUM window mapped.
+fn mapped_fpga_bank(c: &Dev, n: &str) -> Result<(Dev, BankOpen, Map), String> {
+    ok!(create_fpga(c, n, 8, OP_ADD, 0));
+    let d = ok!(Dev::open());
+    let o = ok!(d.attach(n, ACCESS_READ | ACCESS_WRITE));
+    let map = ok!(d.map(o.map_size as usize, 0, libc::PROT_WRITE, libc::MAP_SHARED));
+    Ok((d, o, map))
+}
+
 /// A parent and a forked child map a bank's ACCUM window and store through it; the device is
 /// unbound; a store by either must then kill it with SIGBUS (the PTEs both had are gone, and
 /// no fault maps the BAR again), where without the zap it would reach whatever the BAR address
@@ -402,10 +416,7 @@ pub fn run(report: &mut Report) {
 fn unbind_with_live_mappings(bdf: &str) -> Result<(), String> {
     let c = ok!(Dev::open());
     let _ = c.destroy("f-gone");
-    ok!(create_fpga(&c, "f-gone", 8, OP_ADD, 0));
-    let d = ok!(Dev::open());
-    let o = ok!(d.attach("f-gone", ACCESS_READ | ACCESS_WRITE));
-    let map = ok!(d.map(o.map_size as usize, 0, libc::PROT_WRITE, libc::MAP_SHARED));
+    let (d, o, map) = mapped_fpga_bank(&c, "f-gone")?;
     store(&map, 1, 5);
     ensure!(ok!(d.read(1)) == 5, "mapped ACCUM before unbind");
     // A child with the mapping (its PTE copied at fork) that stores when told to.
@@ -423,7 +434,7 @@ fn unbind_with_live_mappings(bdf: &str) -> Result<(), String> {
         unsafe { libc::_exit(0) };
     }
     ensure!(child > 0, "fork failed");
-    let unbound = sysfs_write("/sys/bus/pci/drivers/atomik/unbind", bdf);
+    let unbound = sysfs_write(UNBIND, bdf);
     // SAFETY: writes one byte to our pipe.
     unsafe { libc::write(go[1], b"g".as_ptr() as *const libc::c_void, 1) };
     let mut status = 0;
@@ -443,7 +454,7 @@ fn unbind_with_live_mappings(bdf: &str) -> Result<(), String> {
     let after = d.read(1);
     let mmap_after = d.map(o.map_size as usize, 0, libc::PROT_WRITE, libc::MAP_SHARED).err();
     drop(map);
-    let bound = sysfs_write("/sys/bus/pci/drivers/atomik/bind", bdf);
+    let bound = sysfs_write(BIND, bdf);
     unbound?;
     bound?;
     let sigbus = |st: i32| libc::WIFSIGNALED(st) && libc::WTERMSIG(st) == libc::SIGBUS;
@@ -457,10 +468,7 @@ fn unbind_with_live_mappings(bdf: &str) -> Result<(), String> {
     drop(d);
     ok!(c.destroy("f-gone"));
     // Bound again: a new bank and mapping work.
-    ok!(create_fpga(&c, "f-again", 8, OP_ADD, 0));
-    let e = ok!(Dev::open());
-    let o = ok!(e.attach("f-again", ACCESS_READ | ACCESS_WRITE));
-    let map = ok!(e.map(o.map_size as usize, 0, libc::PROT_WRITE, libc::MAP_SHARED));
+    let (e, _, map) = mapped_fpga_bank(&c, "f-again")?;
     store(&map, 4, 11);
     ensure!(ok!(e.read(4)) == 11, "mapped ACCUM after rebind");
     drop((map, e));
