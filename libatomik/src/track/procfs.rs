@@ -54,9 +54,8 @@ const SMALL_FILE_BUF: usize = 16 << 10;
 /// The whole content of a file under /proc or /sys in as few `read` calls as its size
 /// allows (see [`SMALL_FILE_BUF`]).
 pub fn read_kernel_file(path: &Path) -> std::io::Result<Vec<u8>> {
-    use std::io::Read;
-    let mut buf = Vec::with_capacity(SMALL_FILE_BUF);
-    std::fs::File::open(path)?.read_to_end(&mut buf)?;
+    let mut buf = Vec::new();
+    read_from_start(&std::fs::File::open(path)?, &mut buf)?;
     Ok(buf)
 }
 
