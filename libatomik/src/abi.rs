@@ -342,6 +342,21 @@ pub struct BankListEntry {
     pub reserved: u32,
 }
 
+impl BankListEntry {
+    /// An all-zero entry: what a BANK_LIST buffer is filled with before the call.
+    pub const EMPTY: BankListEntry = BankListEntry {
+        name: [0; NAME_LEN],
+        slots: 0,
+        bytes: 0,
+        op: 0,
+        mode: 0,
+        uid: 0,
+        gid: 0,
+        shards: 0,
+        reserved: 0,
+    };
+}
+
 /// BANK_LIST request: fills up to `capacity` [`BankListEntry`]s at user address `entries`.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

@@ -321,18 +321,7 @@ impl Backend for DeviceBackend {
 
     fn list(&self) -> Result<Vec<Result<BankInfo>>> {
         let dev = self.open_device(false)?;
-        let empty = abi::BankListEntry {
-            name: [0; abi::NAME_LEN],
-            slots: 0,
-            bytes: 0,
-            op: 0,
-            mode: 0,
-            uid: 0,
-            gid: 0,
-            shards: 0,
-            reserved: 0,
-        };
-        let mut entries = vec![empty; 64];
+        let mut entries = vec![abi::BankListEntry::EMPTY; 64];
         loop {
             let mut req = abi::BankList {
                 entries: entries.as_mut_ptr() as u64,
@@ -343,7 +332,10 @@ impl Backend for DeviceBackend {
             unsafe { sys::bank_list(dev.as_raw_fd(), &mut req) }
                 .map_err(|e| ioctl_error("BANK_LIST", "", e))?;
             if req.count as usize > entries.len() && entries.len() < abi::BATCH_MAX as usize {
-                entries.resize((req.count as usize).next_power_of_two().min(abi::BATCH_MAX as usize), empty);
+                entries.resize(
+                    (req.count as usize).next_power_of_two().min(abi::BATCH_MAX as usize),
+                    abi::BankListEntry::EMPTY,
+                );
                 continue;
             }
             entries.truncate((req.count as usize).min(entries.len()));

@@ -121,18 +121,7 @@ impl Dev {
 
     /// BANK_LIST with room for 256 banks: the entries and the count the kernel reported.
     pub fn list(&self) -> R<(Vec<BankListEntry>, u32)> {
-        let empty = BankListEntry {
-            name: [0; NAME_LEN],
-            slots: 0,
-            bytes: 0,
-            op: 0,
-            mode: 0,
-            uid: 0,
-            gid: 0,
-            shards: 0,
-            reserved: 0,
-        };
-        let mut entries = vec![empty; 256];
+        let mut entries = vec![BankListEntry::EMPTY; 256];
         let mut l = BankList { entries: entries.as_mut_ptr() as u64, capacity: 256, count: 0 };
         self.call(IOCTL_BANK_LIST, &mut l)?;
         entries.truncate((l.count as usize).min(256));
