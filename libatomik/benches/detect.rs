@@ -25,6 +25,7 @@ use atomik::track::pagemap::Pagemap;
 use atomik::track::ranges::{coalesce, total_pages, Range, PAGE};
 use atomik::track::region::{Tracker, TrackerOptions};
 use atomik::track::scan::scan_written;
+use memmap2::{Advice, MmapMut};
 use std::time::{Duration, Instant};
 use xxhash_rust::xxh3::xxh3_64;
 
@@ -71,29 +72,18 @@ fn main() {
     let pages = (mib << 20) as usize / PAGE as usize;
     let len = pages * PAGE as usize;
 
-    // SAFETY: anonymous private mapping without an address hint; checked below.
-    let p = unsafe {
-        libc::mmap(
-            std::ptr::null_mut(),
-            len,
-            libc::PROT_READ | libc::PROT_WRITE,
-            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
-            -1,
-            0,
-        )
-    };
-    assert_ne!(p, libc::MAP_FAILED, "mmap {mib} MiB");
-    // 4 KiB pages: the tracker reports 4 KiB pages and the baselines compare 4 KiB pages.
-    // SAFETY: advice on the mapping just created.
-    unsafe { libc::madvise(p, len, libc::MADV_NOHUGEPAGE) };
-    // SAFETY: the mapping is len bytes, readable and writable, and only used through this
-    // slice (and by the kernel on behalf of the tracker, which only reads it).
-    let region: &mut [u8] = unsafe { std::slice::from_raw_parts_mut(p as *mut u8, len) };
+    let mut map = MmapMut::map_anon(len).unwrap_or_else(|e| panic!("mmap {mib} MiB: {e}"));
+    // 4 KiB pages: the tracker reports 4 KiB pages and the baselines compare 4 KiB pages
+    // (advice only: a kernel without THP refuses it, and then there are none anyway).
+    let _ = map.advise(Advice::NoHugePage);
+    // Only used through this slice (and by the kernel on behalf of the tracker, which only
+    // reads it).
+    let region: &mut [u8] = &mut map;
     let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
     for w in region.chunks_exact_mut(8) {
         w.copy_from_slice(&rng.next().to_le_bytes());
     }
-    let base = p as u64;
+    let base = region.as_ptr() as u64;
     let range = Range::new(base, base + len as u64);
 
     let me = std::process::id() as i32;
@@ -309,6 +299,4 @@ fn main() {
             x(remote, c[4]),
         );
     }
-    // SAFETY: unmapping the region created above; `region` is not used after this.
-    unsafe { libc::munmap(p, len) };
 }

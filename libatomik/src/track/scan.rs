@@ -315,38 +315,23 @@ pub fn is_armed(pm: &Pagemap, ranges: &[Range]) -> bool {
 mod tests {
     use super::*;
     use crate::track::ranges::PAGE;
-
-    /// A private anonymous mapping of `len` bytes, none populated.
-    fn anon_map(len: usize) -> *mut libc::c_void {
-        // SAFETY: anonymous private mapping with no address hint; checked below.
-        let p = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                len,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
-                -1,
-                0,
-            )
-        };
-        assert_ne!(p, libc::MAP_FAILED);
-        p
-    }
+    use memmap2::{Advice, MmapMut};
 
     #[test]
     fn one_walk_gives_populated_pages_and_zero_page_mappings() {
         let len = 16 * PAGE as usize;
-        let p = anon_map(len);
-        // SAFETY: advice on the mapping just created (no huge zero page).
-        unsafe { libc::madvise(p, len, libc::MADV_NOHUGEPAGE) };
-        let base = p as u64;
+        // A private anonymous mapping, none populated; no huge zero page (advice only: the
+        // result is ignored, as without THP the kernel refuses it).
+        let mut m = MmapMut::map_anon(len).unwrap();
+        let _ = m.advise(Advice::NoHugePage);
+        let base = m.as_ptr() as u64;
         for i in 0..4 {
-            // SAFETY: inside the 16-page mapping above.
-            unsafe { std::ptr::write_volatile((p as *mut u8).add(i * PAGE as usize), 1) };
+            m[i * PAGE as usize] = 1;
         }
         for i in 6..8 {
-            // SAFETY: as above; a read of an untouched page maps the zero page.
-            unsafe { std::ptr::read_volatile((p as *const u8).add(i * PAGE as usize)) };
+            // SAFETY: inside the 16-page mapping above; a read of an untouched page maps the
+            // zero page (volatile: the value is not used).
+            unsafe { std::ptr::read_volatile(m.as_ptr().add(i * PAGE as usize)) };
         }
         let pm = Pagemap::open(std::process::id() as i32).unwrap();
         let whole = Range::new(base, base + len as u64);
@@ -363,19 +348,17 @@ mod tests {
             }
             Err(e) => println!("SKIP: no PAGEMAP_SCAN here: {e}"),
         }
-        // SAFETY: unmapping the mapping created above, no references remain.
-        unsafe { libc::munmap(p, len) };
     }
 
     #[test]
     fn reports_exactly_the_written_pages_then_rearms() {
         let len = 16 * PAGE as usize;
-        let p = anon_map(len);
-        let base = p as u64;
+        // A private anonymous mapping, none populated.
+        let mut m = MmapMut::map_anon(len).unwrap();
+        let base = m.as_ptr() as u64;
         // Touch half the pages before arming, leave the rest unpopulated.
         for i in 0..8 {
-            // SAFETY: inside the 16-page mapping above.
-            unsafe { *(p as *mut u8).add(i * PAGE as usize) = 1 };
+            m[i * PAGE as usize] = 1;
         }
         let whole = Range::new(base, base + len as u64);
         let arm = match WpArm::arm(&[whole]) {
@@ -391,8 +374,7 @@ mod tests {
         scan_written(&pm, whole, true, &mut w).unwrap();
         assert_eq!(w, vec![], "nothing written since arming");
         for i in [3usize, 4, 12] {
-            // SAFETY: inside the 16-page mapping above.
-            unsafe { *(p as *mut u8).add(i * PAGE as usize + 5) = 9 };
+            m[i * PAGE as usize + 5] = 9;
         }
         scan_written(&pm, whole, true, &mut w).unwrap();
         assert_eq!(
@@ -406,7 +388,5 @@ mod tests {
         scan_written(&pm, whole, true, &mut w).unwrap();
         assert_eq!(w, vec![], "re-armed by the previous scan");
         drop(arm);
-        // SAFETY: unmapping the mapping created above, no references remain.
-        unsafe { libc::munmap(p, len) };
     }
 }

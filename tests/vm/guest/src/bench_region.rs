@@ -12,6 +12,7 @@ use atomik::abi::*;
 use atomik::track::fingerprint::fingerprint_pages;
 use atomik::track::ranges::Range;
 use atomik::track::region::{Detector, Tracker, TrackerOptions};
+use memmap2::MmapMut;
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
@@ -22,33 +23,21 @@ const PAGE: u64 = 4096;
 /// The child: maps `PAGES` pages of pseudo-random bytes, sends their address, then for each
 /// command `k` changes one word of page `k` and acknowledges; `u64::MAX` ends it.
 fn child_main(cmd: i32, ack: i32) -> i32 {
-    let len = (PAGES * PAGE) as usize;
-    // SAFETY: a fresh private anonymous mapping of our own.
-    let p = unsafe {
-        libc::mmap(
-            std::ptr::null_mut(),
-            len,
-            libc::PROT_READ | libc::PROT_WRITE,
-            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
-            -1,
-            0,
-        )
-    };
-    if p == libc::MAP_FAILED {
+    let Ok(mut map) = MmapMut::map_anon((PAGES * PAGE) as usize) else {
         write_u64(ack, 0);
         return 1;
+    };
+    for (i, w) in map.chunks_exact_mut(8).enumerate() {
+        w.copy_from_slice(&splitmix(i as u64).to_ne_bytes());
     }
-    // SAFETY: the mapping is ours, `len` bytes, u64-aligned.
-    let words = unsafe { std::slice::from_raw_parts_mut(p as *mut u64, len / 8) };
-    for (i, w) in words.iter_mut().enumerate() {
-        *w = splitmix(i as u64);
-    }
-    write_u64(ack, p as u64);
+    write_u64(ack, map.as_ptr() as u64);
     while let Some(k) = read_u64(cmd) {
         if k == u64::MAX {
             break;
         }
-        words[(k * PAGE / 8) as usize] ^= 0x5a5a;
+        let w = &mut map[(k * PAGE) as usize..][..8];
+        let v = u64::from_ne_bytes(w.try_into().unwrap()) ^ 0x5a5a;
+        w.copy_from_slice(&v.to_ne_bytes());
         write_u64(ack, k);
     }
     0
