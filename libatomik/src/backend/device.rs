@@ -191,18 +191,6 @@ impl DeviceBackend {
     }
 }
 
-/// SWAP_SET through the ioctl on `dev`, an open `/dev/atomik` attached to a bank with read
-/// and write access: returns the state of `slot` and makes `reference` its reference, the
-/// accumulator reset, in one step (a concurrent ACCUM lands exactly once). The raw errno on
-/// failure (EINVAL slot, EACCES access, EBADFD unattached, ETIMEDOUT/EINTR while waiting).
-pub fn swap_set(dev: &File, slot: u64, reference: u64) -> std::io::Result<u64> {
-    let mut op = abi::SlotOp { slot, value: reference };
-    // SAFETY: `op` is a valid, writable SlotOp that outlives the call; a bad fd is an error.
-    unsafe { sys::swap_set(dev.as_raw_fd(), &mut op) }
-        .map_err(|e| std::io::Error::from_raw_os_error(e as i32))?;
-    Ok(op.value)
-}
-
 /// The slot ioctls of a bank's fd that this library makes.
 #[derive(Clone, Copy)]
 enum SlotIoctl {
