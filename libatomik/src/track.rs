@@ -16,6 +16,7 @@ pub mod ksm;
 pub mod maps;
 pub mod memread;
 pub mod monitor;
+pub mod newcomers;
 pub mod pagemap;
 pub mod procfs;
 pub mod ranges;

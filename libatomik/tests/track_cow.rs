@@ -75,10 +75,17 @@ fn reading_a_process_does_not_unshare_its_pages() {
 }
 
 /// The idle process of the next tests (this test binary run again with
-/// `ATOMIK_IDLE_FORKER` set): 256 touched pages, `READY` on stdout; at each `t` on stdin it
-/// writes 64 new pages and reads 8 others (zero-page mappings) of a reserved region and
-/// says `TOUCHED`; at `f` it forks a child that stays (no exec), so the pages are shared
-/// copy-on-write, says `FORKED`, and both wait for the end of stdin.
+/// `ATOMIK_IDLE_FORKER` set): 256 touched pages, `READY` on stdout; then one command a byte
+/// on stdin, each answered with a line:
+/// - `t`: writes 64 new pages and reads 8 others (zero-page mappings) of a reserved region,
+///   `TOUCHED`;
+/// - `f`: forks a child that stays (no exec), so its pages are shared copy-on-write,
+///   `FORKED`;
+/// - `d`: the same through a daemon's double fork: the child forks a grandchild that stays
+///   and exits at once, so the grandchild's parent is no longer the helper, `DAEMONIZED`;
+/// - `e`: ends the children and grandchildren made so far, `ENDED`.
+///
+/// At the end of stdin it ends them and exits.
 #[test]
 fn idle_forker() {
     if std::env::var_os("ATOMIK_IDLE_FORKER").is_none() {
@@ -91,31 +98,84 @@ fn idle_forker() {
     };
     let more = Region::reserved(4096);
     let mut touched = 0;
+    // The children block reading the pipe until its write end, held here, is closed.
+    let mut pipe: Option<[i32; 2]> = None;
+    let mut children: Vec<i32> = Vec::new();
+    let end = |pipe: &mut Option<[i32; 2]>, children: &mut Vec<i32>| {
+        if let Some([r, w]) = pipe.take() {
+            // SAFETY: closes the pipe's two ends, opened below and used by nothing else.
+            unsafe { (libc::close(r), libc::close(w)) };
+        }
+        for c in children.drain(..) {
+            // SAFETY: waits for a child of ours; the status is not needed.
+            unsafe { libc::waitpid(c, std::ptr::null_mut(), 0) };
+        }
+    };
+    let open = |pipe: &mut Option<[i32; 2]>| -> [i32; 2] {
+        *pipe.get_or_insert_with(|| {
+            let mut fds = [0i32; 2];
+            // SAFETY: pipe writes two fds into a live array of two.
+            assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
+            fds
+        })
+    };
+    // Forks a process that waits for the end of the pipe, then leaves.
+    let stay = |[r, w]: [i32; 2]| -> i32 {
+        // SAFETY: the child only closes, reads and leaves with _exit.
+        let pid = unsafe { libc::fork() };
+        if pid == 0 {
+            let mut b = [0u8; 1];
+            // SAFETY: as above; its copy of the write end is closed so that the read sees
+            // the end once the helper closes its own.
+            unsafe {
+                libc::close(w);
+                while libc::read(r, b.as_mut_ptr().cast(), 1) > 0 {}
+                libc::_exit(0)
+            }
+        }
+        pid
+    };
     say(b"\nREADY\n");
     let mut line = [0u8; 1];
     // SAFETY: reads into a live one-byte buffer.
-    while unsafe { libc::read(0, line.as_mut_ptr().cast(), 1) } == 1 && line[0] == b't' {
-        for i in touched..touched + 64 {
-            more.fill(i, 0x7000 + i as u64);
+    while unsafe { libc::read(0, line.as_mut_ptr().cast(), 1) } == 1 {
+        match line[0] {
+            b't' => {
+                for i in touched..touched + 64 {
+                    more.fill(i, 0x7000 + i as u64);
+                }
+                for i in 2048 + touched / 8..2048 + touched / 8 + 8 {
+                    // SAFETY: a page of the reserved region; reading it maps the zero page.
+                    unsafe { std::ptr::read_volatile(more.page_addr(i) as *const u8) };
+                }
+                touched += 64;
+                say(b"\nTOUCHED\n");
+            }
+            b'f' => {
+                children.push(stay(open(&mut pipe)));
+                say(b"\nFORKED\n");
+            }
+            b'd' => {
+                let fds = open(&mut pipe);
+                // SAFETY: the child forks once and leaves with _exit.
+                let middle = unsafe { libc::fork() };
+                if middle == 0 {
+                    stay(fds);
+                    // SAFETY: as above.
+                    unsafe { libc::_exit(0) };
+                }
+                // SAFETY: waits for the child just made: then its child is re-parented.
+                unsafe { libc::waitpid(middle, std::ptr::null_mut(), 0) };
+                say(b"\nDAEMONIZED\n");
+            }
+            b'e' => {
+                end(&mut pipe, &mut children);
+                say(b"\nENDED\n");
+            }
+            _ => {}
         }
-        for i in 2048 + touched / 8..2048 + touched / 8 + 8 {
-            // SAFETY: a page of the reserved region; reading it maps the zero page.
-            unsafe { std::ptr::read_volatile(more.page_addr(i) as *const u8) };
-        }
-        touched += 64;
-        say(b"\nTOUCHED\n");
     }
-    // SAFETY: the child only blocks in read and leaves with _exit.
-    if unsafe { libc::fork() } == 0 {
-        // SAFETY: as above; _exit runs no destructor of the parent's state.
-        unsafe {
-            while libc::read(0, line.as_mut_ptr().cast(), 1) > 0 {}
-            libc::_exit(0)
-        }
-    }
-    say(b"\nFORKED\n");
-    // SAFETY: as above.
-    while unsafe { libc::read(0, line.as_mut_ptr().cast(), 1) } > 0 {}
+    end(&mut pipe, &mut children);
     drop((region, more));
 }
 
@@ -199,52 +259,96 @@ fn an_idle_process_is_not_reread_until_it_forks() {
     );
 }
 
-/// A process that shared nothing at the previous sample and changed since is walked with
-/// `PAGEMAP_SCAN` alone when nothing forked anywhere meanwhile (its pagemap is not read):
-/// the walk gives the figures a pagemap read gives, zero-page mappings apart; and once it
-/// forks, its pages are seen shared.
+/// The COW pages each process of a snapshot shares.
+fn shared_of(s: &atomik::track::monitor::Snapshot, pid: i32) -> u64 {
+    let row = s.processes.iter().find(|r| r.pid == pid).expect("the process is in the snapshot");
+    row.cow_shared_pages.expect("its pagemap was read")
+}
+
+/// A process that shared nothing at the previous sample and changed since is not read
+/// again while no process created since shares its pages (processes made elsewhere on the
+/// machine meanwhile may make a sample read it: one of 20 must not); it is read again as
+/// soon as a child shares them, and also when the child is a daemon's grandchild whose
+/// parent (the helper's child) exited.
 #[test]
-fn a_process_that_shares_nothing_is_walked_not_read_until_it_forks() {
-    use atomik::track::cow::{forks, sample_anon_known_exclusive};
-    use atomik::track::monitor::{Monitor, MonitorOptions, Snapshot};
+fn a_changed_process_is_not_read_until_a_new_process_shares_its_pages() {
+    use atomik::track::monitor::{Monitor, MonitorOptions};
+    let _serial = track_support::serial();
+    // The grandchild is re-parented to this test process, which can be read (pid 1 may
+    // not be: then the grandchild's sharers could not be counted for another reason).
+    nix::sys::prctl::set_child_subreaper(true).unwrap();
     let mut p = Forker::spawn();
     let pid = p.pid();
     let mut m = Monitor::new(MonitorOptions { pids: Some(vec![pid]), ..MonitorOptions::default() });
-    let shared = |s: &Snapshot| s.rows.iter().find(|r| r.cgroup == "/").and_then(|r| r.cow_shared_pages);
-    let f0 = forks(proc_root());
-    assert!(f0.is_some(), "/proc/stat gives the fork count");
-    let first = m.sample().unwrap();
-    p.ask(b"t", "TOUCHED");
-    let touched = m.sample().unwrap();
-    if forks(proc_root()) == f0 {
-        assert_eq!(touched.pagemaps_known_exclusive, 1, "nothing forked: the walk alone");
-    } else {
-        println!("something forked on this machine meanwhile: the pagemap was read (not checked)");
+    let base = shared_of(&m.sample().unwrap(), pid);
+    assert!(base < 256, "an exec'd process shares next to nothing: {base}");
+    let (mut skipped, mut touches) = (0, 0);
+    while skipped == 0 && touches < 20 {
+        p.ask(b"t", "TOUCHED");
+        touches += 1;
+        let s = m.sample().unwrap();
+        assert_eq!(shared_of(&s, pid), base, "it forked nothing: it shares what it shared");
+        assert_eq!(s.pagemaps_reused, 0, "it changed");
+        skipped += s.pagemaps_known_exclusive;
     }
-    assert_eq!(shared(&touched), shared(&first), "an exec'd process still shares nothing");
-    // The walk gives exactly what the pagemap gives, the 8 zero-page mappings apart.
-    p.ask(b"t", "TOUCHED");
-    let (walked, read) = (
-        sample_anon_known_exclusive(proc_root(), pid, false).unwrap(),
-        sample_anon(proc_root(), pid).unwrap(),
-    );
-    assert!(read.shared.is_empty(), "{:?}", read.shared);
-    assert!(read.zero_pages >= 16, "the helper's zero-page reads: {}", read.zero_pages);
-    assert_eq!(
-        (walked.present, walked.exclusive, walked.zero_pages, walked.swapped),
-        (read.present, read.exclusive, read.zero_pages, read.swapped)
-    );
-    assert_eq!(walked.exclusive_ranges, read.exclusive_ranges);
-    assert!(walked.shared.is_empty());
+    assert_eq!(skipped, 1, "a changed process that shares nothing was read at every sample");
+    let owned = 256 + 64 * touches;
+
     p.ask(b"f", "FORKED");
     let forked = m.sample().unwrap();
-    drop(p);
-    assert_eq!(forked.pagemaps_known_exclusive, 0, "a fork: no process is known to share nothing");
+    assert_eq!(forked.pagemaps_known_exclusive, 0);
+    assert!(shared_of(&forked, pid) >= owned, "its {owned} pages are shared with its child: {forked:?}");
+
+    p.ask(b"e", "ENDED");
+    p.ask(b"t", "TOUCHED");
+    assert_eq!(shared_of(&m.sample().unwrap(), pid), base, "the child is gone");
+    p.ask(b"t", "TOUCHED");
+    m.sample().unwrap();
+
+    p.ask(b"d", "DAEMONIZED");
+    let daemon = m.sample().unwrap();
+    assert_eq!(daemon.pagemaps_known_exclusive, 0);
     assert!(
-        shared(&forked).is_some_and(|n| n >= 256 + 128),
-        "its 256 + 2 x 64 written pages are shared with its child: {:?}",
-        forked.rows
+        shared_of(&daemon, pid) >= owned + 128,
+        "its pages are shared with a grandchild it is not the parent of: {daemon:?}"
     );
+}
+
+/// With page frame numbers (CAP_SYS_ADMIN) the sharers of a new process's pages are
+/// counted: a forked child sends its parent back to the full read and leaves another
+/// changed process unread (one of 10 forks, for the processes made elsewhere meanwhile).
+#[test]
+fn a_forked_child_holding_pages_sends_only_its_parent_back_to_the_full_read() {
+    use atomik::track::monitor::{Monitor, MonitorOptions};
+    let _serial = track_support::serial();
+    let (mut p, mut q) = (Forker::spawn(), Forker::spawn());
+    let (pp, qp) = (p.pid(), q.pid());
+    let visible = sample_anon(proc_root(), pp).unwrap().pfn_visible;
+    if !visible || atomik::track::pagemap::kpagecount(&[1]).is_none() {
+        println!("SKIP: page frame numbers or /proc/kpagecount not readable (needs CAP_SYS_ADMIN)");
+        return;
+    }
+    let mut m = Monitor::new(MonitorOptions { pids: Some(vec![pp, qp]), ..MonitorOptions::default() });
+    let first = m.sample().unwrap();
+    let q_base = shared_of(&first, qp);
+    let mut only_q = false;
+    for _ in 0..10 {
+        p.ask(b"t", "TOUCHED");
+        q.ask(b"t", "TOUCHED");
+        m.sample().unwrap();
+        p.ask(b"f", "FORKED");
+        q.ask(b"t", "TOUCHED");
+        let s = m.sample().unwrap();
+        assert!(shared_of(&s, pp) >= 256, "the parent shares its pages with its child: {s:?}");
+        assert_eq!(shared_of(&s, qp), q_base);
+        if s.pagemaps_known_exclusive == 1 {
+            only_q = true;
+            break;
+        }
+        p.ask(b"e", "ENDED");
+        m.sample().unwrap();
+    }
+    assert!(only_q, "the other changed process was read at every fork");
 }
 
 /// `sample_anon` walks the page tables once per run of adjacent private anonymous mappings

@@ -4,12 +4,15 @@
 //! said so), then times, on this thread's CPU clock, one monitor sample (what the exporter
 //! does every --interval: the /proc, pagemap and cgroupfs reads) and one scrape (rendering
 //! /metrics), median of `--rounds`, without `--writes`/`--dups` as the exporter defaults.
-//! Samples are timed three times per round: with the processes idle since the previous
-//! sample (their pagemaps are not read again), after every process touched a new page (with
-//! no fork anywhere since the previous sample, a process that shared nothing is walked with
-//! `PAGEMAP_SCAN` and its pagemap not read), and the same after a fork elsewhere (`true`:
-//! every pagemap is read); against a baseline of the same run: reading the bytes of the
-//! per-process files a sample cannot skip.
+//! Samples are timed five times per round: with the processes idle since the previous
+//! sample (their pagemaps are not read again); after every process touched a new page (a
+//! process that shared nothing and that no new process shares pages with is not read);
+//! the same after a fork elsewhere (`true`, gone before the sample); after one of the
+//! processes forked a child that holds its pages (only the parent is read again, when page
+//! frame numbers let the sharers be counted); and after one made a daemon's grandchild
+//! (its parent exited: the sharers cannot be told, every changed process is read). Against
+//! a baseline of the same run: reading the bytes of the per-process files a sample cannot
+//! skip.
 
 use std::io::Write;
 use std::process::{Child, Command, Stdio};
@@ -68,14 +71,39 @@ impl Drop for Cgroups {
 }
 
 /// A held process: touches `mib` MiB, then for every byte on stdin touches one new page
-/// (a fault, RSS + 1 page: the process changed) and answers one byte; exits at end of input.
+/// (a fault, RSS + 1 page: the process changed), does what the byte says and answers one
+/// byte; exits at end of input. `t`: nothing more; `f`: forks a child that holds the pages
+/// (shared copy-on-write); `d`: the same through a daemon's double fork (the child's child
+/// stays, the child exits and is reaped); `e`: ends them.
 fn hold(mib: usize) -> Result<()> {
     use std::io::{Read, Write};
     let mem: Vec<u8> = (0..mib << 20).map(|i| (i >> 12) as u8 ^ 0x5a).collect();
     let mut more: Vec<u8> = Vec::with_capacity(1024 << 12);
     let (mut i, mut b) = (std::io::stdin().lock(), [0u8; 1]);
+    // The children wait for the end of this pipe, whose write end only this process keeps.
+    let mut ends: Option<(std::os::fd::OwnedFd, std::os::fd::OwnedFd)> = None;
+    let mut children = Vec::new();
     while i.read(&mut b)? == 1 {
         more.resize((more.len() + 4096).min(more.capacity()), 1);
+        match b[0] {
+            b'f' | b'd' => {
+                let (r, w) = match &ends {
+                    Some(e) => e,
+                    None => ends.insert(nix::unistd::pipe().context("pipe")?),
+                };
+                children.push(stay(r, w, b[0] == b'd')?);
+                if b[0] == b'd' {
+                    nix::sys::wait::waitpid(children.pop(), None).context("waitpid")?;
+                }
+            }
+            b'e' => {
+                ends = None;
+                for c in children.drain(..) {
+                    nix::sys::wait::waitpid(c, None).context("waitpid")?;
+                }
+            }
+            _ => {}
+        }
         std::io::stdout().write_all(b"k")?;
         std::io::stdout().flush()?;
     }
@@ -83,11 +111,39 @@ fn hold(mib: usize) -> Result<()> {
     Ok(())
 }
 
-/// Makes every held process touch a new page, and waits until each has.
-fn touch_all(held: &mut [Held]) -> Result<()> {
+/// Forks a process that waits for the end of the pipe `r`/`w`, then leaves; with
+/// `daemon`, forks a child that forks it and leaves at once (the caller reaps the child).
+fn stay(r: &std::os::fd::OwnedFd, w: &std::os::fd::OwnedFd, daemon: bool) -> Result<nix::unistd::Pid> {
+    use nix::unistd::{fork, ForkResult};
+    use std::os::fd::AsRawFd;
+    // SAFETY: the holder is single-threaded; the child closes a descriptor, blocks reading,
+    // forks at most once more and leaves with _exit, touching no lock or allocator.
+    match unsafe { fork() }.context("fork")? {
+        ForkResult::Parent { child } => Ok(child),
+        ForkResult::Child => {
+            if daemon {
+                // SAFETY: as above, in the one thread of the child.
+                if let Ok(ForkResult::Parent { .. }) = unsafe { fork() } {
+                    // SAFETY: leaves the child at once, running no destructor.
+                    unsafe { libc::_exit(0) };
+                }
+            }
+            let _ = nix::unistd::close(w.as_raw_fd());
+            let mut b = [0u8; 1];
+            while nix::unistd::read(r.as_raw_fd(), &mut b).is_ok_and(|n| n > 0) {}
+            // SAFETY: as above.
+            unsafe { libc::_exit(0) }
+        }
+    }
+}
+
+/// Makes every held process touch a new page (the first one also doing what `first`
+/// says, see [`hold`]), and waits until each has.
+fn touch_all(held: &mut [Held], first: u8) -> Result<()> {
     use std::io::{Read, Write};
-    for h in held.iter_mut() {
-        h.0.stdin.as_mut().expect("piped").write_all(b"t")?;
+    for (i, h) in held.iter_mut().enumerate() {
+        let cmd = if i == 0 { first } else { b't' };
+        h.0.stdin.as_mut().expect("piped").write_all(&[cmd])?;
     }
     for h in held.iter_mut() {
         h.0.stdout.as_mut().expect("piped").read_exact(&mut [0u8; 1]).context("a held process died")?;
@@ -117,6 +173,8 @@ struct Timings {
     idle_wall: Vec<f64>,
     busy: Vec<f64>,
     forked: Vec<f64>,
+    child: Vec<f64>,
+    daemon: Vec<f64>,
     lean: Vec<f64>,
     scrape: Vec<f64>,
     rows: usize,
@@ -125,6 +183,8 @@ struct Timings {
     reused_busy: u64,
     exclusive_busy: u64,
     exclusive_forked: u64,
+    exclusive_child: u64,
+    exclusive_daemon: u64,
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -201,21 +261,33 @@ pub fn run(args: &ExporterBenchArgs, json_out: bool) -> Result<()> {
         let text = exported.render(&cols, Format::OpenMetrics);
         t.scrape.push((thread_cpu_seconds() - c) * 1e3);
         t.bytes = text.len();
-        // Every process touched a page since the previous sample: each pagemap is read.
-        touch_all(&mut held)?;
+        // Every process touched a page since the previous sample.
+        touch_all(&mut held, b't')?;
         let c = thread_cpu_seconds();
         let snap = m.sample()?;
         t.busy.push((thread_cpu_seconds() - c) * 1e3);
         t.reused_busy = snap.pagemaps_reused;
         t.exclusive_busy = snap.pagemaps_known_exclusive;
-        // The same after some process forked (here `true`): no process is known to share
-        // nothing any more, every pagemap is read.
-        touch_all(&mut held)?;
+        // The same after some process forked (here `true`, which has exited since).
+        touch_all(&mut held, b't')?;
         Command::new("true").status().context("running true")?;
         let c = thread_cpu_seconds();
         let snap = m.sample()?;
         t.forked.push((thread_cpu_seconds() - c) * 1e3);
         t.exclusive_forked = snap.pagemaps_known_exclusive;
+        // One process forked a child that holds its pages, then made a daemon's grandchild;
+        // each ended before the next (an untimed sample after).
+        for (cmd, cpu, exclusive) in
+            [(b'f', &mut t.child, &mut t.exclusive_child), (b'd', &mut t.daemon, &mut t.exclusive_daemon)]
+        {
+            touch_all(&mut held, cmd)?;
+            let c = thread_cpu_seconds();
+            let snap = m.sample()?;
+            cpu.push((thread_cpu_seconds() - c) * 1e3);
+            *exclusive = snap.pagemaps_known_exclusive;
+            touch_all(&mut held, b'e')?;
+            m.sample()?;
+        }
     }
     // The same without the pagemap columns (--no-cow).
     let mut m = Monitor::new(MonitorOptions { cow: false, ..opts });
@@ -235,7 +307,7 @@ pub fn run(args: &ExporterBenchArgs, json_out: bool) -> Result<()> {
     };
     let (bare, idle, busy, lean, scrape) =
         (median(t.bare), median(t.idle), median(t.busy), median(t.lean), median(t.scrape));
-    let forked = median(t.forked);
+    let (forked, child, daemon) = (median(t.forked), median(t.child), median(t.daemon));
     let (idle_wall, n) = (median(t.idle_wall), args.procs as u64);
     if json_out {
         println!(
@@ -246,6 +318,8 @@ pub fn run(args: &ExporterBenchArgs, json_out: bool) -> Result<()> {
                    "sample_busy_cpu_ms": busy, "pagemaps_reused_busy": t.reused_busy,
                    "pagemaps_known_exclusive_busy": t.exclusive_busy,
                    "sample_busy_after_fork_cpu_ms": forked, "pagemaps_known_exclusive_after_fork": t.exclusive_forked,
+                   "sample_busy_forked_child_cpu_ms": child, "pagemaps_known_exclusive_forked_child": t.exclusive_child,
+                   "sample_busy_daemon_cpu_ms": daemon, "pagemaps_known_exclusive_daemon": t.exclusive_daemon,
                    "sample_no_cow_cpu_ms": lean, "scrape_cpu_ms": scrape, "scrape_bytes": t.bytes,
                    "loadavg_before": load_before, "loadavg_after": load_after})
         );
@@ -277,17 +351,29 @@ pub fn run(args: &ExporterBenchArgs, json_out: bool) -> Result<()> {
     )?;
     writeln!(
         o,
-        "| one sample, every process touched a page (pagemaps reused: {}/{n}; known to share nothing, \
-         pagemap not read: {}/{n}) | {busy:.1} | {} |",
+        "| one sample, every process touched a page (pagemaps reused: {}/{n}; changed but known to share \
+         nothing, not read: {}/{n}) | {busy:.1} | {} |",
         t.reused_busy,
         t.exclusive_busy,
         x(busy)
     )?;
     writeln!(
         o,
-        "| the same after a fork elsewhere (known to share nothing: {}/{n}) | {forked:.1} | {} |",
+        "| the same after a fork elsewhere (`true`; not read: {}/{n}) | {forked:.1} | {} |",
         t.exclusive_forked,
         x(forked)
+    )?;
+    writeln!(
+        o,
+        "| the same, one process forked a child holding its pages (not read: {}/{n}) | {child:.1} | {} |",
+        t.exclusive_child,
+        x(child)
+    )?;
+    writeln!(
+        o,
+        "| the same, one process made a daemon's grandchild (not read: {}/{n}) | {daemon:.1} | {} |",
+        t.exclusive_daemon,
+        x(daemon)
     )?;
     writeln!(o, "| one sample with --no-cow (no pagemap reads) | {lean:.1} | {} |", x(lean))?;
     writeln!(o, "| one scrape (render /metrics, {} bytes) | {scrape:.2} | |", t.bytes)?;

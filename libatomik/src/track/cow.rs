@@ -47,34 +47,6 @@ pub struct AnonSample {
 
 /// Reads the pagemap of every private anonymous mapping of `pid`.
 pub fn sample_anon(proc_root: &Path, pid: i32) -> Result<AnonSample> {
-    sample(proc_root, pid, None)
-}
-
-/// [`sample_anon`] of a process known to share no page: one `PAGEMAP_SCAN` walk gives its
-/// present, zero-page and swapped pages, and the pagemap (whose exclusive bit is what costs)
-/// is not read; `pfn_visible` is carried over from the sample that showed it shares nothing.
-///
-/// The caller must know that no present page can be shared. It is so when the previous
-/// sample had no shared and no swapped page, KSM merged nothing new for it, and no process
-/// was forked anywhere since that sample began (the system's fork count, `processes` in
-/// `/proc/stat`, did not move; see [`forks`]): a present page becomes mapped by another
-/// address space only by a fork of this one (or of one it was forked from: then it already
-/// shared at the previous sample), by KSM, or by a swap-in of an entry another process also
-/// holds (it was swapped at the previous sample). A page faulted in since is then new
-/// (exclusive) or the zero page, which the walk tells apart. When PAGEMAP_SCAN is missing
-/// this reads the pagemap as [`sample_anon`] does.
-pub fn sample_anon_known_exclusive(proc_root: &Path, pid: i32, pfn_visible: bool) -> Result<AnonSample> {
-    sample(proc_root, pid, Some(pfn_visible))
-}
-
-/// The system's fork count since boot (`processes` in `<proc_root>/stat`), `None` when
-/// unreadable (a fake proc tree).
-pub fn forks(proc_root: &Path) -> Option<u64> {
-    let text = super::procfs::read_kernel_text(&proc_root.join("stat")).ok()?;
-    text.lines().find_map(|l| l.strip_prefix("processes ")?.trim().parse().ok())
-}
-
-fn sample(proc_root: &Path, pid: i32, known_exclusive: Option<bool>) -> Result<AnonSample> {
     let maps = read_maps(proc_root, pid)?;
     let pm = Pagemap::open_in(proc_root, pid)?;
     let mut s = AnonSample { pid, zero_page_known: true, ..Default::default() };
@@ -89,6 +61,7 @@ fn sample(proc_root: &Path, pid: i32, known_exclusive: Option<bool>) -> Result<A
     // them, clipped to each mapping below. Not one walk from the first to the last: that
     // also walks the page tables of the libraries mapped between (`bench exporter`, every
     // process changed: 43.0–44.0 ms a sample against 46.8–49.3 ms, same minute, idle).
+    // (The swapped spans are not needed: the pagemap entries say it.)
     let (mut all_spans, mut all_zero, mut all_swapped) = (Vec::new(), Vec::new(), Vec::new());
     let mut runs: Vec<Range> = Vec::new();
     for m in &anon {
@@ -101,30 +74,21 @@ fn sample(proc_root: &Path, pid: i32, known_exclusive: Option<bool>) -> Result<A
         s.zero_page_known &=
             populated_and_zero(&pm, run, &mut all_spans, &mut all_zero, &mut all_swapped).is_ok();
     }
-    let known_exclusive = known_exclusive.filter(|_| s.zero_page_known);
-    let mut swapped = Vec::new();
     for m in &anon {
         zero.clear();
         spans.clear();
-        swapped.clear();
         if s.zero_page_known {
             clip(&all_spans, *m, &mut spans);
             clip(&all_zero, *m, &mut zero);
-            clip(&all_swapped, *m, &mut swapped);
         } else {
             populated(&pm, *m, &mut spans)?;
         }
-        if known_exclusive.is_none() {
-            // One pagemap read for spans a few pages apart: the entries between are of
-            // unpopulated pages, which count for nothing below.
-            merge_close(&mut spans, PAGEMAP_GAP_PAGES * PAGE);
-        }
+        // One pagemap read for spans a few pages apart: the entries between are of
+        // unpopulated pages, which count for nothing below.
+        merge_close(&mut spans, PAGEMAP_GAP_PAGES * PAGE);
         let mut zi = 0;
         for span in &spans {
-            match known_exclusive {
-                Some(_) => known_entries(*span, &swapped, &mut entries),
-                None => pm.read(*span, &mut entries)?,
-            }
+            pm.read(*span, &mut entries)?;
             for (i, e) in entries.iter().enumerate() {
                 let addr = span.start + i as u64 * PAGE;
                 if e.swapped() {
@@ -152,24 +116,7 @@ fn sample(proc_root: &Path, pid: i32, known_exclusive: Option<bool>) -> Result<A
         }
     }
     s.exclusive_ranges = coalesce(excl_addrs);
-    if let Some(pfn_visible) = known_exclusive {
-        s.pfn_visible = pfn_visible;
-    }
     Ok(s)
-}
-
-/// The pagemap entries of populated `span` of a process known to share no page: swapped
-/// where `swapped` (sorted ranges) says so, else present and exclusively mapped.
-fn known_entries(span: Range, swapped: &[Range], out: &mut Vec<PageEntry>) {
-    const PRESENT_EXCLUSIVE: PageEntry = PageEntry(1 << 63 | 1 << 56);
-    const SWAPPED: PageEntry = PageEntry(1 << 62);
-    out.clear();
-    out.resize(span.pages() as usize, PRESENT_EXCLUSIVE);
-    let first = swapped.partition_point(|r| r.end <= span.start);
-    for r in swapped[first..].iter().take_while(|r| r.start < span.end) {
-        let (a, b) = (r.start.max(span.start), r.end.min(span.end));
-        out[((a - span.start) / PAGE) as usize..((b - span.start) / PAGE) as usize].fill(SWAPPED);
-    }
 }
 
 /// Spans of unpopulated pages up to this long are read with their neighbours in one

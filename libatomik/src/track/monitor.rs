@@ -7,14 +7,13 @@
 use super::accounting::{read_accounting, Accounting};
 use super::cgroup::{ancestors, in_subtree, read_membership_under};
 use super::container::{identify, Identity};
-use super::cow::{
-    cow_breaks, forks, identical_copies, sample_anon, sample_anon_known_exclusive, AnonSample, CowBreaks,
-};
+use super::cow::{cow_breaks, identical_copies, sample_anon, AnonSample, CowBreaks};
 use super::dups::{add_shared_candidates, find_duplicates, DupProcess, DupReport};
 use super::error::TrackError;
 use super::kernel_cow::{self, ProcessCow};
 use super::ksm::{ksm_pages, read_ksm, KsmGlobal, KsmPages};
 use super::maps::read_maps;
+use super::newcomers::{old_sharers, Newcomers, OldSharers, Samples, Since};
 use super::procfs::{list_pids, read_proc_kept, KeptFiles, ProcInfo, Want};
 use super::ranges::{Range, PAGE};
 use super::region::{Detector, Tracker, TrackerOptions};
@@ -161,9 +160,10 @@ pub struct Snapshot {
     /// Processes whose pagemap was not read again: unchanged since the previous sample
     /// (same fault counts, RSS and KSM pages, no page shared copy-on-write).
     pub pagemaps_reused: u64,
-    /// Processes whose pagemap was not read because none of their pages can be shared (no
-    /// shared or swapped page at the previous sample, no fork anywhere since; see
-    /// [`sample_anon_known_exclusive`]): one `PAGEMAP_SCAN` walk gave their figures.
+    /// Processes that changed since the previous sample but whose pagemap was not read
+    /// because none of their pages can be shared: no shared or swapped page at the previous
+    /// sample, the same KSM count, and no process created since shares their pages (see
+    /// [`old_sharers`](super::newcomers::old_sharers)). Their COW columns are 0.
     pub pagemaps_known_exclusive: u64,
 }
 
@@ -173,6 +173,8 @@ pub const COW_ENGINE_PFN: &str = "pagemap PFNs";
 pub const COW_ENGINE_KERNEL: &str = "/dev/atomik REGION_COW";
 
 struct ProcState {
+    /// Its start time: another one means another process got the pid.
+    start_ticks: Option<u64>,
     anon: Option<AnonSample>,
     /// The kernel engine's COW watch, used when PFNs are hidden.
     kcow: Option<ProcessCow>,
@@ -207,8 +209,8 @@ pub struct Monitor {
     kernel_cow: Option<bool>,
     /// The processes' stat, statm and ksm_stat, open from one sample to the next.
     kept: KeptFiles,
-    /// The system's fork count when the previous sample began.
-    forks: Option<u64>,
+    /// The processes created since the previous sample.
+    newcomers: Newcomers,
 }
 
 #[derive(Default, Clone)]
@@ -300,7 +302,7 @@ impl Monitor {
             state: HashMap::new(),
             kernel_cow: None,
             kept: KeptFiles::default(),
-            forks: None,
+            newcomers: Newcomers::new(),
         }
     }
 
@@ -322,12 +324,11 @@ impl Monitor {
         self.last = Some(now);
         let mut snap = Snapshot { interval_s: dt, ksm: read_ksm(&self.opts.ksm_dir), ..Default::default() };
         let want = Want { uid: self.opts.uid.is_some(), ksm_stat: !snap.ksm.nothing_merged() };
-        // Read before any pagemap: a fork during this sample shows at the next one.
-        let forks_now = if self.opts.cow { forks(&self.opts.proc_root) } else { None };
-        let no_fork = forks_now.is_some() && forks_now == self.forks;
-        self.forks = forks_now;
+        // Before any pagemap: a process created during this sample is new in the next one.
+        let since = if self.opts.cow { self.newcomers.observe(&self.opts.proc_root) } else { Since::Unknown };
         let mut known_exclusive = 0u64;
         let procs = self.processes(&mut snap, want)?;
+        let (sharers, mut presampled) = self.old_sharers(&since, &procs);
         let mut no_pagemap = 0u64;
         let mut pagemap_error: Option<String> = None;
         let mut no_pfn = false;
@@ -346,12 +347,17 @@ impl Monitor {
                 ksm_profit: info.ksm_profit,
                 ..Default::default()
             };
-            let st = self.state.entry(info.pid).or_insert(ProcState {
+            let fresh = || ProcState {
+                start_ticks: info.start_ticks,
                 anon: None,
                 kcow: None,
                 anon_sig: None,
                 tracker: None,
-            });
+            };
+            let st = self.state.entry(info.pid).or_insert_with(fresh);
+            if st.start_ticks != info.start_ticks {
+                *st = fresh();
+            }
             if self.opts.cow && info.rss_bytes > 0 {
                 // Read before the pagemap, so a change during the read shows next time.
                 let sig = info.faults.map(|faults| AnonSig {
@@ -359,29 +365,31 @@ impl Monitor {
                     rss: info.rss_bytes,
                     ksm_merging: info.ksm_merging_pages,
                 });
-                let unchanged = !self.opts.dups
-                    && sig.is_some()
-                    && st.anon_sig == sig
-                    && st.anon.as_ref().is_some_and(|a| a.shared.is_empty());
-                let sampled = if unchanged {
-                    reused += 1;
+                let shared_none = !self.opts.dups && st.anon.as_ref().is_some_and(|a| a.shared.is_empty());
+                let named = matches!(&sharers, OldSharers::These(_)) && sharers.may_include(info.pid);
+                let unchanged = shared_none && sig.is_some() && st.anon_sig == sig && !named;
+                // Changed, but it shared nothing and held no swap entry, KSM merged nothing
+                // new for it, and no process created since shares its pages: none of its
+                // pages can be shared now, and its COW figures are 0 without a read.
+                let exclusive = !unchanged
+                    && shared_none
+                    && !matches!(since, Since::Unknown)
+                    && !sharers.may_include(info.pid)
+                    && sig.zip(st.anon_sig).is_some_and(|(s, p)| s.ksm_merging == p.ksm_merging)
+                    && st.anon.as_ref().is_some_and(|a| a.swapped == 0);
+                let sampled = if unchanged || exclusive {
+                    if unchanged {
+                        reused += 1;
+                    } else {
+                        known_exclusive += 1;
+                    }
                     let a = st.anon.take().expect("checked above");
                     let b = CowBreaks { copied: a.pfn_visible.then_some(0), ..Default::default() };
                     Ok((a, Some(b)))
                 } else {
-                    // Changed, but sharing nothing before and nothing forked since: none of
-                    // its pages can be shared now, and the walk alone gives its figures.
-                    let exclusive = !self.opts.dups
-                        && no_fork
-                        && sig.zip(st.anon_sig).is_some_and(|(s, p)| s.ksm_merging == p.ksm_merging)
-                        && st.anon.as_ref().is_some_and(|a| a.shared.is_empty() && a.swapped == 0);
-                    let a = match st.anon.as_ref().filter(|_| exclusive) {
-                        Some(prev) => {
-                            known_exclusive += 1;
-                            sample_anon_known_exclusive(&self.opts.proc_root, info.pid, prev.pfn_visible)
-                        }
-                        None => sample_anon(&self.opts.proc_root, info.pid),
-                    };
+                    let a = presampled
+                        .remove(&info.pid)
+                        .unwrap_or_else(|| sample_anon(&self.opts.proc_root, info.pid));
                     a.map(|a| {
                         let b = st.anon.as_ref().and_then(|prev| cow_breaks(&self.opts.proc_root, prev).ok());
                         (a, b)
@@ -398,7 +406,7 @@ impl Monitor {
                             // An unchanged process with no shared page has no copy to count;
                             // the kernel's record keeps any break for its next sample.
                             let k = usable.then(|| {
-                                if unchanged {
+                                if unchanged || exclusive {
                                     Ok(None)
                                 } else {
                                     kernel_cow::sample_process(&self.opts.proc_root, info.pid, &mut st.kcow)
@@ -623,6 +631,35 @@ impl Monitor {
             );
         }
         Ok(snap)
+    }
+
+    /// The older processes that may share pages with those created since the previous
+    /// sample, and the samples read to tell. A pid that is new had another process's state
+    /// here if the pid was reused: it is dropped.
+    fn old_sharers(&mut self, since: &Since, procs: &[ProcInfo]) -> (OldSharers, Samples) {
+        let mut samples = Samples::new();
+        let sharers = match since {
+            Since::Unknown => OldSharers::Any,
+            Since::NoFork => OldSharers::None,
+            Since::New(new) => {
+                for pid in new {
+                    self.state.remove(pid);
+                }
+                // Those read whatever the answer: they shared or held swap entries.
+                let read_anyway: Vec<i32> = procs
+                    .iter()
+                    .filter(|p| {
+                        self.state
+                            .get(&p.pid)
+                            .and_then(|s| s.anon.as_ref())
+                            .is_some_and(|a| !a.shared.is_empty() || a.swapped > 0)
+                    })
+                    .map(|p| p.pid)
+                    .collect();
+                old_sharers(&self.opts.proc_root, new, &read_anyway, &mut samples)
+            }
+        };
+        (sharers, samples)
     }
 
     fn processes(&mut self, snap: &mut Snapshot, want: Want) -> super::error::Result<Vec<ProcInfo>> {

@@ -26,6 +26,9 @@ pub struct ProcInfo {
     pub ksm_profit: Option<i64>,
     /// Page faults since it started, `(minor, major)`, over all its threads (from `stat`).
     pub faults: Option<(u64, u64)>,
+    /// When it started, clock ticks since boot (from `stat`): with the pid, who it is (a
+    /// pid can be reused between two samples).
+    pub start_ticks: Option<u64>,
 }
 
 /// What a sample needs of a process beyond what `/proc/PID/stat` and `statm` give (name,
@@ -242,6 +245,7 @@ pub fn read_proc_kept(
         (Some(0), Some(0))
     };
     let faults = stat.as_ref().map(|(s, _)| (s.minflt, s.majflt));
+    let start_ticks = stat.as_ref().map(|(s, _)| s.starttime);
     let (ppid, name, rss_bytes) = match (&status, stat) {
         (Some(st), _) => (st.ppid, st.name.clone(), st.vmrss.unwrap_or(0) * 1024),
         (None, Some((s, m))) => (s.ppid, s.comm, m.resident * PAGE),
@@ -257,6 +261,7 @@ pub fn read_proc_kept(
         ksm_merging_pages,
         ksm_profit,
         faults,
+        start_ticks,
     }))
 }
 
