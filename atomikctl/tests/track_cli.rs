@@ -503,11 +503,13 @@ impl Holder {
         Holder(c)
     }
 
-    /// Pages present or swapped in its private anonymous writable mappings, from smaps:
-    /// what a full rescan reads (ground truth independent of atomik's pagemap readers).
+    /// What a full rescan reads, from smaps (ground truth independent of atomik's pagemap
+    /// readers): the pages present or swapped in its private anonymous writable mappings,
+    /// and every page of its private writable file mappings (its initialised data: an
+    /// unpopulated page there holds the file's bytes, so it is read too).
     fn populated_pages(&self) -> u64 {
         let smaps = fs::read_to_string(format!("/proc/{}/smaps", self.0.id())).unwrap();
-        let (mut kb, mut counted) = (0, false);
+        let (mut kb, mut counted, mut file) = (0, false, false);
         for l in smaps.lines() {
             let f: Vec<&str> = l.split_whitespace().collect();
             if f.len() >= 5 && f[0].contains('-') && f[1].len() == 4 {
@@ -516,8 +518,11 @@ impl Holder {
                     && (name.is_empty()
                         || ["[heap]", "[stack]"].contains(&name)
                         || name.starts_with("[anon:"));
-                counted = anon && f[1].starts_with("rw") && f[1].ends_with('p');
-            } else if counted && (f[0] == "Rss:" || f[0] == "Swap:") {
+                file = f[4] != "0" && name.starts_with('/');
+                counted = (anon || file) && f[1].starts_with("rw") && f[1].ends_with('p');
+            } else if counted && file && f[0] == "Size:" {
+                kb += f[1].parse::<u64>().unwrap();
+            } else if counted && !file && (f[0] == "Rss:" || f[0] == "Swap:") {
                 kb += f[1].parse::<u64>().unwrap();
             }
         }

@@ -23,3 +23,4 @@ pub mod ranges;
 pub mod region;
 pub mod runtime;
 pub mod scan;
+pub mod writable;

@@ -7,6 +7,7 @@ mod track_support;
 use atomik::track::monitor::{default_ranges, Monitor, MonitorOptions};
 use atomik::track::ranges::{Range, PAGE};
 use atomik::track::region::{Tracker, TrackerOptions};
+use atomik::track::writable::write_ranges;
 use std::path::Path;
 use std::time::{Duration, Instant};
 use track_support::{Child, Region};
@@ -43,6 +44,75 @@ fn pages_first_touched_after_the_watch_started_are_seen() {
     // Untouched pages of the reservation are not reported, and were not read.
     assert!(!contains(&r.written, region.page_addr(1500)));
     assert!(r.pages_read < 1024, "unpopulated pages cost no read: {} read", r.pages_read);
+}
+
+/// Defect 1, file-backed: writes to a private file mapping (a program's initialised data,
+/// a file mapped copy-on-write) were never watched, the default ranges being anonymous
+/// memory only. Its pages never read before the watch hold the file's bytes, not zeros: a
+/// write of the bytes the file holds is silent, a write of others a change.
+#[test]
+fn writes_to_a_private_file_mapping_are_seen_against_the_files_bytes() {
+    let _serial = track_support::serial();
+    let region = Region::file(64, 0x7700);
+    let child = Child::fork(&region);
+    let ranges = write_ranges(Path::new("/proc"), child.pid).unwrap();
+    assert!(
+        ranges.iter().any(|r| r.start <= region.base && region.range().end <= r.end),
+        "the file mapping {:?} is watched: {ranges:x?}",
+        region.range()
+    );
+    let mut m = monitor_of(child.pid);
+    m.sample().unwrap();
+    let mut t = Tracker::watch(child.pid, &ranges, TrackerOptions::default()).unwrap();
+    for p in [1, 2, 3] {
+        child.fill(p, 0xdead_0000 + p as u64);
+    }
+    for p in [10, 11] {
+        child.fill(p, 0x7700 + p as u64);
+    }
+    let r = t.check().unwrap();
+    for p in [1, 2, 3] {
+        assert!(contains(&r.written, region.page_addr(p)), "page {p} written: {:x?}", r.written);
+        assert!(contains(&r.changed, region.page_addr(p)), "page {p} changed: {:x?}", r.changed);
+    }
+    for p in [10, 11] {
+        assert!(!contains(&r.changed, region.page_addr(p)), "page {p} holds the file's bytes again");
+        // A full rescan (no soft-dirty) sees content, not writes.
+        if r.silent_observable {
+            assert!(contains(&r.written, region.page_addr(p)), "page {p} written: {:x?}", r.written);
+            assert!(contains(&r.silent, region.page_addr(p)), "page {p} silent: {:x?}", r.silent);
+        }
+    }
+    assert!(!contains(&r.written, region.page_addr(20)), "an untouched page: {:x?}", r.written);
+    // The same through the monitor (`top --writes`): its baseline was taken before the
+    // writes, so they count in the interval.
+    let snap = m.sample().unwrap();
+    let row = snap.rows.iter().find(|r| r.cgroup == "/").expect("the root row");
+    let changed = row.changed_per_s.expect("a figure") * snap.interval_s;
+    assert!((3.0 - 0.5..16.0).contains(&changed), "3 pages changed (and the child's stack): {changed:.1}");
+}
+
+/// A private file mapping that appears after the watch started is baselined from the
+/// file: rewriting a page with the file's bytes is a silent write, not a change.
+#[test]
+fn a_file_mapping_added_after_the_watch_started_is_baselined_from_the_file() {
+    let _serial = track_support::serial();
+    let me = std::process::id() as i32;
+    let a = Region::new(8, 0x100);
+    let mut t = Tracker::watch(me, &[a.range()], TrackerOptions::default()).unwrap();
+    let b = Region::file(8, 0x200);
+    let mut ranges = vec![a.range(), b.range()];
+    ranges.sort();
+    t.remap(&ranges).unwrap();
+    b.fill(0, 0x200);
+    b.fill(1, 0xbeef);
+    let r = t.check().unwrap();
+    assert!(contains(&r.changed, b.page_addr(1)), "{:x?}", r.changed);
+    assert!(!contains(&r.changed, b.page_addr(0)), "page 0 holds the file's bytes: {:x?}", r.changed);
+    assert!(!contains(&r.changed, b.page_addr(2)), "{:x?}", r.changed);
+    if r.silent_observable {
+        assert!(contains(&r.silent, b.page_addr(0)), "{:?}: {:x?}", r.detector, r.silent);
+    }
 }
 
 /// Defect 2: a process whose mappings change every interval showed 0.0 written/s, because

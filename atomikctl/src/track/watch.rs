@@ -9,10 +9,10 @@ use clap::{Args, ValueEnum};
 use serde_json::json;
 
 use atomik::track::error::TrackError;
-use atomik::track::monitor::{anon_mappings, default_ranges};
 use atomik::track::procfs::has_exited;
 use atomik::track::ranges::{total_pages, Range};
 use atomik::track::region::{Detector, Tracker, TrackerOptions};
+use atomik::track::writable::{writable_mappings, write_ranges};
 
 use crate::BadInput;
 
@@ -76,13 +76,13 @@ pub fn run(args: WatchArgs, json: bool) -> Result<()> {
     let proc = Path::new("/proc");
     let ranges_now = || -> Result<Vec<Range>, TrackError> {
         if follow {
-            default_ranges(proc, args.pid)
+            write_ranges(proc, args.pid)
         } else {
             Ok(args.ranges.clone())
         }
     };
     super::stop_on_signals();
-    let mut maps = anon_mappings(proc, args.pid)?;
+    let mut maps = writable_mappings(proc, args.pid)?;
     let watch = |ranges: &[Range]| {
         Tracker::watch(args.pid, ranges, TrackerOptions { detector, ..Default::default() })
     };
@@ -100,7 +100,7 @@ pub fn run(args: WatchArgs, json: bool) -> Result<()> {
         // New or changed mappings (a grown heap, a new arena): follow them, keeping the
         // fingerprints of the pages that stay, so the interval's writes still count.
         if follow {
-            match anon_mappings(proc, args.pid) {
+            match writable_mappings(proc, args.pid) {
                 Ok(now) if now != maps => {
                     maps = now;
                     match ranges_now().and_then(|r| t.remap(&r)) {
@@ -123,7 +123,7 @@ pub fn run(args: WatchArgs, json: bool) -> Result<()> {
             Err(e) if exited(args.pid, &e) => return say_exited(args.pid, json),
             // Mappings went away between reading them and the check: start over.
             Err(TrackError::BadRange { .. }) if follow => {
-                maps = anon_mappings(proc, args.pid)?;
+                maps = writable_mappings(proc, args.pid)?;
                 t = watch(&ranges_now()?)?;
                 announce(&args, &t, json);
                 continue;

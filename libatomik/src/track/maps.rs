@@ -17,6 +17,8 @@ pub struct Mapping {
     pub shared: bool,
     /// Inode of the backing file, 0 for anonymous memory.
     pub inode: u64,
+    /// Offset of the mapping's first page in the backing file.
+    pub offset: u64,
     /// Path or pseudo-name (`[heap]`, `[stack]`, `[anon:…]`), if any.
     pub name: Option<String>,
 }
@@ -50,6 +52,7 @@ pub fn parse_maps(text: &str, path: &Path) -> Result<Vec<Mapping>> {
             write: m.perms.contains(MMPermissions::WRITE),
             shared: m.perms.contains(MMPermissions::SHARED),
             inode: m.inode,
+            offset: m.offset,
             name: match m.pathname {
                 MMapPath::Anonymous => None,
                 MMapPath::Heap => Some("[heap]".to_owned()),

@@ -12,12 +12,13 @@ use super::dups::{add_shared_candidates, find_duplicates, DupProcess, DupReport}
 use super::error::TrackError;
 use super::kernel_cow::{self, ProcessCow};
 use super::ksm::{ksm_pages, read_ksm, KsmGlobal, KsmPages};
-use super::maps::read_maps;
+use super::maps::{read_maps, Mapping};
 use super::newcomers::{old_sharers, Newcomers, OldSharers, Samples, Since};
 use super::procfs::{list_pids, read_proc_kept, KeptFiles, ProcInfo, Want};
 use super::ranges::{Range, PAGE};
 use super::region::{Detector, Tracker, TrackerOptions};
 use super::runtime::{Names, RuntimeState};
+use super::writable::{writable_mappings, write_ranges};
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -182,7 +183,7 @@ struct ProcState {
     /// the pagemap is not read again.
     anon_sig: Option<AnonSig>,
     /// The tracker and the mappings it was set up for.
-    tracker: Option<(Vec<Range>, Tracker)>,
+    tracker: Option<(Vec<Mapping>, Tracker)>,
 }
 
 /// What must stay equal for a process's pagemap sample to still hold. A process changes
@@ -255,39 +256,16 @@ pub fn anon_mappings(proc_root: &Path, pid: i32) -> super::error::Result<Vec<Ran
 /// per page of a terabyte reservation would cost more than the memory in use).
 pub const WHOLE_MAPPING_MAX: u64 = 4 << 30;
 
-/// What `watch` and `top --writes` track by default: every private anonymous writable
-/// mapping, whole — pages first touched after the watch started are seen (an unpopulated
-/// page is baselined as the zero page and costs no read) — except mappings over
+/// The populated-or-not ranges of every private anonymous writable mapping (what the
+/// COW engines watch): whole — pages first touched later are seen — except mappings over
 /// [`WHOLE_MAPPING_MAX`], of which only the populated parts (spans of present or swapped
-/// pages, gaps under 1 MiB bridged) are watched.
+/// pages, gaps under 1 MiB bridged) are watched. Write tracking also watches private file
+/// mappings: [`write_ranges`](super::writable::write_ranges).
 pub fn default_ranges(proc_root: &Path, pid: i32) -> super::error::Result<Vec<Range>> {
-    const BRIDGE: u64 = 256 * PAGE;
     let mut out: Vec<Range> = Vec::new();
-    let mut spans = Vec::new();
     let mut pm = None;
     for r in anon_mappings(proc_root, pid)? {
-        if r.end - r.start <= WHOLE_MAPPING_MAX {
-            out.push(r);
-            continue;
-        }
-        let pm = match &pm {
-            Some(p) => p,
-            None => pm.insert(super::pagemap::Pagemap::open_in(proc_root, pid)?),
-        };
-        spans.clear();
-        super::scan::populated(pm, r, &mut spans)?;
-        let mut cur: Option<Range> = None;
-        for s in &spans {
-            cur = match cur {
-                Some(c) if s.start - c.end <= BRIDGE => Some(Range::new(c.start, s.end)),
-                Some(c) => {
-                    out.push(c);
-                    Some(*s)
-                }
-                None => Some(*s),
-            };
-        }
-        out.extend(cur);
+        super::writable::watched_parts(proc_root, pid, &mut pm, r, &mut out)?;
     }
     Ok(out)
 }
@@ -822,10 +800,10 @@ impl RowKsm {
 /// ([`Tracker::remap`]) so the interval's writes still count; creates a tracker for a new
 /// process.
 fn track_writes(opts: &MonitorOptions, pid: i32, st: &mut ProcState) -> Writes {
-    let Ok(maps) = anon_mappings(&opts.proc_root, pid) else { return Writes::Unreadable };
+    let Ok(maps) = writable_mappings(&opts.proc_root, pid) else { return Writes::Unreadable };
     if let Some((m, t)) = st.tracker.as_mut() {
         let followed = *m == maps
-            || default_ranges(&opts.proc_root, pid).is_ok_and(|r| !r.is_empty() && t.remap(&r).is_ok());
+            || write_ranges(&opts.proc_root, pid).is_ok_and(|r| !r.is_empty() && t.remap(&r).is_ok());
         if followed {
             *m = maps.clone();
             if let Ok(r) = t.check() {
@@ -842,7 +820,7 @@ fn track_writes(opts: &MonitorOptions, pid: i32, st: &mut ProcState) -> Writes {
         }
     }
     st.tracker = None;
-    let Ok(ranges) = default_ranges(&opts.proc_root, pid) else { return Writes::Unreadable };
+    let Ok(ranges) = write_ranges(&opts.proc_root, pid) else { return Writes::Unreadable };
     if ranges.is_empty() {
         return Writes::Unreadable;
     }

@@ -19,7 +19,7 @@
 use super::bitset::PageSet;
 use super::error::{Result, TrackError};
 use super::fingerprint::fingerprint;
-use super::maps::read_maps;
+use super::maps::{read_maps, Mapping};
 use super::memread::MemReader;
 use super::pagemap::{clear_soft_dirty, soft_dirty_supported, PageEntry, Pagemap};
 use super::ranges::{coalesce, total_pages, Range, PAGE};
@@ -145,6 +145,10 @@ pub struct Tracker {
     /// Slots to read at the next check whatever the detector says: pages that came with
     /// [`Tracker::remap`], baselined as the zero page.
     pending: PageSet,
+    /// The watched pages that are not private anonymous memory (a private file mapping:
+    /// a program's initialised data, a file mapped copy-on-write): an unpopulated one holds
+    /// the file's bytes, not zeros, so these are read whether populated or not. Sorted.
+    file_backed: Vec<Range>,
     scratch: Vec<Range>,
     /// Threads that fingerprint large sets of pages, and from how many pages on.
     threads: (usize, u64),
@@ -297,15 +301,17 @@ impl Tracker {
     fn setup(pid: i32, ranges: &[Range], opts: TrackerOptions) -> Result<Tracker> {
         let mut ranges = ranges.to_vec();
         ranges.sort();
-        validate(pid, &ranges)?;
+        let maps = validate(pid, &ranges)?;
         let pagemap = Pagemap::open(pid)?;
         let me = std::process::id() as i32;
         let (detector, arm) = choose_detector(pid, me, &pagemap, &ranges, opts.detector)?;
         let pages: u64 = ranges.iter().map(Range::pages).sum();
         let bank = new_bank(opts.bank_name.as_deref(), me, pid, pages)?;
         let first_slot = first_slots(&ranges);
+        let file_backed = file_backed(&maps, &ranges);
         Ok(Tracker {
             pid,
+            file_backed,
             ranges,
             first_slot,
             pages,
@@ -352,15 +358,18 @@ impl Tracker {
         self.baseline()
     }
 
-    /// Fingerprints the populated pages into the fresh bank. An unpopulated page reads as
-    /// the zero page, whose fingerprint is 0 (the fingerprint is linear): its slot's fresh
-    /// reference already says so, and it is never read, so that a reserved mapping costs
-    /// nothing and gets no zero-page mappings from us.
+    /// Fingerprints the populated pages into the fresh bank. An unpopulated anonymous page
+    /// reads as the zero page, whose fingerprint is 0 (the fingerprint is linear): its
+    /// slot's fresh reference already says so, and it is never read, so that a reserved
+    /// mapping costs nothing and gets no zero-page mappings from us. File-backed pages are
+    /// read whether populated or not (reading one maps the file's page in the process,
+    /// read-only: no copy is made).
     fn baseline(&mut self) -> Result<()> {
         let mut spans = Vec::new();
         for r in &self.ranges {
             populated(&self.pagemap, *r, &mut spans)?;
         }
+        let spans = union(&spans, &self.file_backed);
         for (addr, fp) in fingerprints(&mut self.source, self.pid, &spans, self.threads)? {
             let slot = slot_of(&self.ranges, &self.first_slot, addr);
             self.resident.insert(slot);
@@ -379,7 +388,7 @@ impl Tracker {
     pub fn remap(&mut self, ranges: &[Range]) -> Result<()> {
         let mut ranges = ranges.to_vec();
         ranges.sort();
-        validate(self.pid, &ranges)?;
+        let maps = validate(self.pid, &ranges)?;
         let me = std::process::id() as i32;
         let mut arm = None;
         if self.detector == Detector::UffdWp && !is_armed(&self.pagemap, &ranges) {
@@ -403,8 +412,11 @@ impl Tracker {
         }
         let bank = new_bank(name.as_deref(), me, self.pid, pages)?;
         let first_slot = first_slots(&ranges);
+        let file_backed = file_backed(&maps, &ranges);
         let mut resident = PageSet::new(pages);
         let mut pending = PageSet::new(pages);
+        // New file-backed pages are read now: their content before any write is the file's.
+        let mut new_file = Vec::new();
         for (ri, r) in ranges.iter().enumerate() {
             for (i, addr) in (r.start..r.end).step_by(PAGE as usize).enumerate() {
                 let slot = first_slot[ri] + i as u64;
@@ -418,15 +430,22 @@ impl Tracker {
                             pending.insert(slot);
                         }
                     }
+                    None if in_ranges(&file_backed, addr) => new_file.push(addr),
                     None => {
                         pending.insert(slot);
                     }
                 }
             }
         }
+        for (addr, fp) in fingerprints(&mut self.source, self.pid, &coalesce(new_file), self.threads)? {
+            let slot = slot_of(&ranges, &first_slot, addr);
+            resident.insert(slot);
+            bank.load(slot, fp)?;
+        }
         if arm.is_some() {
             self._arm = arm;
         }
+        self.file_backed = file_backed;
         self.ranges = ranges;
         self.first_slot = first_slot;
         self.pages = pages;
@@ -467,11 +486,13 @@ impl Tracker {
                 }
                 clear_soft_dirty(self.pid)?;
             }
-            // Only populated pages: the others are the zero page (see `baseline`).
+            // Only populated pages and file-backed ones: the others are the zero page (see
+            // `baseline`).
             Detector::FullRescan => {
                 for r in &self.ranges {
                     populated(&self.pagemap, *r, &mut self.scratch)?;
                 }
+                self.scratch = union(&self.scratch, &self.file_backed);
             }
         }
         if !self.pending.is_empty() {
@@ -658,6 +679,25 @@ fn first_slots(ranges: &[Range]) -> Vec<u64> {
     out
 }
 
+/// The parts of sorted `ranges` that `maps` says are not private anonymous memory.
+fn file_backed(maps: &[Mapping], ranges: &[Range]) -> Vec<Range> {
+    let mut out = Vec::new();
+    for m in maps.iter().filter(|m| !m.is_private_anon()) {
+        let first = ranges.partition_point(|r| r.end <= m.range.start);
+        for r in ranges[first..].iter().take_while(|r| r.start < m.range.end) {
+            out.push(Range::new(r.start.max(m.range.start), r.end.min(m.range.end)));
+        }
+    }
+    out.sort();
+    out
+}
+
+/// Whether `addr` lies in one of sorted, disjoint `ranges`.
+fn in_ranges(ranges: &[Range], addr: u64) -> bool {
+    let i = ranges.partition_point(|r| r.end <= addr);
+    ranges.get(i).is_some_and(|r| r.start <= addr)
+}
+
 /// Two sorted lists of ranges merged into one sorted list without overlaps.
 fn union(a: &[Range], b: &[Range]) -> Vec<Range> {
     let mut all: Vec<Range> = a.iter().chain(b).copied().collect();
@@ -693,7 +733,8 @@ impl Drop for Tracker {
     }
 }
 
-fn validate(pid: i32, ranges: &[Range]) -> Result<()> {
+/// Checks `ranges` against the process's mappings, which it returns.
+fn validate(pid: i32, ranges: &[Range]) -> Result<Vec<Mapping>> {
     let bad = |r: &Range, why| TrackError::BadRange { pid, start: r.start, end: r.end, why };
     if ranges.is_empty() {
         return Err(TrackError::BadRange { pid, start: 0, end: 0, why: "no range to watch" });
@@ -718,7 +759,7 @@ fn validate(pid: i32, ranges: &[Range]) -> Result<()> {
             return Err(bad(r, "not entirely mapped and readable"));
         }
     }
-    Ok(())
+    Ok(maps)
 }
 
 fn choose_detector(

@@ -5,10 +5,13 @@
 use atomik::track::ranges::{Range, PAGE};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 
-/// A private anonymous mapping in this process.
+/// A private anonymous mapping in this process, or a private mapping of a file
+/// ([`Region::file`]).
 pub struct Region {
     pub base: u64,
     pub pages: usize,
+    /// The mapped file, kept (named) while the mapping lives.
+    file: Option<tempfile::NamedTempFile>,
 }
 
 impl Region {
@@ -39,7 +42,35 @@ impl Region {
         // No transparent huge pages: the tests count 4 KiB copy-on-write copies.
         // SAFETY: advice on the mapping just created.
         unsafe { libc::madvise(p, pages * PAGE as usize, libc::MADV_NOHUGEPAGE) };
-        Region { base: p as u64, pages }
+        Region { base: p as u64, pages, file: None }
+    }
+
+    /// Maps a file of `pages` pages, page `i` holding the word `seed + i`, privately
+    /// (copy-on-write, as a program's initialised data is mapped) and writable, touching
+    /// none of its pages.
+    pub fn file(pages: usize, seed: u64) -> Region {
+        use std::io::Write;
+        let mut f = tempfile::NamedTempFile::new().unwrap();
+        for i in 0..pages {
+            let page: Vec<u8> =
+                std::iter::repeat_n((seed + i as u64).to_ne_bytes(), PAGE as usize / 8).flatten().collect();
+            f.write_all(&page).unwrap();
+        }
+        f.flush().unwrap();
+        // SAFETY: a private mapping of the file just written, without an address hint;
+        // checked below.
+        let p = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                pages * PAGE as usize,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE,
+                f.as_file().as_raw_fd(),
+                0,
+            )
+        };
+        assert_ne!(p, libc::MAP_FAILED, "mmap");
+        Region { base: p as u64, pages, file: Some(f) }
     }
 
     pub fn range(&self) -> Range {
