@@ -520,9 +520,7 @@ impl Holder {
                         || name.starts_with("[anon:"));
                 file = f[4] != "0" && name.starts_with('/');
                 counted = (anon || file) && f[1].starts_with("rw") && f[1].ends_with('p');
-            } else if counted && file && f[0] == "Size:" {
-                kb += f[1].parse::<u64>().unwrap();
-            } else if counted && !file && (f[0] == "Rss:" || f[0] == "Swap:") {
+            } else if counted && if file { f[0] == "Size:" } else { f[0] == "Rss:" || f[0] == "Swap:" } {
                 kb += f[1].parse::<u64>().unwrap();
             }
         }

@@ -82,7 +82,10 @@ fn reading_a_process_does_not_unshare_its_pages() {
 /// - `f`: forks a child that stays (no exec), so its pages are shared copy-on-write,
 ///   `FORKED`;
 /// - `d`: the same through a daemon's double fork: the child forks a grandchild that stays
-///   and exits at once, so the grandchild's parent is no longer the helper, `DAEMONIZED`;
+///   and exits at once, so the grandchild's parent is no longer the helper, and the helper
+///   reaps the child, `DAEMONIZED`;
+/// - `z`: the same, but the helper ignores SIGCHLD meanwhile: the kernel reaps the child,
+///   and the helper's count of its children's faults does not move, `DAEMONIZED`;
 /// - `e`: ends the children and grandchildren made so far, `ENDED`.
 ///
 /// At the end of stdin it ends them and exits.
@@ -155,8 +158,13 @@ fn idle_forker() {
                 children.push(stay(open(&mut pipe)));
                 say(b"\nFORKED\n");
             }
-            b'd' => {
+            b'd' | b'z' => {
                 let fds = open(&mut pipe);
+                let auto_reap = line[0] == b'z';
+                if auto_reap {
+                    // SAFETY: sets the SIGCHLD disposition; restored below.
+                    unsafe { libc::signal(libc::SIGCHLD, libc::SIG_IGN) };
+                }
                 // SAFETY: the child forks once and leaves with _exit.
                 let middle = unsafe { libc::fork() };
                 if middle == 0 {
@@ -164,8 +172,21 @@ fn idle_forker() {
                     // SAFETY: as above.
                     unsafe { libc::_exit(0) };
                 }
-                // SAFETY: waits for the child just made: then its child is re-parented.
-                unsafe { libc::waitpid(middle, std::ptr::null_mut(), 0) };
+                if auto_reap {
+                    // The kernel reaps it: wait until its pid is gone (at most 5 s).
+                    for _ in 0..5000 {
+                        // SAFETY: signal 0 only checks that the process exists.
+                        if unsafe { libc::kill(middle, 0) } != 0 {
+                            break;
+                        }
+                        std::thread::sleep(std::time::Duration::from_millis(1));
+                    }
+                    // SAFETY: as above.
+                    unsafe { libc::signal(libc::SIGCHLD, libc::SIG_DFL) };
+                } else {
+                    // SAFETY: waits for the child just made.
+                    unsafe { libc::waitpid(middle, std::ptr::null_mut(), 0) };
+                }
                 say(b"\nDAEMONIZED\n");
             }
             b'e' => {
@@ -305,18 +326,28 @@ fn a_changed_process_is_not_read_until_a_new_process_shares_its_pages() {
     p.ask(b"t", "TOUCHED");
     m.sample().unwrap();
 
-    p.ask(b"d", "DAEMONIZED");
-    let daemon = m.sample().unwrap();
-    assert_eq!(daemon.pagemaps_known_exclusive, 0);
-    assert!(
-        shared_of(&daemon, pid) >= owned + 128,
-        "its pages are shared with a grandchild it is not the parent of: {daemon:?}"
-    );
+    // A double fork: the grandchild's parent is not the helper. Whether the helper reaped
+    // the middle process (it is then the one to read) or the kernel did (then nothing
+    // points at the helper but the map counts), it is read again.
+    for (cmd, extra) in [(b"d", 128), (b"z", 256)] {
+        p.ask(b"t", "TOUCHED");
+        m.sample().unwrap();
+        p.ask(cmd, "DAEMONIZED");
+        let daemon = m.sample().unwrap();
+        assert_eq!(daemon.pagemaps_known_exclusive, 0, "{}", cmd[0] as char);
+        assert!(
+            shared_of(&daemon, pid) >= owned + extra,
+            "{}: its pages are shared with a grandchild it is not the parent of: {daemon:?}",
+            cmd[0] as char
+        );
+        p.ask(b"e", "ENDED");
+    }
 }
 
 /// With page frame numbers (CAP_SYS_ADMIN) the sharers of a new process's pages are
-/// counted: a forked child sends its parent back to the full read and leaves another
-/// changed process unread (one of 10 forks, for the processes made elsewhere meanwhile).
+/// counted: a forked child, or a double fork's grandchild whose middle process the parent
+/// reaped, sends the parent back to the full read and leaves another changed process unread
+/// (one of 10 forks each, for the processes made elsewhere meanwhile).
 #[test]
 fn a_forked_child_holding_pages_sends_only_its_parent_back_to_the_full_read() {
     use atomik::track::monitor::{Monitor, MonitorOptions};
@@ -331,24 +362,28 @@ fn a_forked_child_holding_pages_sends_only_its_parent_back_to_the_full_read() {
     let mut m = Monitor::new(MonitorOptions { pids: Some(vec![pp, qp]), ..MonitorOptions::default() });
     let first = m.sample().unwrap();
     let q_base = shared_of(&first, qp);
-    let mut only_q = false;
-    for _ in 0..10 {
-        p.ask(b"t", "TOUCHED");
-        q.ask(b"t", "TOUCHED");
-        m.sample().unwrap();
-        p.ask(b"f", "FORKED");
-        q.ask(b"t", "TOUCHED");
-        let s = m.sample().unwrap();
-        assert!(shared_of(&s, pp) >= 256, "the parent shares its pages with its child: {s:?}");
-        assert_eq!(shared_of(&s, qp), q_base);
-        if s.pagemaps_known_exclusive == 1 {
-            only_q = true;
-            break;
+    // A child, then a double fork whose middle process the parent reaps.
+    for cmd in [b"f", b"d"] {
+        let answer = if cmd == b"f" { "FORKED" } else { "DAEMONIZED" };
+        let mut only_q = false;
+        for _ in 0..10 {
+            p.ask(b"t", "TOUCHED");
+            q.ask(b"t", "TOUCHED");
+            m.sample().unwrap();
+            p.ask(cmd, answer);
+            q.ask(b"t", "TOUCHED");
+            let s = m.sample().unwrap();
+            assert!(shared_of(&s, pp) >= 256, "the parent shares its pages with its child: {s:?}");
+            assert_eq!(shared_of(&s, qp), q_base);
+            p.ask(b"e", "ENDED");
+            m.sample().unwrap();
+            if s.pagemaps_known_exclusive == 1 {
+                only_q = true;
+                break;
+            }
         }
-        p.ask(b"e", "ENDED");
-        m.sample().unwrap();
+        assert!(only_q, "{}: the other changed process was read every time", cmd[0] as char);
     }
-    assert!(only_q, "the other changed process was read at every fork");
 }
 
 /// `sample_anon` walks the page tables once per run of adjacent private anonymous mappings

@@ -4,13 +4,14 @@
 //! said so), then times, on this thread's CPU clock, one monitor sample (what the exporter
 //! does every --interval: the /proc, pagemap and cgroupfs reads) and one scrape (rendering
 //! /metrics), median of `--rounds`, without `--writes`/`--dups` as the exporter defaults.
-//! Samples are timed five times per round: with the processes idle since the previous
+//! Samples are timed six times per round: with the processes idle since the previous
 //! sample (their pagemaps are not read again); after every process touched a new page (a
 //! process that shared nothing and that no new process shares pages with is not read);
 //! the same after a fork elsewhere (`true`, gone before the sample); after one of the
 //! processes forked a child that holds its pages (only the parent is read again, when page
-//! frame numbers let the sharers be counted); and after one made a daemon's grandchild
-//! (its parent exited: the sharers cannot be told, every changed process is read). Against
+//! frame numbers let the sharers be counted); after one made a daemon's grandchild and
+//! reaped the middle process (the same); and the same with SIGCHLD ignored (the kernel
+//! reaps it: nothing points at the owner, every changed process is read). Against
 //! a baseline of the same run: reading the bytes of the per-process files a sample cannot
 //! skip.
 
@@ -74,7 +75,8 @@ impl Drop for Cgroups {
 /// (a fault, RSS + 1 page: the process changed), does what the byte says and answers one
 /// byte; exits at end of input. `t`: nothing more; `f`: forks a child that holds the pages
 /// (shared copy-on-write); `d`: the same through a daemon's double fork (the child's child
-/// stays, the child exits and is reaped); `e`: ends them.
+/// stays, the child exits and is reaped here); `z`: the same with SIGCHLD ignored meanwhile
+/// (the kernel reaps the child); `e`: ends them.
 fn hold(mib: usize) -> Result<()> {
     use std::io::{Read, Write};
     let mem: Vec<u8> = (0..mib << 20).map(|i| (i >> 12) as u8 ^ 0x5a).collect();
@@ -86,14 +88,31 @@ fn hold(mib: usize) -> Result<()> {
     while i.read(&mut b)? == 1 {
         more.resize((more.len() + 4096).min(more.capacity()), 1);
         match b[0] {
-            b'f' | b'd' => {
+            b'f' | b'd' | b'z' => {
+                use nix::sys::signal::{signal, SigHandler, Signal};
                 let (r, w) = match &ends {
                     Some(e) => e,
                     None => ends.insert(nix::unistd::pipe().context("pipe")?),
                 };
-                children.push(stay(r, w, b[0] == b'd')?);
-                if b[0] == b'd' {
-                    nix::sys::wait::waitpid(children.pop(), None).context("waitpid")?;
+                if b[0] == b'z' {
+                    // SAFETY: SIG_IGN installs no handler; restored below.
+                    unsafe { signal(Signal::SIGCHLD, SigHandler::SigIgn) }.context("signal")?;
+                }
+                let child = stay(r, w, b[0] != b'f')?;
+                match b[0] {
+                    b'f' => children.push(child),
+                    b'd' => drop(nix::sys::wait::waitpid(child, None).context("waitpid")?),
+                    _ => {
+                        // The kernel reaps it: until its pid is gone (at most 5 s).
+                        for _ in 0..5000 {
+                            if nix::sys::signal::kill(child, None).is_err() {
+                                break;
+                            }
+                            std::thread::sleep(std::time::Duration::from_millis(1));
+                        }
+                        // SAFETY: as above.
+                        unsafe { signal(Signal::SIGCHLD, SigHandler::SigDfl) }.context("signal")?;
+                    }
                 }
             }
             b'e' => {
@@ -175,6 +194,7 @@ struct Timings {
     forked: Vec<f64>,
     child: Vec<f64>,
     daemon: Vec<f64>,
+    auto_reaped: Vec<f64>,
     lean: Vec<f64>,
     scrape: Vec<f64>,
     rows: usize,
@@ -185,6 +205,7 @@ struct Timings {
     exclusive_forked: u64,
     exclusive_child: u64,
     exclusive_daemon: u64,
+    exclusive_auto_reaped: u64,
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -277,9 +298,11 @@ pub fn run(args: &ExporterBenchArgs, json_out: bool) -> Result<()> {
         t.exclusive_forked = snap.pagemaps_known_exclusive;
         // One process forked a child that holds its pages, then made a daemon's grandchild;
         // each ended before the next (an untimed sample after).
-        for (cmd, cpu, exclusive) in
-            [(b'f', &mut t.child, &mut t.exclusive_child), (b'd', &mut t.daemon, &mut t.exclusive_daemon)]
-        {
+        for (cmd, cpu, exclusive) in [
+            (b'f', &mut t.child, &mut t.exclusive_child),
+            (b'd', &mut t.daemon, &mut t.exclusive_daemon),
+            (b'z', &mut t.auto_reaped, &mut t.exclusive_auto_reaped),
+        ] {
             touch_all(&mut held, cmd)?;
             let c = thread_cpu_seconds();
             let snap = m.sample()?;
@@ -308,6 +331,7 @@ pub fn run(args: &ExporterBenchArgs, json_out: bool) -> Result<()> {
     let (bare, idle, busy, lean, scrape) =
         (median(t.bare), median(t.idle), median(t.busy), median(t.lean), median(t.scrape));
     let (forked, child, daemon) = (median(t.forked), median(t.child), median(t.daemon));
+    let auto_reaped = median(t.auto_reaped);
     let (idle_wall, n) = (median(t.idle_wall), args.procs as u64);
     if json_out {
         println!(
@@ -320,6 +344,8 @@ pub fn run(args: &ExporterBenchArgs, json_out: bool) -> Result<()> {
                    "sample_busy_after_fork_cpu_ms": forked, "pagemaps_known_exclusive_after_fork": t.exclusive_forked,
                    "sample_busy_forked_child_cpu_ms": child, "pagemaps_known_exclusive_forked_child": t.exclusive_child,
                    "sample_busy_daemon_cpu_ms": daemon, "pagemaps_known_exclusive_daemon": t.exclusive_daemon,
+                   "sample_busy_daemon_auto_reaped_cpu_ms": auto_reaped,
+                   "pagemaps_known_exclusive_daemon_auto_reaped": t.exclusive_auto_reaped,
                    "sample_no_cow_cpu_ms": lean, "scrape_cpu_ms": scrape, "scrape_bytes": t.bytes,
                    "loadavg_before": load_before, "loadavg_after": load_after})
         );
@@ -371,9 +397,15 @@ pub fn run(args: &ExporterBenchArgs, json_out: bool) -> Result<()> {
     )?;
     writeln!(
         o,
-        "| the same, one process made a daemon's grandchild (not read: {}/{n}) | {daemon:.1} | {} |",
+        "| the same, one process made a daemon's grandchild, reaping the child (not read: {}/{n}) | {daemon:.1} | {} |",
         t.exclusive_daemon,
         x(daemon)
+    )?;
+    writeln!(
+        o,
+        "| the same with SIGCHLD ignored: the kernel reaps the child (not read: {}/{n}) | {auto_reaped:.1} | {} |",
+        t.exclusive_auto_reaped,
+        x(auto_reaped)
     )?;
     writeln!(o, "| one sample with --no-cow (no pagemap reads) | {lean:.1} | {} |", x(lean))?;
     writeln!(o, "| one scrape (render /metrics, {} bytes) | {scrape:.2} | |", t.bytes)?;

@@ -176,6 +176,8 @@ pub const COW_ENGINE_KERNEL: &str = "/dev/atomik REGION_COW";
 struct ProcState {
     /// Its start time: another one means another process got the pid.
     start_ticks: Option<u64>,
+    /// Its waited-for children's fault counts at the previous sample.
+    child_faults: Option<(u64, u64)>,
     anon: Option<AnonSample>,
     /// The kernel engine's COW watch, used when PFNs are hidden.
     kcow: Option<ProcessCow>,
@@ -327,6 +329,7 @@ impl Monitor {
             };
             let fresh = || ProcState {
                 start_ticks: info.start_ticks,
+                child_faults: None,
                 anon: None,
                 kcow: None,
                 anon_sig: None,
@@ -336,6 +339,7 @@ impl Monitor {
             if st.start_ticks != info.start_ticks {
                 *st = fresh();
             }
+            st.child_faults = info.child_faults;
             if self.opts.cow && info.rss_bytes > 0 {
                 // Read before the pagemap, so a change during the read shows next time.
                 let sig = info.faults.map(|faults| AnonSig {
@@ -634,7 +638,17 @@ impl Monitor {
                     })
                     .map(|p| p.pid)
                     .collect();
-                old_sharers(&self.opts.proc_root, new, &read_anyway, &mut samples)
+                // Those that reaped a child: a double fork's grandparent waits for the
+                // middle process, and maps the grandchild's pages.
+                let reapers: Vec<i32> = procs
+                    .iter()
+                    .filter(|p| {
+                        let before = self.state.get(&p.pid).and_then(|s| s.child_faults);
+                        before.is_some() && p.child_faults != before
+                    })
+                    .map(|p| p.pid)
+                    .collect();
+                old_sharers(&self.opts.proc_root, new, &read_anyway, &reapers, &mut samples)
             }
         };
         (sharers, samples)

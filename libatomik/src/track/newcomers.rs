@@ -154,7 +154,8 @@ fn stat(proc_root: &Path, pid: i32) -> Option<procfs::process::Stat> {
 pub enum OldSharers {
     /// None: no new process maps a shared page.
     None,
-    /// At most these (the new processes' nearest older ancestors).
+    /// At most these (the new processes' nearest older ancestors, and the processes that
+    /// reaped a child).
     These(HashSet<i32>),
     /// Any process: the sharers could not be told.
     Any,
@@ -178,20 +179,29 @@ pub type Samples = HashMap<i32, Result<AnonSample>>;
 ///
 /// A new process's shared pages come from its ancestors: the nearest older one (its parent,
 /// or further up where the parent is new too) maps them unless a process between them
-/// exited and it was re-parented (a daemon's double fork). With page frame numbers
-/// (CAP_SYS_ADMIN) that is checked: for every shared page of a new process, the mappings
-/// counted in the new processes, their nearest older ancestors and `read_anyway` (the
-/// processes whose pagemap is read whatever this says, those that already shared pages)
-/// must add up to the page's map count in `/proc/kpagecount`, else some other process maps
-/// it and [`OldSharers::Any`] is returned. The map counts are read first and the samples
+/// exited and it was re-parented (a daemon's double fork: then the grandparent, which
+/// mostly waited for the middle process and is among `reapers`, the processes whose
+/// waited-for children's fault counts moved). With page frame numbers (CAP_SYS_ADMIN)
+/// that is checked: for every shared page of a new process, the mappings counted in the
+/// new processes, their nearest older ancestors, `reapers` and `read_anyway` (the processes
+/// whose pagemap is read whatever this says, those that already shared pages) must add up
+/// to the page's map count in `/proc/kpagecount`, else some other process maps it and
+/// [`OldSharers::Any`] is returned. The map counts are read first and the samples
 /// after them: a process only loses mappings of an existing page meanwhile (a COW break, an
 /// unmap; a fork makes a process new in the next sample, a KSM merge moves its KSM count),
 /// so equal sums mean no other process mapped the page when it was counted. Without page
 /// frame numbers, or when a new process holds swap entries (which have no map count here)
 /// or cannot be read, it is `Any` whenever a new process maps a shared page.
 ///
-/// Every sample read is left in `samples` (new processes, ancestors, `read_anyway`).
-pub fn old_sharers(proc_root: &Path, new: &[i32], read_anyway: &[i32], samples: &mut Samples) -> OldSharers {
+/// Every sample read is left in `samples` (new processes, ancestors, reapers,
+/// `read_anyway`).
+pub fn old_sharers(
+    proc_root: &Path,
+    new: &[i32],
+    read_anyway: &[i32],
+    reapers: &[i32],
+    samples: &mut Samples,
+) -> OldSharers {
     let read = |pid: i32| -> Option<Result<AnonSample>> {
         match sample_anon(proc_root, pid) {
             // It exited: its pages are unmapped, it shares nothing.
@@ -238,10 +248,14 @@ pub fn old_sharers(proc_root: &Path, new: &[i32], read_anyway: &[i32], samples: 
             }
         }
     }
+    // Ancestors and reapers are where the pages are expected: one that cannot be read (pid
+    // 1 may not be) is not counted, and the sums tell whether it mattered.
+    let mut named = ancestors.clone();
+    named.extend(reapers.iter().copied().filter(|p| !is_new.contains(p)));
     let mut counted: HashMap<u64, u64> = pfns.iter().map(|&p| (p, 0)).collect();
     let mut readers: Vec<i32> = new.to_vec();
-    readers.extend(ancestors.iter().copied().filter(|p| !is_new.contains(p)));
-    readers.extend(read_anyway.iter().copied().filter(|p| !is_new.contains(p) && !ancestors.contains(p)));
+    readers.extend(named.iter().copied().filter(|p| !is_new.contains(p)));
+    readers.extend(read_anyway.iter().copied().filter(|p| !is_new.contains(p) && !named.contains(p)));
     for pid in readers {
         let Some(r) = read(pid) else { continue };
         match &r {
@@ -253,14 +267,14 @@ pub fn old_sharers(proc_root: &Path, new: &[i32], read_anyway: &[i32], samples: 
                     }
                 }
             }
-            Err(_) if is_new.contains(&pid) || ancestors.contains(&pid) => return OldSharers::Any,
+            Err(_) if is_new.contains(&pid) => return OldSharers::Any,
             Err(_) => {}
         }
         samples.insert(pid, r);
     }
     let all_counted = pfns.iter().zip(&counts).all(|(p, &n)| counted.get(p) == Some(&n));
     if all_counted {
-        OldSharers::These(ancestors)
+        OldSharers::These(named)
     } else {
         OldSharers::Any
     }

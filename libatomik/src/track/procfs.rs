@@ -29,6 +29,9 @@ pub struct ProcInfo {
     /// When it started, clock ticks since boot (from `stat`): with the pid, who it is (a
     /// pid can be reused between two samples).
     pub start_ticks: Option<u64>,
+    /// Page faults of its children it has waited for, `(minor, major)` (from `stat`): they
+    /// move when it reaps a child.
+    pub child_faults: Option<(u64, u64)>,
 }
 
 /// What a sample needs of a process beyond what `/proc/PID/stat` and `statm` give (name,
@@ -246,6 +249,7 @@ pub fn read_proc_kept(
     };
     let faults = stat.as_ref().map(|(s, _)| (s.minflt, s.majflt));
     let start_ticks = stat.as_ref().map(|(s, _)| s.starttime);
+    let child_faults = stat.as_ref().map(|(s, _)| (s.cminflt, s.cmajflt));
     let (ppid, name, rss_bytes) = match (&status, stat) {
         (Some(st), _) => (st.ppid, st.name.clone(), st.vmrss.unwrap_or(0) * 1024),
         (None, Some((s, m))) => (s.ppid, s.comm, m.resident * PAGE),
@@ -262,6 +266,7 @@ pub fn read_proc_kept(
         ksm_profit,
         faults,
         start_ticks,
+        child_faults,
     }))
 }
 
