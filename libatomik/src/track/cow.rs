@@ -18,7 +18,7 @@ use super::error::Result;
 use super::maps::read_maps;
 use super::memread::MemReader;
 use super::pagemap::{PageEntry, Pagemap};
-use super::ranges::{coalesce, Range, PAGE};
+use super::ranges::{clip, coalesce, Range, PAGE};
 use super::scan::{populated, populated_and_zero};
 use std::path::Path;
 
@@ -122,14 +122,6 @@ pub fn sample_anon(proc_root: &Path, pid: i32) -> Result<AnonSample> {
 /// Spans of unpopulated pages up to this long are read with their neighbours in one
 /// pagemap read (8 bytes a page) rather than split into two reads.
 const PAGEMAP_GAP_PAGES: u64 = 64;
-
-/// The parts of sorted, disjoint `ranges` inside `within`, appended to `out`.
-fn clip(ranges: &[Range], within: Range, out: &mut Vec<Range>) {
-    let first = ranges.partition_point(|r| r.end <= within.start);
-    for r in ranges[first..].iter().take_while(|r| r.start < within.end) {
-        out.push(Range::new(r.start.max(within.start), r.end.min(within.end)));
-    }
-}
 
 /// Joins sorted ranges separated by at most `gap` bytes.
 fn merge_close(ranges: &mut Vec<Range>, gap: u64) {

@@ -47,6 +47,20 @@ pub fn coalesce(addrs: impl IntoIterator<Item = u64>) -> Vec<Range> {
     out
 }
 
+/// The parts of sorted, disjoint `ranges` inside `within`, appended to `out`.
+pub fn clip(ranges: &[Range], within: Range, out: &mut Vec<Range>) {
+    let first = ranges.partition_point(|r| r.end <= within.start);
+    for r in ranges[first..].iter().take_while(|r| r.start < within.end) {
+        out.push(Range::new(r.start.max(within.start), r.end.min(within.end)));
+    }
+}
+
+/// Whether `addr` lies in one of sorted, disjoint `ranges`.
+pub fn contains(ranges: &[Range], addr: u64) -> bool {
+    let i = ranges.partition_point(|r| r.end <= addr);
+    ranges.get(i).is_some_and(|r| r.start <= addr)
+}
+
 /// Total pages in `ranges`.
 pub fn total_pages(ranges: &[Range]) -> u64 {
     ranges.iter().map(Range::pages).sum()

@@ -22,7 +22,7 @@ use super::fingerprint::fingerprint;
 use super::maps::{read_maps, Mapping};
 use super::memread::MemReader;
 use super::pagemap::{clear_soft_dirty, soft_dirty_supported, PageEntry, Pagemap};
-use super::ranges::{coalesce, total_pages, Range, PAGE};
+use super::ranges::{clip, coalesce, contains, total_pages, Range, PAGE};
 use super::scan::{is_armed, populated, scan_written, WpArm};
 use crate::{Bank, CreateOptions, Op};
 use std::path::Path;
@@ -430,7 +430,7 @@ impl Tracker {
                             pending.insert(slot);
                         }
                     }
-                    None if in_ranges(&file_backed, addr) => new_file.push(addr),
+                    None if contains(&file_backed, addr) => new_file.push(addr),
                     None => {
                         pending.insert(slot);
                     }
@@ -683,19 +683,10 @@ fn first_slots(ranges: &[Range]) -> Vec<u64> {
 fn file_backed(maps: &[Mapping], ranges: &[Range]) -> Vec<Range> {
     let mut out = Vec::new();
     for m in maps.iter().filter(|m| !m.is_private_anon()) {
-        let first = ranges.partition_point(|r| r.end <= m.range.start);
-        for r in ranges[first..].iter().take_while(|r| r.start < m.range.end) {
-            out.push(Range::new(r.start.max(m.range.start), r.end.min(m.range.end)));
-        }
+        clip(ranges, m.range, &mut out);
     }
     out.sort();
     out
-}
-
-/// Whether `addr` lies in one of sorted, disjoint `ranges`.
-fn in_ranges(ranges: &[Range], addr: u64) -> bool {
-    let i = ranges.partition_point(|r| r.end <= addr);
-    ranges.get(i).is_some_and(|r| r.start <= addr)
 }
 
 /// Two sorted lists of ranges merged into one sorted list without overlaps.
